@@ -1,0 +1,308 @@
+"""Checks at the Python boundary, run before any tracing or compilation.
+
+Every function here raises a plain ``ValueError`` whose message names the
+problem and what to change. Nothing here modifies the caller's arrays: inputs
+are copied (``np.array(..., copy=True)``) whenever they are converted.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+DTYPES = ("float64", "float32")
+
+NOT_FITTED_MESSAGE = (
+    "This {name} instance is not fitted yet. Call 'fit' with appropriate "
+    "arguments before using this estimator."
+)
+
+ILL_DEFINED_COVARIANCE_MESSAGE = (
+    "Fitting the mixture model failed because some components have "
+    "ill-defined empirical covariance (for instance caused by singleton "
+    "or collapsed samples). Try to decrease the number of components, "
+    "increase reg_covar, or scale the input data."
+)
+FLOAT32_HINT = (
+    " The numerical accuracy can also be improved by passing dtype='float64' "
+    "instead of float32."
+)
+
+
+def check_dtype(dtype) -> np.dtype:
+    """Return the NumPy float dtype named by ``dtype`` ('float64' or 'float32')."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ValueError(
+            f"dtype must be 'float64' or 'float32', got {dtype!r}. Use "
+            "'float64' for accuracy (the default) or 'float32' for speed."
+        )
+    return resolved
+
+
+def check_choice(name: str, value, choices) -> str:
+    """Raise unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"Invalid value for '{name}': {value!r}. It must be one of "
+            f"{', '.join(repr(c) for c in choices)}."
+        )
+    return value
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """Raise unless ``value`` is an integer (not bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"Invalid value for '{name}': {value!r}. It must be an integer "
+            f">= {minimum}."
+        )
+    return int(value)
+
+
+def check_nonnegative_float(name: str, value, strict: bool = False) -> float:
+    """Raise unless ``value`` is a finite real number >= 0 (> 0 if strict)."""
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and (value > 0 if strict else value >= 0)
+    )
+    if not ok:
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(
+            f"Invalid value for '{name}': {value!r}. It must be a finite "
+            f"number {bound}."
+        )
+    return float(value)
+
+
+def check_array(X, dtype: np.dtype, name: str = "X", min_samples: int = 1) -> np.ndarray:
+    """Validate a data matrix and return a fresh 2-D array of ``dtype``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data. Lists, NumPy arrays and JAX arrays are accepted.
+    dtype : numpy.dtype
+        The float dtype of the returned array.
+    name : str
+        The name used in error messages.
+    min_samples : int
+        The minimal number of rows.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        A copy of the input; the caller's array is never modified.
+    """
+    if X is None:
+        raise ValueError(f"{name} is None. Pass an array of shape (n_samples, n_features).")
+    try:
+        array = np.array(X, copy=True)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{name} could not be converted to a numeric array ({err}). Pass a "
+            "2-D array of shape (n_samples, n_features) with rows of equal length."
+        ) from None
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise ValueError(
+            f"{name} must contain numbers, got dtype {array.dtype}. Convert the "
+            "data to a numeric array of shape (n_samples, n_features)."
+        )
+    if np.iscomplexobj(array):
+        raise ValueError(f"{name} must be real-valued, got complex data.")
+    if array.ndim != 2:
+        hint = (
+            " Reshape your data with X.reshape(-1, 1) if it has a single "
+            "feature or X.reshape(1, -1) if it contains a single sample."
+            if array.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"Expected a 2-D array for {name} of shape (n_samples, n_features), "
+            f"got an array with {array.ndim} dimension(s) and shape {array.shape}.{hint}"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty: shape {array.shape}. At least one sample and one "
+            "feature are required."
+        )
+    if array.shape[0] < min_samples:
+        raise ValueError(
+            f"{name} has {array.shape[0]} sample(s), but at least {min_samples} "
+            "are required."
+        )
+    array = array.astype(dtype, copy=False)
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
+        raise ValueError(
+            f"{name} contains {kind} (first at row {bad[0]}, column {bad[1]}). "
+            "Remove or impute non-finite values before fitting."
+        )
+    if not array.flags.writeable:
+        array = array.copy()
+    return array
+
+
+def check_n_samples(n_samples: int, n_components: int) -> None:
+    """Raise when there are fewer samples than components."""
+    if n_samples < n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = "
+            f"{n_components}, n_samples = {n_samples}. Use fewer components "
+            "or more data."
+        )
+
+
+def check_n_features(X: np.ndarray, n_features: int) -> None:
+    """Raise when ``X`` does not have the number of features seen in fit."""
+    if X.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but this model was fitted with "
+            f"{n_features} features. Pass data with the same columns as in fit."
+        )
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.ndarray:
+    """Validate ``sample_weight`` and return a fresh array of shape (n_samples,).
+
+    ``None`` gives unit weights. Weights must be finite, non-negative and not
+    all zero.
+    """
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    try:
+        weights = np.array(sample_weight, dtype=dtype, copy=True)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "sample_weight could not be converted to a float array. Pass a 1-D "
+            "array of non-negative numbers, one per sample."
+        ) from None
+    if weights.ndim == 0:
+        weights = np.full(n_samples, weights, dtype=dtype)
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight has shape {weights.shape}, expected ({n_samples},): "
+            "one weight per sample of X."
+        )
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("sample_weight contains NaN or infinity. Pass finite weights.")
+    if np.any(weights < 0):
+        raise ValueError(
+            f"sample_weight contains negative values (min {weights.min():g}). "
+            "Weights must be non-negative."
+        )
+    if not np.any(weights > 0):
+        raise ValueError(
+            "sample_weight is zero for every sample. At least one weight must be positive."
+        )
+    return weights
+
+
+def check_positive_weight_count(sample_weight: np.ndarray, n_components: int) -> None:
+    """Raise when fewer samples carry weight than there are components."""
+    n_positive = int(np.count_nonzero(sample_weight > 0))
+    if n_positive < n_components:
+        raise ValueError(
+            f"Only {n_positive} sample(s) have a positive sample_weight, fewer "
+            f"than n_components = {n_components}. Use fewer components or give "
+            "weight to more samples."
+        )
+
+
+def _check_shape(array: np.ndarray, shape: tuple, name: str) -> None:
+    if array.shape != tuple(shape):
+        raise ValueError(
+            f"The parameter '{name}' should have the shape of {tuple(shape)}, "
+            f"but got {array.shape}."
+        )
+
+
+def _as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=dtype, copy=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"The parameter '{name}' could not be converted to a float array.") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"The parameter '{name}' contains NaN or infinity.")
+    return array
+
+
+def check_weights(weights, n_components: int, dtype: np.dtype) -> np.ndarray:
+    """Validate user-provided mixture weights: shape (n_components,), a simplex."""
+    weights = _as_float_array(weights, "weights_init", dtype)
+    _check_shape(weights, (n_components,), "weights_init")
+    if np.any(weights < 0) or np.any(weights > 1):
+        raise ValueError(
+            "The parameter 'weights_init' should be in the range [0, 1], but got "
+            f"max value {weights.max():.5f}, min value {weights.min():.5f}."
+        )
+    atol = 1e-6 if dtype == np.float32 else 1e-8
+    if abs(1.0 - float(weights.sum())) > atol:
+        raise ValueError(
+            "The parameter 'weights_init' should be normalized, but got "
+            f"sum(weights_init) = {weights.sum():.5f}. Divide by the sum."
+        )
+    return weights
+
+
+def check_means(means, n_components: int, n_features: int, dtype: np.dtype) -> np.ndarray:
+    """Validate user-provided means: shape (n_components, n_features), finite."""
+    means = _as_float_array(means, "means_init", dtype)
+    _check_shape(means, (n_components, n_features), "means_init")
+    return means
+
+
+def _is_symmetric_positive_definite(matrix: np.ndarray) -> bool:
+    if not np.allclose(matrix, matrix.T):
+        return False
+    return bool(np.all(np.linalg.eigvalsh(matrix) > 0.0))
+
+
+def precisions_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    """The shape of precisions / covariances for ``covariance_type``."""
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def check_precisions(
+    precisions, covariance_type: str, n_components: int, n_features: int, dtype: np.dtype
+) -> np.ndarray:
+    """Validate user-provided precisions for ``covariance_type``.
+
+    Shapes: 'full' (n_components, n_features, n_features), 'tied'
+    (n_features, n_features), 'diag' (n_components, n_features), 'spherical'
+    (n_components,). Matrices must be symmetric positive definite, and
+    diagonal or spherical precisions strictly positive.
+    """
+    precisions = _as_float_array(precisions, "precisions_init", dtype)
+    _check_shape(
+        precisions,
+        precisions_shape(covariance_type, n_components, n_features),
+        "precisions_init",
+    )
+    if covariance_type in ("diag", "spherical"):
+        if np.any(precisions <= 0.0):
+            raise ValueError(f"'{covariance_type} precision' should be positive.")
+    else:
+        matrices = precisions[None] if covariance_type == "tied" else precisions
+        if not all(_is_symmetric_positive_definite(m) for m in matrices):
+            raise ValueError(
+                f"'{covariance_type} precision' should be symmetric, "
+                "positive-definite."
+            )
+    return precisions
