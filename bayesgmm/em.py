@@ -1,0 +1,758 @@
+"""Expectation-maximisation for Gaussian mixtures: a pure functional JAX core.
+
+The data live on the device as fixed-size blocks, ``X_blocks`` of shape
+(n_blocks, block_size, n_features) with ``weight_blocks`` of shape
+(n_blocks, block_size); padding rows carry weight zero and so contribute
+nothing. One EM iteration is one pass over the blocks (``lax.scan``) that
+accumulates the sufficient statistics, followed by the M-step on those
+statistics. The whole fit is one ``lax.while_loop`` inside one ``jit``, with
+the convergence test (change of the mean log-likelihood below ``tol``, as in
+scikit-learn) on the device.
+
+The statistics are accumulated around a shift (the current means), so the
+covariances are computed from centred data in a single pass::
+
+    first_k  = sum_n w_n r_nk (x_n - s_k)
+    second_k = sum_n w_n r_nk (x_n - s_k)(x_n - s_k)^T
+    mu_k     = s_k + first_k / N_k
+    Sigma_k  = second_k / N_k - (mu_k - s_k)(mu_k - s_k)^T + reg_covar I
+
+which is exact, and accurate because ``mu_k - s_k`` is small near convergence.
+
+Host-side initialisation (``initial_responsibilities``) reproduces
+scikit-learn's random stream, so a ``random_state`` gives the same
+initialisation as ``sklearn.mixture.GaussianMixture``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from bayesgmm import gaussian
+
+# Elements of one block's (block_size, n_components, n_features) intermediate:
+# small enough to stay in cache, large enough that matrix products are efficient.
+BLOCK_ELEMENTS = 1 << 16
+MIN_BLOCK_SIZE = 256
+MAX_BLOCK_SIZE = 1 << 14
+
+
+class GMMParams(NamedTuple):
+    """Parameters of a Gaussian mixture (a pytree of arrays)."""
+
+    weights: jax.Array  # (n_components,)
+    means: jax.Array  # (n_components, n_features)
+    covariances: jax.Array  # per covariance_type, see bayesgmm.gaussian
+    precisions_cholesky: jax.Array  # per covariance_type
+
+
+class SufficientStats(NamedTuple):
+    """Weighted sums over the data, accumulated around ``shift``."""
+
+    weight_sum: jax.Array  # (n_components,) sum_n w_n r_nk
+    first: jax.Array  # (n_components, n_features)
+    second: jax.Array  # (n_components, D, D) for full/tied, (n_components, D) otherwise
+    log_likelihood: jax.Array  # () sum_n w_n log p(x_n)
+    total_weight: jax.Array  # () sum_n w_n
+
+
+class EMState(NamedTuple):
+    """Carry of the EM while-loop."""
+
+    params: GMMParams
+    lower_bound: jax.Array  # () mean log-likelihood of the last E-step
+    n_iter: jax.Array  # () int
+    converged: jax.Array  # () bool
+    failed: jax.Array  # () bool: a covariance stopped being positive definite
+    lower_bounds: jax.Array  # (max_iter,) history, NaN past n_iter
+
+
+class EMResult(NamedTuple):
+    """Result of a fit, as NumPy arrays on the host."""
+
+    params: GMMParams
+    lower_bound: float
+    n_iter: int
+    converged: bool
+    lower_bounds: np.ndarray  # (n_iter,)
+
+
+# --------------------------------------------------------------------------
+# Precision scope and data layout (host side)
+# --------------------------------------------------------------------------
+
+
+def precision_scope(dtype):
+    """Context in which JAX computes in ``dtype`` without touching global settings.
+
+    float64 needs JAX's x64 mode; ``jax.enable_x64`` is scoped, so the user's
+    global setting is left as it was.
+    """
+    if np.dtype(dtype) == np.float64:
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
+def _bucket(count: int) -> int:
+    """Round ``count`` up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ...
+
+    Sizes within a bucket share one compiled program; at most a third of the
+    padded work is wasted.
+    """
+    if count <= 2:
+        return max(count, 1)
+    power = 1 << (count - 1).bit_length()
+    three_quarters = 3 * power // 4
+    return three_quarters if count <= three_quarters else power
+
+
+def block_layout(n_samples: int, n_components: int, n_features: int) -> tuple[int, int]:
+    """Block size and number of blocks for data of ``n_samples`` rows.
+
+    Returns
+    -------
+    block_size, n_blocks : int
+        ``block_size * n_blocks >= n_samples``, both bucketed so that nearby
+        sample counts reuse the same compiled program.
+    """
+    block_size = BLOCK_ELEMENTS // max(n_components * n_features, 1)
+    block_size = int(np.clip(block_size, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE))
+    block_size = 1 << (block_size.bit_length() - 1)
+    if n_samples <= block_size:
+        return _bucket(max(n_samples, 8)), 1
+    return block_size, _bucket(-(-n_samples // block_size))
+
+
+def to_blocks(array: np.ndarray, block_size: int, n_blocks: int) -> np.ndarray:
+    """Zero-pad the leading axis to ``block_size * n_blocks`` and split it into blocks."""
+    padded = np.zeros((block_size * n_blocks,) + array.shape[1:], dtype=array.dtype)
+    padded[: array.shape[0]] = array
+    return padded.reshape((n_blocks, block_size) + array.shape[1:])
+
+
+def from_blocks(blocks, n_samples: int) -> np.ndarray:
+    """Inverse of :func:`to_blocks`: a host array of the first ``n_samples`` rows."""
+    blocks = np.asarray(blocks)
+    return blocks.reshape((-1,) + blocks.shape[2:])[:n_samples]
+
+
+# --------------------------------------------------------------------------
+# E-step and M-step (pure, unjitted)
+# --------------------------------------------------------------------------
+
+
+def estimate_weighted_log_prob(X, params: GMMParams, covariance_type: str):
+    """``log pi_k + log N(x | mu_k, Sigma_k)``, shape (n_samples, n_components)."""
+    log_prob = gaussian.log_gaussian_prob(
+        X, params.means, params.precisions_cholesky, covariance_type
+    )
+    return log_prob + jnp.log(params.weights)
+
+
+def e_step(X, params: GMMParams, covariance_type: str):
+    """Responsibilities in log space.
+
+    Returns
+    -------
+    log_prob_norm : Array of shape (n_samples,)
+        ``log p(x_n)``.
+    log_resp : Array of shape (n_samples, n_components)
+        ``log r_nk``.
+    """
+    weighted = estimate_weighted_log_prob(X, params, covariance_type)
+    log_prob_norm = jax.nn.logsumexp(weighted, axis=1)
+    return log_prob_norm, weighted - log_prob_norm[:, None]
+
+
+def responsibility_statistics(X, sample_weight, resp, shift, covariance_type: str):
+    """Sufficient statistics of one block for given responsibilities.
+
+    Parameters
+    ----------
+    X : Array of shape (block_size, n_features)
+    sample_weight : Array of shape (block_size,)
+    resp : Array of shape (block_size, n_components)
+    shift : Array of shape (n_components, n_features)
+    covariance_type : str
+
+    Returns
+    -------
+    SufficientStats (with ``log_likelihood`` zero).
+    """
+    weighted_resp = resp * sample_weight[:, None]
+    centred = X[:, None, :] - shift
+    first = jnp.einsum("nk,nkd->kd", weighted_resp, centred)
+    if covariance_type in ("full", "tied"):
+        second = jnp.einsum("nkd,nke->kde", centred * weighted_resp[:, :, None], centred)
+    else:
+        second = jnp.einsum("nk,nkd->kd", weighted_resp, jnp.square(centred))
+    zero = jnp.zeros((), X.dtype)
+    return SufficientStats(
+        weighted_resp.sum(axis=0), first, second, zero, sample_weight.sum()
+    )
+
+
+def block_statistics(X, sample_weight, params: GMMParams, covariance_type: str):
+    """E-step on one block, reduced at once to sufficient statistics."""
+    log_prob_norm, log_resp = e_step(X, params, covariance_type)
+    stats = responsibility_statistics(
+        X, sample_weight, jnp.exp(log_resp), params.means, covariance_type
+    )
+    return stats._replace(log_likelihood=jnp.sum(sample_weight * log_prob_norm))
+
+
+def _add_stats(total: SufficientStats, block: SufficientStats) -> SufficientStats:
+    return jax.tree_util.tree_map(jnp.add, total, block)
+
+
+def _scan_sum(block_fn, *block_arrays):
+    """Sum ``block_fn`` over the leading (block) axis of ``block_arrays``."""
+    first = block_fn(*(array[0] for array in block_arrays))
+    if block_arrays[0].shape[0] == 1:
+        return first
+
+    def body(total, blocks):
+        return _add_stats(total, block_fn(*blocks)), None
+
+    total, _ = lax.scan(body, first, tuple(array[1:] for array in block_arrays))
+    return total
+
+
+def accumulate_statistics(X_blocks, weight_blocks, params: GMMParams, covariance_type: str):
+    """E-step over all blocks: the statistics the M-step needs, and the log-likelihood.
+
+    Parameters
+    ----------
+    X_blocks : Array of shape (n_blocks, block_size, n_features)
+    weight_blocks : Array of shape (n_blocks, block_size)
+    params : GMMParams
+    covariance_type : str
+
+    Returns
+    -------
+    SufficientStats, accumulated around ``params.means``.
+    """
+    return _scan_sum(
+        lambda X, w: block_statistics(X, w, params, covariance_type), X_blocks, weight_blocks
+    )
+
+
+def m_step(stats: SufficientStats, shift, reg_covar: float, covariance_type: str) -> GMMParams:
+    """Maximum-likelihood parameters from sufficient statistics.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Accumulated around ``shift``.
+    shift : Array of shape (n_components, n_features)
+    reg_covar : float
+        Added to the diagonal of every covariance.
+    covariance_type : str
+
+    Returns
+    -------
+    GMMParams; ``precisions_cholesky`` holds NaN where a covariance is not
+    positive definite.
+    """
+    dtype = stats.first.dtype
+    n_features = stats.first.shape[1]
+    nk = stats.weight_sum + 10 * jnp.finfo(dtype).eps
+    offset = stats.first / nk[:, None]
+    means = shift + offset
+    if covariance_type in ("full", "tied"):
+        outer = offset[:, :, None] * offset[:, None, :]
+        identity = jnp.eye(n_features, dtype=dtype)
+        if covariance_type == "full":
+            covariances = stats.second / nk[:, None, None] - outer
+        else:
+            scatter = stats.second.sum(axis=0) - jnp.einsum("k,kde->de", nk, outer)
+            covariances = scatter / nk.sum()
+        covariances = covariances + reg_covar * identity
+    else:
+        covariances = stats.second / nk[:, None] - jnp.square(offset) + reg_covar
+        if covariance_type == "spherical":
+            covariances = covariances.mean(axis=1)
+    precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
+        covariances, covariance_type
+    )
+    return GMMParams(nk / nk.sum(), means, covariances, precisions_cholesky)
+
+
+def params_from_responsibilities(
+    X_blocks, weight_blocks, resp_blocks, reg_covar: float, covariance_type: str
+) -> GMMParams:
+    """M-step from given responsibilities (the initialisation), in two passes.
+
+    The first pass finds the means, the second accumulates the scatter around
+    them, so the first covariances are computed from exactly centred data.
+    """
+
+    def stats_around(shift):
+        return _scan_sum(
+            lambda X, w, r: responsibility_statistics(X, w, r, shift, covariance_type),
+            X_blocks,
+            weight_blocks,
+            resp_blocks,
+        )
+
+    n_components, n_features = resp_blocks.shape[-1], X_blocks.shape[-1]
+    zero_shift = jnp.zeros((n_components, n_features), X_blocks.dtype)
+    means = m_step(stats_around(zero_shift), zero_shift, reg_covar, covariance_type).means
+    return m_step(stats_around(means), means, reg_covar, covariance_type)
+
+
+def _all_finite(params: GMMParams):
+    return jnp.all(jnp.isfinite(params.precisions_cholesky)) & jnp.all(
+        jnp.isfinite(params.means)
+    )
+
+
+# --------------------------------------------------------------------------
+# The fit: one while-loop inside one jit
+# --------------------------------------------------------------------------
+
+
+def _print_iteration(n_iter, change, lower_bound, *, interval, clock):
+    now = time.perf_counter()
+    if int(n_iter) % interval == 0:
+        print(
+            f"  Iteration {int(n_iter)}\t time lapse {now - clock[0]:.5f}s\t "
+            f"ll change {float(change):.5f}\t lower bound {float(lower_bound):.5f}",
+            flush=True,
+        )
+        clock[0] = now
+
+
+def _em_loop(
+    X_blocks,
+    weight_blocks,
+    params: GMMParams,
+    initial_lower_bound,
+    *,
+    covariance_type: str,
+    tol: float,
+    reg_covar: float,
+    max_iter: int,
+    verbose_interval: int,
+):
+    dtype = X_blocks.dtype
+
+    def cond(state: EMState):
+        return (state.n_iter < max_iter) & ~state.converged & ~state.failed
+
+    def body(state: EMState):
+        stats = accumulate_statistics(X_blocks, weight_blocks, state.params, covariance_type)
+        new_params = m_step(stats, state.params.means, reg_covar, covariance_type)
+        lower_bound = stats.log_likelihood / stats.total_weight
+        change = lower_bound - state.lower_bound
+        n_iter = state.n_iter + 1
+        if verbose_interval > 0:
+            clock = [time.perf_counter()]
+            jax.debug.callback(
+                functools.partial(_print_iteration, interval=verbose_interval, clock=clock),
+                n_iter,
+                change,
+                lower_bound,
+            )
+        return EMState(
+            params=new_params,
+            lower_bound=lower_bound,
+            n_iter=n_iter,
+            converged=jnp.abs(change) < tol,
+            failed=~_all_finite(new_params),
+            lower_bounds=state.lower_bounds.at[state.n_iter].set(lower_bound),
+        )
+
+    state = EMState(
+        params=params,
+        lower_bound=jnp.asarray(initial_lower_bound, dtype),
+        n_iter=jnp.zeros((), jnp.int32),
+        converged=jnp.zeros((), bool),
+        failed=~_all_finite(params),
+        lower_bounds=jnp.full((max(max_iter, 1),), jnp.nan, dtype),
+    )
+    return lax.while_loop(cond, body, state)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("covariance_type", "tol", "reg_covar", "max_iter", "verbose_interval"),
+)
+def run_em(
+    X_blocks,
+    weight_blocks,
+    initial_params: GMMParams,
+    initial_lower_bound,
+    *,
+    covariance_type: str,
+    tol: float,
+    reg_covar: float,
+    max_iter: int,
+    verbose_interval: int = 0,
+):
+    """Run EM for a batch of initialisations and pick the best on the device.
+
+    Parameters
+    ----------
+    X_blocks : Array of shape (n_blocks, block_size, n_features)
+    weight_blocks : Array of shape (n_blocks, block_size)
+    initial_params : GMMParams
+        Every leaf has a leading axis of length ``n_init``; the restarts run
+        batched (``vmap``), so their number changes the program but their
+        values never recompile it.
+    initial_lower_bound : Array of shape (n_init,)
+        ``-inf`` for a fresh start, the previous bound for a warm start.
+    covariance_type, tol, reg_covar, max_iter, verbose_interval : static
+        ``verbose_interval > 0`` prints progress from the device every that
+        many iterations.
+
+    Returns
+    -------
+    best : EMState
+        The state of the restart with the largest final lower bound.
+    failed : Array of shape ()
+        Whether any restart met a covariance that is not positive definite.
+    """
+    loop = functools.partial(
+        _em_loop,
+        covariance_type=covariance_type,
+        tol=tol,
+        reg_covar=reg_covar,
+        max_iter=max_iter,
+        verbose_interval=verbose_interval,
+    )
+    states = jax.vmap(loop, in_axes=(None, None, 0, 0))(
+        X_blocks, weight_blocks, initial_params, initial_lower_bound
+    )
+    # scikit-learn keeps the first restart with the largest bound.
+    best = jnp.argmax(jnp.where(jnp.isnan(states.lower_bound), -jnp.inf, states.lower_bound))
+    return jax.tree_util.tree_map(lambda leaf: leaf[best], states), jnp.any(states.failed)
+
+
+@functools.partial(jax.jit, static_argnames=("reg_covar", "covariance_type"))
+def initial_params_from_responsibilities(
+    X_blocks, weight_blocks, resp_blocks, *, reg_covar: float, covariance_type: str
+) -> GMMParams:
+    """:func:`params_from_responsibilities` for a batch of (n_init, ...) responsibilities."""
+    return jax.vmap(
+        lambda resp: params_from_responsibilities(
+            X_blocks, weight_blocks, resp, reg_covar, covariance_type
+        )
+    )(resp_blocks)
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def log_resp_and_norm(X_blocks, params: GMMParams, *, covariance_type: str):
+    """E-step over blocks for prediction.
+
+    Returns
+    -------
+    log_prob_norm : Array of shape (n_blocks, block_size)
+    log_resp : Array of shape (n_blocks, block_size, n_components)
+    """
+    return lax.map(lambda X: e_step(X, params, covariance_type), X_blocks)
+
+
+# --------------------------------------------------------------------------
+# Initialisation on the host (scikit-learn's random stream)
+# --------------------------------------------------------------------------
+
+
+def initial_responsibilities(
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    n_components: int,
+    init_params: str,
+    random_state: np.random.RandomState,
+) -> np.ndarray:
+    """Initial responsibilities, drawing from ``random_state`` as scikit-learn does.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+        ``None`` means unit weights; then the draws equal scikit-learn's.
+    n_components : int
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_components)
+    """
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
+    n_samples = X.shape[0]
+    resp = np.zeros((n_samples, n_components), dtype=X.dtype)
+    if init_params == "kmeans":
+        labels = (
+            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            .fit(X, sample_weight=sample_weight)
+            .labels_
+        )
+        resp[np.arange(n_samples), labels] = 1
+    elif init_params == "random":
+        resp = random_state.uniform(size=(n_samples, n_components)).astype(X.dtype)
+        resp /= resp.sum(axis=1)[:, None]
+    elif init_params == "random_from_data":
+        if sample_weight is None:
+            indices = random_state.choice(n_samples, size=n_components, replace=False)
+        else:
+            # Points with zero weight must never seed a component.
+            probabilities = (sample_weight > 0) / np.count_nonzero(sample_weight > 0)
+            indices = random_state.choice(
+                n_samples, size=n_components, replace=False, p=probabilities
+            )
+        resp[indices, np.arange(n_components)] = 1
+    else:  # k-means++
+        _, indices = kmeans_plusplus(
+            X, n_components, random_state=random_state, sample_weight=sample_weight
+        )
+        resp[indices, np.arange(n_components)] = 1
+    return resp
+
+
+def initial_params(
+    X_blocks,
+    weight_blocks,
+    resp_blocks,
+    *,
+    covariance_type: str,
+    reg_covar: float,
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+) -> GMMParams:
+    """Initial parameters for a batch of restarts, user-given values taking precedence.
+
+    ``resp_blocks`` has shape (n_init, n_blocks, block_size, n_components) and
+    may be None when weights, means and precisions are all given.
+    """
+    if resp_blocks is not None:
+        params = initial_params_from_responsibilities(
+            X_blocks,
+            weight_blocks,
+            resp_blocks,
+            reg_covar=reg_covar,
+            covariance_type=covariance_type,
+        )
+        n_init = resp_blocks.shape[0]
+    else:
+        params, n_init = None, 1
+
+    def batched(value):
+        value = jnp.asarray(value, X_blocks.dtype)
+        return jnp.broadcast_to(value, (n_init,) + value.shape)
+
+    weights = batched(weights_init) if weights_init is not None else params.weights
+    means = batched(means_init) if means_init is not None else params.means
+    if precisions_init is not None:
+        precisions_cholesky = gaussian.precisions_cholesky_from_precisions(
+            batched(precisions_init), covariance_type
+        )
+        covariances = gaussian.covariances_from_precisions_cholesky(
+            precisions_cholesky, covariance_type
+        )
+    else:
+        precisions_cholesky, covariances = params.precisions_cholesky, params.covariances
+    return GMMParams(weights, means, covariances, precisions_cholesky)
+
+
+def n_init_batches(n_init: int, n_blocks: int, block_size: int, n_components: int, n_features: int):
+    """How many restarts to run at once so that the batch stays within memory.
+
+    Batched restarts multiply the per-block intermediates and the
+    responsibilities kept for initialisation; above ~256 MB they run in
+    several batches instead.
+    """
+    per_init = 8 * (block_size * n_components * n_features + n_blocks * block_size * n_components)
+    return max(1, min(n_init, (256 << 20) // max(per_init, 1)))
+
+
+# --------------------------------------------------------------------------
+# The host-level fit
+# --------------------------------------------------------------------------
+
+
+def _concatenate_states(first: EMState, second: EMState) -> EMState:
+    """Keep the better of two best-of-batch states (the first on ties)."""
+    take_second = float(second.lower_bound) > float(first.lower_bound) or (
+        np.isneginf(float(first.lower_bound)) and not np.isneginf(float(second.lower_bound))
+    )
+    return second if take_second else first
+
+
+def fit_gmm(
+    X,
+    sample_weight=None,
+    *,
+    n_components: int,
+    covariance_type: str = "full",
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    max_iter: int = 100,
+    n_init: int = 1,
+    init_params: str = "kmeans",
+    random_state=None,
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+    dtype="float64",
+    warm_start: tuple[GMMParams, float] | None = None,
+    verbose: int = 0,
+    verbose_interval: int = 10,
+) -> EMResult:
+    """Fit a Gaussian mixture by EM (validation, initialisation, jitted loop).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights; every statistic (initialisation included) is
+        weighted. ``None`` means unit weights.
+    n_components, covariance_type, tol, reg_covar, max_iter, n_init, \
+    init_params, random_state, weights_init, means_init, precisions_init
+        As in :class:`sklearn.mixture.GaussianMixture`.
+    dtype : {'float64', 'float32'}
+        Precision of the computation and of the returned arrays.
+    warm_start : (GMMParams, float), optional
+        Start from these parameters and lower bound instead of initialising
+        (one run, no restarts).
+    verbose, verbose_interval : int
+        Progress printing as in scikit-learn.
+
+    Returns
+    -------
+    EMResult
+        NumPy arrays of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        On invalid input (before any work), or when a covariance becomes
+        singular during the fit (increase ``reg_covar``).
+    """
+    from sklearn.utils import check_random_state
+
+    from bayesgmm import _validation as v
+
+    dtype = v.check_dtype(dtype)
+    v.check_int("n_components", n_components, 1)
+    v.check_choice("covariance_type", covariance_type, v.COVARIANCE_TYPES)
+    v.check_choice("init_params", init_params, v.INIT_PARAMS)
+    tol = v.check_nonnegative_float("tol", tol)
+    reg_covar = v.check_nonnegative_float("reg_covar", reg_covar)
+    max_iter = v.check_int("max_iter", max_iter, 0)
+    n_init = v.check_int("n_init", n_init, 1)
+    X = v.check_array(X, dtype, min_samples=2)
+    n_samples, n_features = X.shape
+    v.check_n_samples(n_samples, n_components)
+    weights = v.check_sample_weight(sample_weight, n_samples, dtype)
+    v.check_positive_weight_count(weights, n_components)
+    if weights_init is not None:
+        weights_init = v.check_weights(weights_init, n_components, dtype)
+    if means_init is not None:
+        means_init = v.check_means(means_init, n_components, n_features, dtype)
+    if precisions_init is not None:
+        precisions_init = v.check_precisions(
+            precisions_init, covariance_type, n_components, n_features, dtype
+        )
+    block_size, n_blocks = block_layout(n_samples, n_components, n_features)
+    interval = verbose_interval if verbose >= 2 else 0
+    run = functools.partial(
+        run_em,
+        covariance_type=covariance_type,
+        tol=tol,
+        reg_covar=reg_covar,
+        max_iter=max_iter,
+        verbose_interval=interval,
+    )
+    with precision_scope(dtype):
+        X_blocks = jnp.asarray(to_blocks(X, block_size, n_blocks))
+        weight_blocks = jnp.asarray(to_blocks(weights, block_size, n_blocks))
+        start = time.perf_counter()
+        if warm_start is not None:
+            params, lower_bound = warm_start
+            batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
+            best, failed = run(X_blocks, weight_blocks, batch, jnp.full((1,), lower_bound, dtype))
+        else:
+            best, failed = _fit_restarts(
+                run, X, weights if sample_weight is not None else None, X_blocks,
+                weight_blocks, n_components=n_components, covariance_type=covariance_type,
+                reg_covar=reg_covar, n_init=n_init, init_params=init_params,
+                random_state=check_random_state(random_state), weights_init=weights_init,
+                means_init=means_init, precisions_init=precisions_init, verbose=verbose,
+            )
+        if bool(failed):
+            message = v.ILL_DEFINED_COVARIANCE_MESSAGE
+            raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))
+        n_iter = int(best.n_iter)
+        if verbose:
+            status = "converged" if bool(best.converged) else "did not converge"
+            print(
+                f"Initialization {status}. time lapse {time.perf_counter() - start:.5f}s\t "
+                f"lower bound {float(best.lower_bound):.5f}",
+                flush=True,
+            )
+        params = GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
+        return EMResult(
+            params=params,
+            lower_bound=float(best.lower_bound),
+            n_iter=n_iter,
+            converged=bool(best.converged),
+            lower_bounds=np.asarray(best.lower_bounds, dtype=dtype)[:n_iter],
+        )
+
+
+def _fit_restarts(
+    run, X, sample_weight, X_blocks, weight_blocks, *, n_components, covariance_type,
+    reg_covar, n_init, init_params, random_state, weights_init, means_init,
+    precisions_init, verbose,
+):
+    """Initialise and run ``n_init`` restarts in memory-bounded vmapped batches."""
+    needs_resp = weights_init is None or means_init is None or precisions_init is None
+    n_blocks, block_size, n_features = X_blocks.shape
+    batch_size = n_init_batches(n_init, n_blocks, block_size, n_components, n_features)
+    if not needs_resp:
+        n_init = batch_size = 1
+    best, any_failed = None, False
+    for batch_start in range(0, n_init, batch_size):
+        count = min(batch_size, n_init - batch_start)
+        if verbose:
+            for index in range(batch_start, batch_start + count):
+                print(f"Initialization {index}", flush=True)
+        resp_blocks = None
+        if needs_resp:
+            resp_blocks = jnp.asarray(
+                np.stack(
+                    [
+                        to_blocks(
+                            initial_responsibilities(
+                                X, sample_weight, n_components, init_params, random_state
+                            ),
+                            block_size,
+                            n_blocks,
+                        )
+                        for _ in range(count)
+                    ]
+                )
+            )
+        params = initial_params(
+            X_blocks, weight_blocks, resp_blocks, covariance_type=covariance_type,
+            reg_covar=reg_covar, weights_init=weights_init, means_init=means_init,
+            precisions_init=precisions_init,
+        )
+        state, failed = run(
+            X_blocks, weight_blocks, params, jnp.full((count,), -jnp.inf, X_blocks.dtype)
+        )
+        any_failed = any_failed or bool(failed)
+        best = state if best is None else _concatenate_states(best, state)
+    return best, any_failed

@@ -1,0 +1,352 @@
+"""``GaussianMixture``: a scikit-learn estimator over the pure EM core.
+
+This is the only place that holds fitted state for the maximum-likelihood
+half. It never imports NumPyro or ArviZ.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils import check_random_state
+
+from bayesgmm import _validation as v
+from bayesgmm import em, gaussian
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by maximum likelihood with a JAX-jitted EM.
+
+    A drop-in for :class:`sklearn.mixture.GaussianMixture`: the same
+    parameters, defaults, fitted attributes and methods, and, for the same
+    ``random_state``, the same initialisation and the same fit. In addition
+    every method that looks at data accepts ``sample_weight`` and the
+    precision is chosen with ``dtype``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': each component has its own covariance matrix; 'tied': all
+        share one; 'diag': each has a diagonal covariance; 'spherical': each
+        has a single variance.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance so it stays positive
+        definite.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best is kept. Restarts run batched on
+        the device.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are drawn (as in scikit-learn).
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        Shape (n_components, n_features, n_features) for 'full',
+        (n_features, n_features) for 'tied', (n_components, n_features) for
+        'diag', (n_components,) for 'spherical'.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        Start each ``fit`` from the previous solution (``n_init`` is then 1).
+    verbose : int, default=0
+        1 prints each initialisation, 2 also every ``verbose_interval``
+        iterations (with time and change of the bound).
+    verbose_interval : int, default=10
+    dtype : {'float64', 'float32'}, default='float64'
+        float64 is computed in JAX's x64 mode inside a scoped context; the
+        global JAX setting is never changed.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray, shape per ``covariance_type``
+    precisions_ : ndarray, shape per ``covariance_type``
+    precisions_cholesky_ : ndarray, shape per ``covariance_type``
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean (weighted) log-likelihood of the training data at the last E-step.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        The lower bound at every iteration of the best initialisation.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.round(np.sort(gm.means_[:, 0]), 6)
+    array([ 1., 10.])
+    >>> len(set(gm.predict([[0, 0], [12, 3]])))
+    2
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        dtype="float64",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        v.check_int("verbose_interval", self.verbose_interval, 1)
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm:
+            v.check_choice("covariance_type", self.covariance_type, v.COVARIANCE_TYPES)
+            X_checked = v.check_array(X, v.check_dtype(self.dtype), min_samples=2)
+            v.check_n_features(X_checked, self.n_features_in_)
+        result = em.fit_gmm(
+            X,
+            sample_weight,
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            random_state=self.random_state,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            precisions_init=self.precisions_init,
+            dtype=self.dtype,
+            warm_start=(self._params(), self.lower_bound_) if warm else None,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+        )
+        self._set_result(result)
+        if not result.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different "
+                "init parameters, or increase max_iter, tol, or check for "
+                "degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the labels of ``X`` (consistent with ``predict``).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _set_result(self, result: em.EMResult) -> None:
+        params = result.params
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        with em.precision_scope(self.dtype):
+            self.precisions_ = np.asarray(
+                gaussian.precisions_from_cholesky(
+                    jnp.asarray(params.precisions_cholesky), self.covariance_type
+                ),
+                dtype=params.means.dtype,
+            )
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
+        self.n_features_in_ = params.means.shape[1]
+
+    def _params(self) -> em.GMMParams:
+        return em.GMMParams(
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
+        )
+
+    # ----------------------------------------------------------- prediction
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "means_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "means_")
+
+    def _e_step(self, X):
+        """Validated E-step on new data: (log p(x), log responsibilities)."""
+        self._check_fitted()
+        dtype = self.means_.dtype
+        X = v.check_array(X, dtype)
+        v.check_n_features(X, self.n_features_in_)
+        n_samples = X.shape[0]
+        block_size, n_blocks = em.block_layout(n_samples, self.n_components, X.shape[1])
+        with em.precision_scope(dtype):
+            params = em.GMMParams(*(jnp.asarray(leaf) for leaf in self._params()))
+            log_prob_norm, log_resp = em.log_resp_and_norm(
+                jnp.asarray(em.to_blocks(X, block_size, n_blocks)),
+                params,
+                covariance_type=self.covariance_type,
+            )
+            return em.from_blocks(log_prob_norm, n_samples), em.from_blocks(log_resp, n_samples)
+
+    def score_samples(self, X):
+        """Log of the weighted sum of the component densities, per sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        return self._e_step(X)[0]
+
+    def score(self, X, y=None, sample_weight=None):
+        """(Weighted) mean log-likelihood of ``X``.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        log_prob = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(log_prob))
+        weights = v.check_sample_weight(sample_weight, log_prob.shape[0], log_prob.dtype)
+        return float(np.average(log_prob, weights=weights))
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        return np.exp(self._e_step(X)[1])
+
+    def predict(self, X):
+        """The most probable component of each sample.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return np.argmax(self._e_step(X)[1], axis=1)
+
+    # --------------------------------------------------------- model choice
+
+    def _n_parameters(self) -> int:
+        return gaussian.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+
+    def _total_log_likelihood(self, X, sample_weight):
+        log_prob = self.score_samples(X)
+        weights = v.check_sample_weight(sample_weight, log_prob.shape[0], log_prob.dtype)
+        return float(np.sum(weights * log_prob)), float(np.sum(weights))
+
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion; lower is better.
+
+        With ``sample_weight`` the log-likelihood is weighted and the sample
+        size is the sum of the weights.
+
+        Returns
+        -------
+        bic : float
+        """
+        log_likelihood, n_effective = self._total_log_likelihood(X, sample_weight)
+        return -2.0 * log_likelihood + self._n_parameters() * np.log(n_effective)
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion; lower is better.
+
+        Returns
+        -------
+        aic : float
+        """
+        log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
+        return -2.0 * log_likelihood + 2.0 * self._n_parameters()
+
+    # ------------------------------------------------------------- sampling
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (the same draws as scikit-learn).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        self._check_fitted()
+        n_samples = v.check_int("n_samples", n_samples, 1)
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
+        n_features = self.n_features_in_
+        covariances = self.covariances_
+        if self.covariance_type == "tied":
+            covariances = np.broadcast_to(covariances, (self.n_components,) + covariances.shape)
+        if self.covariance_type in ("full", "tied"):
+            draws = [
+                rng.multivariate_normal(mean, covariance, int(count))
+                for mean, covariance, count in zip(self.means_, covariances, counts)
+            ]
+        else:
+            draws = [
+                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
+                for mean, covariance, count in zip(self.means_, covariances, counts)
+            ]
+        labels = np.repeat(np.arange(self.n_components), counts)
+        return np.vstack(draws).astype(self.means_.dtype), labels

@@ -1,0 +1,34 @@
+"""Shared fixtures: small data sets with known structure."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+
+@pytest.fixture(scope="session")
+def blobs_2d():
+    """The document's data: 800 points, two blobs in 2-D."""
+    X, y = make_blobs(n_samples=800, centers=2, n_features=2, random_state=12)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def blobs_8d():
+    """Four overlapping blobs in 8 dimensions."""
+    X, y = make_blobs(n_samples=1200, centers=4, n_features=8, cluster_std=2.5, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def unequal_3d():
+    """Three anisotropic clusters of very unequal size (700 / 200 / 40)."""
+    rng = np.random.default_rng(1)
+    sizes = (700, 200, 40)
+    centres = np.array([[0.0, 0.0, 0.0], [4.0, 1.0, -2.0], [-3.0, 5.0, 2.0]])
+    parts = []
+    for size, centre in zip(sizes, centres):
+        mixing = rng.normal(size=(3, 3)) * 0.6 + np.eye(3)
+        parts.append(rng.normal(size=(size, 3)) @ mixing + centre)
+    X = np.vstack(parts)
+    y = np.repeat(np.arange(3), sizes)
+    return X, y

@@ -1,0 +1,120 @@
+"""Agreement with scikit-learn's GaussianMixture on the same initialisation."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+from bayesgmm import GaussianMixture
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _fit_both(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = SklearnGaussianMixture(**params).fit(X)
+        ours = GaussianMixture(**params).fit(X)
+    return reference, ours
+
+
+def _assert_same_fit(reference, ours, rtol_bound=1e-6, rtol_params=1e-5):
+    assert ours.n_iter_ == reference.n_iter_
+    assert ours.converged_ == reference.converged_
+    np.testing.assert_allclose(ours.lower_bound_, reference.lower_bound_, rtol=rtol_bound)
+    np.testing.assert_allclose(ours.lower_bounds_, reference.lower_bounds_, rtol=rtol_bound)
+    scale = np.abs(reference.means_).max()
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        expected = getattr(reference, name)
+        actual = getattr(ours, name)
+        assert actual.shape == expected.shape, name
+        atol = rtol_params * (scale if name == "means_" else np.abs(expected).max())
+        np.testing.assert_allclose(actual, expected, rtol=rtol_params, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dataset", ["blobs_2d", "blobs_8d", "unequal_3d"])
+def test_same_given_initial_parameters(request, dataset, covariance_type):
+    X, y = request.getfixturevalue(dataset)
+    n_components = len(np.unique(y))
+    # Initial parameters from a deliberately rough start: a crude fit on a subset.
+    rough = SklearnGaussianMixture(
+        n_components, covariance_type=covariance_type, max_iter=2, random_state=5
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        rough.fit(X[::7])
+    params = dict(
+        n_components=n_components,
+        covariance_type=covariance_type,
+        weights_init=rough.weights_,
+        means_init=rough.means_,
+        precisions_init=rough.precisions_,
+        tol=1e-8,
+        max_iter=300,
+    )
+    reference, ours = _fit_both(X, **params)
+    assert reference.n_iter_ > 3
+    _assert_same_fit(reference, ours)
+    np.testing.assert_allclose(
+        ours.score_samples(X), reference.score_samples(X), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(ours.bic(X), reference.bic(X), rtol=1e-8)
+    np.testing.assert_allclose(ours.aic(X), reference.aic(X), rtol=1e-8)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_same_random_state_gives_same_fit(blobs_8d, init_params):
+    X, _ = blobs_8d
+    reference, ours = _fit_both(
+        X, n_components=4, init_params=init_params, random_state=11, n_init=2, max_iter=50
+    )
+    _assert_same_fit(reference, ours)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_matches_sklearn(unequal_3d, covariance_type):
+    X, _ = unequal_3d
+    reference, ours = _fit_both(
+        X, n_components=3, covariance_type=covariance_type, random_state=2
+    )
+    X_ref, y_ref = reference.sample(50)
+    X_ours, y_ours = ours.sample(50)
+    np.testing.assert_array_equal(y_ours, y_ref)
+    np.testing.assert_allclose(X_ours, X_ref, rtol=1e-6, atol=1e-8)
+
+
+def test_default_initialisation_never_worse_than_sklearn():
+    from sklearn.datasets import make_blobs
+
+    worst = -np.inf
+    for seed in range(10):
+        X, _ = make_blobs(n_samples=600, centers=3, n_features=3, cluster_std=1.5, random_state=seed)
+        reference = SklearnGaussianMixture(3, random_state=seed).fit(X)
+        ours = GaussianMixture(3, random_state=seed).fit(X)
+        worst = max(worst, reference.score(X) - ours.score(X))
+    assert worst <= 1e-3
+
+
+def test_max_iter_zero_returns_initialisation(blobs_2d):
+    X, _ = blobs_2d
+    reference, ours = _fit_both(X, n_components=2, max_iter=0, random_state=0)
+    assert ours.n_iter_ == 0 and not ours.converged_
+    assert ours.lower_bound_ == -np.inf
+    np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-10)
+
+
+def test_warm_start_continues_like_sklearn(blobs_8d):
+    X, _ = blobs_8d
+    params = dict(n_components=4, warm_start=True, max_iter=2, random_state=0, tol=1e-10)
+    reference = SklearnGaussianMixture(**params)
+    ours = GaussianMixture(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            reference.fit(X)
+            ours.fit(X)
+    _assert_same_fit(reference, ours)

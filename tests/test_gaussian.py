@@ -1,0 +1,89 @@
+"""The pure Gaussian math against SciPy's densities."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from bayesgmm import em, gaussian
+
+
+def _random_covariances(rng, n_components, n_features):
+    factors = rng.normal(size=(n_components, n_features, n_features))
+    return factors @ np.swapaxes(factors, 1, 2) + 0.5 * np.eye(n_features)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_log_gaussian_prob_matches_scipy(covariance_type):
+    rng = np.random.default_rng(0)
+    n_components, n_features = 3, 4
+    X = rng.normal(size=(50, n_features)) * 2
+    means = rng.normal(size=(n_components, n_features))
+    full = _random_covariances(rng, n_components, n_features)
+    covariances = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
+    }[covariance_type]
+    as_full = {
+        "full": lambda k: full[k],
+        "tied": lambda k: full[0],
+        "diag": lambda k: np.diag(covariances[k]),
+        "spherical": lambda k: covariances[k] * np.eye(n_features),
+    }[covariance_type]
+    expected = np.stack(
+        [multivariate_normal(means[k], as_full(k)).logpdf(X) for k in range(n_components)], axis=1
+    )
+    with em.precision_scope(np.float64):
+        precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
+            jnp.asarray(covariances), covariance_type
+        )
+        actual = gaussian.log_gaussian_prob(
+            jnp.asarray(X), jnp.asarray(means), precisions_cholesky, covariance_type
+        )
+        round_trip = gaussian.covariances_from_precisions_cholesky(
+            precisions_cholesky, covariance_type
+        )
+        assert actual.dtype == jnp.float64
+    np.testing.assert_allclose(actual, expected, rtol=1e-10)
+    np.testing.assert_allclose(round_trip, covariances, rtol=1e-10)
+
+
+def test_non_positive_definite_covariance_gives_nan_not_exception():
+    with em.precision_scope(np.float64):
+        result = gaussian.precisions_cholesky_from_covariances(
+            jnp.asarray([[[1.0, 2.0], [2.0, 1.0]]]), "full"
+        )
+        spherical = gaussian.precisions_cholesky_from_covariances(jnp.asarray([1.0, 0.0]), "spherical")
+    assert np.isnan(np.asarray(result)).any()
+    assert np.isnan(np.asarray(spherical)[1]) and np.isfinite(np.asarray(spherical)[0])
+
+
+def test_precision_scope_does_not_change_global_setting():
+    before = jax.config.jax_enable_x64
+    with em.precision_scope(np.float64):
+        assert jnp.ones(1).dtype == jnp.float64
+    assert jax.config.jax_enable_x64 == before
+
+
+@pytest.mark.parametrize("n_samples", [1, 7, 300, 5000, 70000])
+def test_block_layout_covers_data_with_bounded_padding(n_samples):
+    block_size, n_blocks = em.block_layout(n_samples, 4, 3)
+    assert block_size * n_blocks >= n_samples
+    assert block_size * n_blocks <= max(2 * n_samples, 16)
+
+
+def test_nearby_sizes_share_a_layout():
+    assert em.block_layout(5000, 4, 3) == em.block_layout(5100, 4, 3)
+    assert em.block_layout(70000, 4, 3) == em.block_layout(71000, 4, 3)
+    assert em.block_layout(70000, 4, 3) != em.block_layout(140000, 4, 3)
+
+
+def test_blocks_round_trip():
+    X = np.arange(30.0).reshape(10, 3)
+    blocks = em.to_blocks(X, 4, 3)
+    assert blocks.shape == (3, 4, 3)
+    np.testing.assert_array_equal(em.from_blocks(blocks, 10), X)
+    assert not blocks.reshape(-1, 3)[10:].any()
