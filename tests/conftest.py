@@ -24,7 +24,7 @@ def unequal_3d():
     """Three anisotropic clusters of very unequal size (700 / 200 / 40)."""
     rng = np.random.default_rng(1)
     sizes = (700, 200, 40)
-    centres = np.array([[0.0, 0.0, 0.0], [4.0, 1.0, -2.0], [-3.0, 5.0, 2.0]])
+    centres = np.array([[0.0, 0.0, 0.0], [8.0, 2.0, -4.0], [-6.0, 10.0, 4.0]])
     parts = []
     for size, centre in zip(sizes, centres):
         mixing = rng.normal(size=(3, 3)) * 0.6 + np.eye(3)

@@ -1,0 +1,208 @@
+"""The GaussianMixture estimator: scikit-learn conventions, sample weights, dtypes, errors."""
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from bayesgmm import GaussianMixture, em
+
+
+def test_params_are_stored_unchanged_and_clone_works():
+    means = np.zeros((2, 2))
+    model = GaussianMixture(2, covariance_type="diag", means_init=means, dtype="float32")
+    assert model.get_params()["means_init"] is means
+    copy = clone(model).set_params(n_components=3)
+    assert copy.n_components == 3 and copy.covariance_type == "diag" and copy.dtype == "float32"
+    assert model.n_components == 2
+
+
+def test_pipeline_and_grid_search_use_score(blobs_8d):
+    X, _ = blobs_8d
+    pipeline = make_pipeline(StandardScaler(), GaussianMixture(random_state=0))
+    search = GridSearchCV(pipeline, {"gaussianmixture__n_components": [1, 4]}, cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X)
+    assert search.best_params_["gaussianmixture__n_components"] == 4
+
+
+def test_fitted_attributes_and_prediction_api(unequal_3d):
+    X, y = unequal_3d
+    model = GaussianMixture(3, n_init=4, random_state=0).fit(X)
+    assert model.n_features_in_ == 3 and model.converged_
+    assert model.weights_.shape == (3,) and model.means_.shape == (3, 3)
+    assert model.covariances_.shape == model.precisions_.shape == (3, 3, 3)
+    np.testing.assert_allclose(model.precisions_ @ model.covariances_, np.broadcast_to(np.eye(3), (3, 3, 3)), atol=1e-9)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
+    np.testing.assert_array_equal(GaussianMixture(3, n_init=4, random_state=0).fit_predict(X), model.predict(X))
+    # Recovery of the known component sizes 700 / 200 / 40.
+    np.testing.assert_allclose(np.sort(model.weights_), np.array([40, 200, 700]) / 940, atol=0.02)
+    assert np.isclose(model.score(X), model.score_samples(X).mean())
+    assert model.lower_bounds_.shape == (model.n_iter_,)
+
+
+def test_integer_sample_weights_equal_repeated_rows(unequal_3d):
+    X, _ = unequal_3d
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=X.shape[0])
+    init = GaussianMixture(3, random_state=0, max_iter=3).fit(X)
+    params = dict(
+        n_components=3,
+        weights_init=init.weights_,
+        means_init=init.means_,
+        precisions_init=init.precisions_,
+        tol=1e-9,
+        max_iter=200,
+    )
+    weighted = GaussianMixture(**params).fit(X, sample_weight=counts)
+    repeated = GaussianMixture(**params).fit(np.repeat(X, counts, axis=0))
+    assert weighted.n_iter_ == repeated.n_iter_
+    np.testing.assert_allclose(weighted.lower_bound_, repeated.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-8, atol=1e-10)
+    X_repeated = np.repeat(X, counts, axis=0)
+    assert np.isclose(weighted.score(X, sample_weight=counts), repeated.score(X_repeated))
+    assert np.isclose(weighted.bic(X, sample_weight=counts), repeated.bic(X_repeated))
+    assert np.isclose(weighted.aic(X, sample_weight=counts), repeated.aic(X_repeated))
+
+
+def test_zero_weights_ignore_points_even_at_initialisation(blobs_2d):
+    X, _ = blobs_2d
+    outliers = np.full((30, 2), 1e3)
+    weights = np.r_[np.ones(len(X)), np.zeros(len(outliers))]
+    for init_params in ["kmeans", "k-means++", "random_from_data"]:
+        params = dict(n_components=2, init_params=init_params, random_state=0, tol=1e-12, max_iter=1000)
+        model = GaussianMixture(**params).fit(np.vstack([X, outliers]), sample_weight=weights)
+        clean = GaussianMixture(**params).fit(X)
+        order, clean_order = np.argsort(model.means_[:, 0]), np.argsort(clean.means_[:, 0])
+        np.testing.assert_allclose(model.means_[order], clean.means_[clean_order], atol=1e-6)
+
+
+def test_float32_is_float32_and_close_to_float64(blobs_8d):
+    X, _ = blobs_8d
+    model64 = GaussianMixture(4, random_state=0).fit(X)
+    model32 = GaussianMixture(4, random_state=0, dtype="float32").fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert getattr(model32, name).dtype == np.float32
+        assert getattr(model64, name).dtype == np.float64
+    assert model32.predict_proba(X).dtype == np.float32
+    np.testing.assert_allclose(model32.lower_bound_, model64.lower_bound_, rtol=1e-5)
+    np.testing.assert_allclose(model32.means_, model64.means_, rtol=1e-4, atol=1e-4)
+
+
+def test_float64_leaves_global_jax_setting_alone(blobs_2d):
+    before = jax.config.jax_enable_x64
+    GaussianMixture(2, random_state=0).fit(blobs_2d[0]).score(blobs_2d[0])
+    assert jax.config.jax_enable_x64 == before
+
+
+def test_input_arrays_are_not_modified(blobs_2d):
+    X = blobs_2d[0].copy()
+    weights = np.linspace(0.5, 2.0, len(X))
+    X_before, weights_before = X.copy(), weights.copy()
+    means = np.array([[0.0, 0.0], [1.0, 1.0]])
+    model = GaussianMixture(2, means_init=means, random_state=0).fit(X, sample_weight=weights)
+    model.predict_proba(X)
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(weights, weights_before)
+    np.testing.assert_array_equal(means, [[0.0, 0.0], [1.0, 1.0]])
+
+
+def _compilations(fn):
+    return fn._cache_size()
+
+
+def test_refits_restarts_and_nearby_sizes_do_not_recompile(blobs_8d):
+    X, _ = blobs_8d
+    GaussianMixture(3, random_state=0).fit(X)
+    before = _compilations(em.run_em)
+    GaussianMixture(3, random_state=1).fit(X)
+    GaussianMixture(3, random_state=2).fit(X[:-10])
+    GaussianMixture(3, random_state=2).fit(X + 1.0, sample_weight=np.ones(len(X)))
+    assert _compilations(em.run_em) == before
+    GaussianMixture(3, n_init=3, random_state=0).fit(X)
+    after_restarts = _compilations(em.run_em)
+    GaussianMixture(3, n_init=3, random_state=5).fit(X)
+    assert _compilations(em.run_em) == after_restarts
+    warm = GaussianMixture(3, warm_start=True, random_state=0).fit(X)
+    warm_count = _compilations(em.run_em)
+    warm.fit(X)
+    warm.fit(X)
+    assert _compilations(em.run_em) == warm_count
+
+
+def test_not_converged_warns(blobs_8d):
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        GaussianMixture(4, max_iter=1, random_state=0).fit(blobs_8d[0])
+
+
+def test_collapsing_component_raises_with_fix():
+    X = np.vstack([np.zeros((20, 2)), np.ones((20, 2))])
+    with pytest.raises(ValueError, match="increase reg_covar"):
+        GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+    # The default regularisation handles duplicated points, as in scikit-learn.
+    model = GaussianMixture(2, random_state=0).fit(X)
+    np.testing.assert_allclose(np.sort(model.means_[:, 0]), [0.0, 1.0], atol=1e-8)
+
+
+def test_verbose_prints_like_sklearn(blobs_2d, capsys):
+    GaussianMixture(2, verbose=2, verbose_interval=1, random_state=0).fit(blobs_2d[0])
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out
+    assert "Iteration 1\t time lapse" in out and "ll change" in out
+    assert "Initialization converged" in out
+
+
+# --------------------------------------------------------------- bad input
+
+BAD_FIT_INPUTS = [
+    (dict(), np.zeros(5), None, "Expected a 2-D array for X"),
+    (dict(), np.zeros((0, 2)), None, "X is empty"),
+    (dict(), np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]), None, "X contains NaN \\(first at row 1, column 0\\)"),
+    (dict(), np.array([[0.0, 1.0], [np.inf, 2.0], [1.0, 1.0]]), None, "X contains infinity"),
+    (dict(), [["a", "b"], ["c", "d"]], None, "X must contain numbers"),
+    (dict(n_components=5), np.zeros((3, 2)), None, "Expected n_samples >= n_components but got n_components = 5, n_samples = 3"),
+    (dict(covariance_type="blah"), np.zeros((5, 2)), None, "Invalid value for 'covariance_type': 'blah'"),
+    (dict(init_params="bad"), np.zeros((5, 2)), None, "Invalid value for 'init_params': 'bad'"),
+    (dict(n_components=0), np.zeros((5, 2)), None, "Invalid value for 'n_components': 0"),
+    (dict(tol=-1.0), np.zeros((5, 2)), None, "Invalid value for 'tol'"),
+    (dict(dtype="int8"), np.zeros((5, 2)), None, "dtype must be 'float64' or 'float32'"),
+    (dict(n_components=2, weights_init=[0.5, 0.6]), np.ones((5, 2)), None, "'weights_init' should be normalized"),
+    (dict(n_components=2, weights_init=[0.5, 0.3, 0.2]), np.ones((5, 2)), None, "'weights_init' should have the shape of \\(2,\\)"),
+    (dict(n_components=2, means_init=np.zeros((2, 3))), np.ones((5, 2)), None, "'means_init' should have the shape of \\(2, 2\\)"),
+    (dict(n_components=1, precisions_init=-np.eye(2)[None]), np.ones((5, 2)), None, "'full precision' should be symmetric, positive-definite"),
+    (dict(n_components=2, covariance_type="spherical", precisions_init=[1.0, 0.0]), np.ones((5, 2)), None, "'spherical precision' should be positive"),
+    (dict(), np.ones((5, 2)), np.ones(4), "sample_weight has shape \\(4,\\), expected \\(5,\\)"),
+    (dict(), np.ones((5, 2)), -np.ones(5), "sample_weight contains negative values"),
+    (dict(), np.ones((5, 2)), np.zeros(5), "sample_weight is zero for every sample"),
+    (dict(n_components=3), np.ones((5, 2)), [1, 1, 0, 0, 0], "Only 2 sample\\(s\\) have a positive sample_weight"),
+]
+
+
+@pytest.mark.parametrize("params, X, sample_weight, message", BAD_FIT_INPUTS)
+def test_bad_fit_input_raises_before_work(params, X, sample_weight, message):
+    before = _compilations(em.run_em)
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**params).fit(X, sample_weight=sample_weight)
+    assert _compilations(em.run_em) == before
+
+
+def test_unfitted_and_wrong_features_at_predict(blobs_2d):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        GaussianMixture().predict(blobs_2d[0])
+    with pytest.raises(NotFittedError):
+        GaussianMixture().sample(3)
+    model = GaussianMixture(2, random_state=0).fit(blobs_2d[0])
+    with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 2 features"):
+        model.predict_proba(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="Invalid value for 'n_samples': 0"):
+        model.sample(0)
