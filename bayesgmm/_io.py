@@ -1,0 +1,281 @@
+"""Reading numeric tables from CSV files, with errors that point at the cell.
+
+The command line reads its data here. Every problem with a file is raised as
+:class:`CSVError` (a ``ValueError``) whose one-line message names the file,
+the row and the column, so the user can open the file at that place:
+
+* rows are the file's line numbers, counted from 1 (the header, if any, is
+  row 1), which is what an editor shows;
+* columns are counted from 1, and their header name is quoted when there is
+  one.
+
+A header is optional: the first non-blank row is taken as a header when none
+of its fields is a number. Blank lines are skipped. Columns that are not
+selected with ``columns`` may hold anything (a label column, say), but every
+row must have the same number of fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["CSVError", "Table", "read_csv", "read_header", "write_csv"]
+
+
+class CSVError(ValueError):
+    """A CSV file that cannot be read as a numeric table; the message says where."""
+
+
+class Table(NamedTuple):
+    """A numeric table read from a CSV file.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, n_columns)
+        The selected columns, as float64.
+    columns : list of str
+        The name of each column of ``X``: its header name, or ``"column j"``
+        (1-based position in the file) when the file has no header.
+    has_header : bool
+        Whether the first row of the file was a header.
+    lines : ndarray of int of shape (n_rows,)
+        The file line (1-based) of each row of ``X``.
+    """
+
+    X: np.ndarray
+    columns: list
+    has_header: bool
+    lines: np.ndarray
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(path: str, delimiter: str) -> str:
+    """The whole file as text, with OS and encoding errors as one-line messages."""
+    if os.path.isdir(path):
+        raise CSVError(f"{path}: is a directory, not a CSV file.")
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except FileNotFoundError:
+        raise CSVError(f"{path}: no such file.") from None
+    except PermissionError:
+        raise CSVError(f"{path}: permission denied; cannot read the file.") from None
+    except OSError as err:
+        raise CSVError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    try:
+        # utf-8-sig drops the byte-order mark that spreadsheet programs write.
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_start = content.rfind(b"\n", 0, err.start) + 1
+        row = content.count(b"\n", 0, err.start) + 1
+        column = content.count(delimiter.encode(), line_start, err.start) + 1
+        raise CSVError(
+            f"{path}: row {row}, column {column}: not UTF-8 text (byte "
+            f"0x{content[err.start]:02x}); is this a CSV file?"
+        ) from None
+
+
+def _read_rows(path: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of the file with their 1-based line numbers."""
+    reader = csv.reader(io.StringIO(_read_text(path, delimiter), newline=""), delimiter=delimiter)
+    rows = []
+    try:
+        for fields in reader:
+            if not fields or all(not field.strip() for field in fields):
+                continue
+            rows.append((reader.line_num, fields))
+    except csv.Error as err:
+        raise CSVError(f"{path}: row {reader.line_num}: malformed CSV ({err}).") from None
+    return rows
+
+
+def _column_label(index: int, header: list[str] | None) -> str:
+    """'column 3' or "column 3 ('height')" for the 0-based ``index``."""
+    if header is not None and header[index].strip():
+        return f"column {index + 1} ({header[index].strip()!r})"
+    return f"column {index + 1}"
+
+
+def _select_columns(path: str, columns, header: list[str] | None, n_fields: int) -> list[int]:
+    """0-based positions of the requested columns (names, or 1-based numbers)."""
+    if columns is None:
+        return list(range(n_fields))
+    if isinstance(columns, str):
+        columns = [part for part in columns.split(",") if part.strip()]
+    if len(columns) == 0:
+        raise CSVError(f"{path}: no columns selected; name at least one column.")
+    names = [name.strip() for name in header] if header is not None else []
+    positions = []
+    for column in columns:
+        text = str(column).strip()
+        if text in names:
+            positions.append(names.index(text))
+        elif text.isdigit() and 1 <= int(text) <= n_fields:
+            positions.append(int(text) - 1)
+        else:
+            available = (
+                "the columns are " + ", ".join(repr(name) for name in names)
+                if names
+                else "the file has no header, so use column numbers"
+            )
+            raise CSVError(
+                f"{path}: no column {text!r} (columns are named by their header or "
+                f"numbered 1 to {n_fields}; {available})."
+            )
+    if len(set(positions)) != len(positions):
+        raise CSVError(f"{path}: a column was selected twice in {list(columns)!r}.")
+    return positions
+
+
+def read_header(path, delimiter: str = ",") -> list[str] | None:
+    """The stripped names of the file's header row, or None if it has no header.
+
+    Parameters
+    ----------
+    path : str or path-like
+    delimiter : str, default=","
+
+    Returns
+    -------
+    names : list of str or None
+    """
+    for _, fields in _read_rows(os.fspath(path), delimiter):
+        if any(_is_number(field) for field in fields):
+            return None
+        return [field.strip() for field in fields]
+    return None
+
+
+def read_csv(path, columns=None, delimiter: str = ",") -> Table:
+    """Read a numeric table from a CSV file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file.
+    columns : sequence of str or int, or str, optional
+        The columns to read, by header name or by 1-based position; a string
+        is split on commas (``"x,y"`` or ``"1,3"``). All columns by default.
+    delimiter : str, default=","
+        The field separator.
+
+    Returns
+    -------
+    Table
+        ``X`` of shape (n_rows, n_selected_columns) and the column names.
+
+    Raises
+    ------
+    CSVError
+        If the file is missing, not text, empty, has rows of different
+        lengths, or a selected cell is not a finite number; the message names
+        the file, the row and the column.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "points.csv"
+    >>> _ = path.write_text("x,y\\n1,2\\n3,4\\n")
+    >>> table = read_csv(path)
+    >>> table.X.shape, table.columns
+    ((2, 2), ['x', 'y'])
+    >>> _ = path.write_text("x,y\\n1,2\\n3,oops\\n")
+    >>> read_csv(path)
+    Traceback (most recent call last):
+    ...
+    bayesgmm._io.CSVError: .../points.csv: row 3, column 2 ('y'): 'oops' is not a number.
+    """
+    path = os.fspath(path)
+    rows = _read_rows(path, delimiter)
+    if not rows:
+        raise CSVError(f"{path}: the file is empty; expected rows of numbers separated by {delimiter!r}.")
+    first_line, first_fields = rows[0]
+    header = None
+    if not any(_is_number(field) for field in first_fields):
+        header = first_fields
+        rows = rows[1:]
+        if not rows:
+            raise CSVError(f"{path}: only a header (row {first_line}), no data rows.")
+    n_fields = len(first_fields)
+    positions = _select_columns(path, columns, header, n_fields)
+
+    X = np.empty((len(rows), len(positions)), dtype=np.float64)
+    lines = np.empty(len(rows), dtype=np.int64)
+    for row_index, (line, fields) in enumerate(rows):
+        if len(fields) != n_fields:
+            where = (
+                f"column {n_fields + 1} is one field too many"
+                if len(fields) > n_fields
+                else f"{_column_label(len(fields), header)} is missing"
+            )
+            raise CSVError(
+                f"{path}: row {line}: {len(fields)} fields where row {first_line} has "
+                f"{n_fields} ({where})."
+            )
+        for out_index, position in enumerate(positions):
+            text = fields[position].strip()
+            label = _column_label(position, header)
+            if not text:
+                raise CSVError(f"{path}: row {line}, {label}: empty cell; fill or remove the row.")
+            try:
+                value = float(text)
+            except ValueError:
+                raise CSVError(f"{path}: row {line}, {label}: {text!r} is not a number.") from None
+            if not math.isfinite(value):
+                kind = "NaN" if math.isnan(value) else "infinite value"
+                raise CSVError(
+                    f"{path}: row {line}, {label}: {kind} ({text!r}); remove or impute it."
+                )
+            X[row_index, out_index] = value
+        lines[row_index] = line
+
+    names = [
+        header[position].strip() if header is not None and header[position].strip()
+        else f"column {position + 1}"
+        for position in positions
+    ]
+    return Table(X, names, header is not None, lines)
+
+
+def write_csv(path, header, rows) -> None:
+    """Write ``rows`` under ``header`` to ``path`` (a file path or an open text file).
+
+    Parameters
+    ----------
+    path : str, path-like or file object
+        Destination; a file object (e.g. ``sys.stdout``) is written to and left open.
+    header : sequence of str
+        Column names.
+    rows : iterable of sequences
+        One sequence per row; floats are written with ``repr`` precision so
+        that they read back exactly.
+    """
+    def fmt(value):
+        if isinstance(value, (float, np.floating)):
+            return repr(float(value))
+        return str(value)
+
+    def write(handle):
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([fmt(value) for value in row])
+
+    if hasattr(path, "write"):
+        write(path)
+    else:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            write(handle)

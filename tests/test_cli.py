@@ -1,0 +1,277 @@
+"""The ``bayesgmm`` command and its CSV reader.
+
+A few tests run the real command in a subprocess (entry point, exit status,
+no traceback); the many error cases call ``main`` in-process, which is the
+same code without the cost of starting Python and JAX each time.
+"""
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from bayesgmm import cli
+from bayesgmm._io import CSVError, read_csv, read_header
+
+
+def _write_points(path, n_samples=120, header=True, label=True, random_state=3):
+    X, y = make_blobs(n_samples=n_samples, centers=2, random_state=random_state)
+    with open(path, "w") as handle:
+        if header:
+            handle.write("x,y,label\n" if label else "x,y\n")
+        for (a, b), c in zip(X, y):
+            handle.write(f"{a},{b},class{c}\n" if label else f"{a},{b}\n")
+    return X
+
+
+@pytest.fixture
+def points(tmp_path):
+    path = tmp_path / "points.csv"
+    X = _write_points(path)
+    return path, X
+
+
+def _run(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "bayesgmm.cli", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+def _read_labels(path):
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    return rows
+
+
+# ---------------------------------------------------------------- subprocess
+
+
+def test_console_script_is_declared():
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "bayesgmm"]
+    assert script.value == "bayesgmm.cli:main"
+    assert script.load() is cli.main
+
+
+def test_fit_predict_and_no_overwrite_end_to_end(points, tmp_path):
+    path, X = points
+    result = _run("fit", path, "--components", "2", "--columns", "x,y", "--out", "fit2",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Fitted 2 component(s) (full covariances) by EM to 120 rows x 2 column(s)" in result.stdout
+    assert "BIC" in result.stdout and "converged" in result.stdout
+    out = tmp_path / "fit2"
+    assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "model.npz", "params.json",
+                                                      "plot.png"]
+    rows = _read_labels(out / "labels.csv")
+    assert len(rows) == 120 and list(rows[0]) == ["line", "label", "p_0", "p_1"]
+    assert rows[0]["line"] == "2"  # the header is line 1 of the file
+    proba = np.array([[float(r["p_0"]), float(r["p_1"])] for r in rows])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), [int(r["label"]) for r in rows])
+    params = json.loads((out / "params.json").read_text())
+    assert params["columns"] == ["x", "y"] and params["covariance_type"] == "full"
+    assert np.shape(params["means"]) == (2, 2) and np.shape(params["covariances"]) == (2, 2, 2)
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A second run would replace the user's files: refused, nothing touched.
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = _run("fit", path, "-k", "2", "--columns", "x,y", "--out", "fit2", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "--force" in again.stderr and "Traceback" not in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+    # The saved model picks its columns by name and reproduces the labels.
+    predicted = _run("predict", out / "model.npz", path, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert list(csv.DictReader(predicted.stdout.splitlines())) == rows
+
+
+def test_bad_file_gives_one_line_and_status_1(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,x\n")
+    result = _run("fit", bad, "-k", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"bayesgmm: error: {bad}: row 3, column 2 ('b'): 'x' is not a number."
+    )
+    assert result.stdout == "" and not any(p.is_dir() for p in tmp_path.iterdir())
+
+
+def test_help_reads_well(tmp_path):
+    result = _run("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("fit", "choose-k", "predict", "demo"):
+        assert command in result.stdout
+    assert "examples:" in result.stdout
+
+
+# ---------------------------------------------------------------- in-process
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", r"bad\.csv: the file is empty"),
+        ("\n\n  \n", r"bad\.csv: the file is empty"),
+        ("x,y\n", r"bad\.csv: only a header \(row 1\), no data rows"),
+        ("x,y\n1,2\n3,4,5\n", r"bad\.csv: row 3: 3 fields where row 1 has 2 \(column 3 is one field too many\)"),
+        ("x,y\n1,2\n3\n", r"bad\.csv: row 3: 1 fields where row 1 has 2 \(column 2 \('y'\) is missing\)"),
+        ("1,2\n3,abc\n", r"bad\.csv: row 2, column 2: 'abc' is not a number"),
+        ("x,y\n1,2\n\n3,nan\n", r"bad\.csv: row 4, column 2 \('y'\): NaN \('nan'\); remove or impute it"),
+        ("x,y\n1,inf\n", r"bad\.csv: row 2, column 2 \('y'\): infinite value"),
+        ("x,y\n1,2\n,4\n", r"bad\.csv: row 3, column 1 \('x'\): empty cell"),
+        (b"x,y\n1,\xff\xfe\n", r"bad\.csv: row 2, column 2: not UTF-8 text \(byte 0xff\)"),
+    ],
+    ids=["empty", "blank", "header-only", "ragged-long", "ragged-short", "not-numeric", "nan",
+         "inf", "empty-cell", "binary"],
+)
+def test_bad_files_name_file_row_and_column(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.csv"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
+    assert cli.main(["fit", str(bad), "-k", "1", "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("bayesgmm: error: ")
+    assert re.search(message, captured.err), captured.err
+    assert not (tmp_path / "out").exists()  # nothing is written for a bad input
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "{missing}", "-k", "2"], r"missing\.csv: no such file"),
+        (["fit", "{dir}", "-k", "2"], r"is a directory, not a CSV file"),
+        (["fit", "{points}", "-k", "2", "--columns", "x,z"],
+         r"no column 'z' .*the columns are 'x', 'y', 'label'"),
+        (["fit", "{points}", "-k", "2", "--columns", "x,x"], r"selected twice"),
+        (["fit", "{points}", "-k", "200", "--columns", "1,2"], r"120 data row\(s\) cannot support 200"),
+        (["predict", "{missing}", "{points}"], r"missing\.csv: no such model file"),
+        (["predict", "{points}", "{points}"], r"points\.csv: not a bayesgmm model file"),
+        (["choose-k", "{points}", "--columns", "x,y", "--min-components", "4",
+          "--max-components", "3"], r"--min-components 4 is larger than --max-components 3"),
+    ],
+    ids=["missing", "directory", "unknown-column", "twice", "too-many-k", "missing-model",
+         "not-a-model", "min-max"],
+)
+def test_usage_errors_are_one_line(points, tmp_path, capsys, args, message):
+    path, _ = points
+    names = {"missing": tmp_path / "missing.csv", "dir": tmp_path, "points": path}
+    args = [arg.format(**names) for arg in args]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
+
+
+def test_mistyped_command_line_exits_2(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["fit", "data.csv", "--components", "zero"])
+    assert raised.value.code == 2
+    assert "'zero' is not a whole number" in capsys.readouterr().err
+
+
+def test_force_replaces_and_header_free_files(tmp_path, capsys):
+    path = tmp_path / "plain.csv"
+    _write_points(path, header=False, label=False)
+    out = tmp_path / "out"
+    args = ["fit", str(path), "-k", "2", "--out", str(out), "--no-plot"]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "model.npz", "params.json"]
+    params = json.loads((out / "params.json").read_text())
+    assert params["columns"] == ["column 1", "column 2"]
+    assert _read_labels(out / "labels.csv")[0]["line"] == "1"
+    assert cli.main(args) == 1
+    assert cli.main(args + ["--force"]) == 0
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_predict_picks_columns_by_name_and_checks_their_number(points, tmp_path, capsys):
+    path, X = points
+    out = tmp_path / "fit"
+    assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y", "--out", str(out),
+                     "--no-plot"]) == 0
+    reordered = tmp_path / "reordered.csv"
+    with open(reordered, "w") as handle:
+        handle.write("label,y,x\n" + "".join(f"c,{b},{a}\n" for a, b in X))
+    target = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(out / "model.npz"), str(reordered), "--out", str(target)]) == 0
+    assert _read_labels(target) == _read_labels(out / "labels.csv")
+    assert cli.main(["predict", str(out / "model.npz"), str(reordered), "--out", str(target)]) == 1
+    assert "pass --force" in capsys.readouterr().err
+
+    three = tmp_path / "three.csv"
+    three.write_text("1,2,3\n4,5,6\n")
+    assert cli.main(["predict", str(out / "model.npz"), str(three)]) == 1
+    assert "3 column(s) (column 1, column 2, column 3) but the model was fitted on 2 (x, y)" in (
+        capsys.readouterr().err)
+
+
+def test_choose_k_prints_table_and_writes_files(points, tmp_path, capsys):
+    path, _ = points
+    out = tmp_path / "k"
+    assert cli.main(["choose-k", str(path), "--columns", "x,y", "--max-components", "3",
+                     "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "Chosen: K = 2 (lowest BIC, marked *)" in stdout
+    assert len([line for line in stdout.splitlines() if line.strip().endswith("*")]) == 1
+    with open(out / "choose_k.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["n_components"] for row in table] == ["1", "2", "3"]
+    assert (out / "choose_k.png").stat().st_size > 0
+
+
+def test_warnings_are_one_line(points, tmp_path, capsys):
+    path, _ = points
+    assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y", "--max-iter", "1",
+                     "--out", str(tmp_path / "o"), "--no-plot"]) == 0
+    captured = capsys.readouterr()
+    assert "bayesgmm: warning: ConvergenceWarning: Best performing initialization did not" in (
+        captured.err)
+    assert "did NOT converge in 1 iterations" in captured.out
+
+
+def test_demo_reproduces_the_document(tmp_path, capsys):
+    assert cli.main(["demo"]) == 0
+    assert "Accuracy = 97.66%" in capsys.readouterr().out
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "document_test.csv", "document_train.csv", "labels.csv", "model.npz", "plot.png"]
+    # The written files work with the other commands.
+    assert cli.main(["predict", str(out / "model.npz"), str(out / "document_test.csv"),
+                     "--out", str(tmp_path / "p.csv")]) == 0
+    assert _read_labels(tmp_path / "p.csv") == _read_labels(out / "labels.csv")
+
+
+# ---------------------------------------------------------------- CSV reader
+
+
+def test_read_csv_header_columns_and_lines(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("\ufeffa, b ,c\n1,2,x\n\n3,4,y\n".encode())  # BOM, spaces, blank line
+    table = read_csv(path, columns="b,1")
+    np.testing.assert_array_equal(table.X, [[2.0, 1.0], [4.0, 3.0]])
+    assert table.columns == ["b", "a"] and table.has_header
+    np.testing.assert_array_equal(table.lines, [2, 4])
+    assert read_header(path) == ["a", "b", "c"]
+
+
+def test_read_csv_without_header(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("1,2e3\n-3.5,4\n")
+    table = read_csv(path)
+    np.testing.assert_array_equal(table.X, [[1.0, 2000.0], [-3.5, 4.0]])
+    assert table.columns == ["column 1", "column 2"] and not table.has_header
+    assert read_header(path) is None
+    with pytest.raises(CSVError, match="no column 'x'.*the file has no header"):
+        read_csv(path, columns=["x"])
+    with pytest.raises(CSVError, match="no column '3'"):
+        read_csv(path, columns="3")
