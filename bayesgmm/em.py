@@ -9,15 +9,19 @@ statistics. The whole fit is one ``lax.while_loop`` inside one ``jit``, with
 the convergence test (change of the mean log-likelihood below ``tol``, as in
 scikit-learn) on the device.
 
-The statistics are accumulated around a shift (the current means), so the
-covariances are computed from centred data in a single pass::
+The statistics are raw weighted moments of data centred once, on the host,
+at their weighted mean::
 
-    first_k  = sum_n w_n r_nk (x_n - s_k)
-    second_k = sum_n w_n r_nk (x_n - s_k)(x_n - s_k)^T
-    mu_k     = s_k + first_k / N_k
-    Sigma_k  = second_k / N_k - (mu_k - s_k)(mu_k - s_k)^T + reg_covar I
+    N_k      = sum_n w_n r_nk
+    first_k  = sum_n w_n r_nk x_n
+    second_k = sum_n w_n r_nk x_n x_n^T      (its diagonal for 'diag'/'spherical',
+                                              sum_k of it for 'tied')
+    mu_k     = first_k / N_k
+    Sigma_k  = second_k / N_k - mu_k mu_k^T + reg_covar I
 
-which is exact, and accurate because ``mu_k - s_k`` is small near convergence.
+so that every statistic of a block is one matrix product over the block
+(``X^T @ (r * X)`` for all components at once) and no (N, K, D, D)
+intermediate exists. Centring the data keeps the subtraction well conditioned.
 
 Host-side initialisation (``initial_responsibilities``) reproduces
 scikit-learn's random stream, so a ``random_state`` gives the same
@@ -40,9 +44,9 @@ from bayesgmm import gaussian
 
 # Elements of one block's (block_size, n_components, n_features) intermediate:
 # small enough to stay in cache, large enough that matrix products are efficient.
-BLOCK_ELEMENTS = 1 << 16
+BLOCK_ELEMENTS = 1 << 20
 MIN_BLOCK_SIZE = 256
-MAX_BLOCK_SIZE = 1 << 14
+MAX_BLOCK_SIZE = 1 << 16
 
 
 class GMMParams(NamedTuple):
@@ -55,11 +59,11 @@ class GMMParams(NamedTuple):
 
 
 class SufficientStats(NamedTuple):
-    """Weighted sums over the data, accumulated around ``shift``."""
+    """Weighted raw moments of the (centred) data."""
 
     weight_sum: jax.Array  # (n_components,) sum_n w_n r_nk
-    first: jax.Array  # (n_components, n_features)
-    second: jax.Array  # (n_components, D, D) for full/tied, (n_components, D) otherwise
+    first: jax.Array  # (n_components, n_features) sum_n w_n r_nk x_n
+    second: jax.Array  # full (K, D, D); tied (D, D); diag/spherical (K, D)
     log_likelihood: jax.Array  # () sum_n w_n log p(x_n)
     total_weight: jax.Array  # () sum_n w_n
 
@@ -131,10 +135,16 @@ def block_layout(n_samples: int, n_components: int, n_features: int) -> tuple[in
     return block_size, _bucket(-(-n_samples // block_size))
 
 
-def to_blocks(array: np.ndarray, block_size: int, n_blocks: int) -> np.ndarray:
-    """Zero-pad the leading axis to ``block_size * n_blocks`` and split it into blocks."""
+def to_blocks(array: np.ndarray, block_size: int, n_blocks: int, offset=None) -> np.ndarray:
+    """Zero-pad the leading axis to ``block_size * n_blocks`` and split it into blocks.
+
+    ``offset``, if given, is subtracted from the rows on the way (no extra copy).
+    """
     padded = np.zeros((block_size * n_blocks,) + array.shape[1:], dtype=array.dtype)
-    padded[: array.shape[0]] = array
+    if offset is None:
+        padded[: array.shape[0]] = array
+    else:
+        np.subtract(array, offset, out=padded[: array.shape[0]])
     return padded.reshape((n_blocks, block_size) + array.shape[1:])
 
 
@@ -172,7 +182,7 @@ def e_step(X, params: GMMParams, covariance_type: str):
     return log_prob_norm, weighted - log_prob_norm[:, None]
 
 
-def responsibility_statistics(X, sample_weight, resp, shift, covariance_type: str):
+def responsibility_statistics(X, sample_weight, resp, covariance_type: str):
     """Sufficient statistics of one block for given responsibilities.
 
     Parameters
@@ -180,32 +190,37 @@ def responsibility_statistics(X, sample_weight, resp, shift, covariance_type: st
     X : Array of shape (block_size, n_features)
     sample_weight : Array of shape (block_size,)
     resp : Array of shape (block_size, n_components)
-    shift : Array of shape (n_components, n_features)
     covariance_type : str
 
     Returns
     -------
     SufficientStats (with ``log_likelihood`` zero).
     """
+    block_size, n_features = X.shape
+    n_components = resp.shape[1]
     weighted_resp = resp * sample_weight[:, None]
-    centred = X[:, None, :] - shift
-    first = jnp.einsum("nk,nkd->kd", weighted_resp, centred)
-    if covariance_type in ("full", "tied"):
-        second = jnp.einsum("nkd,nke->kde", centred * weighted_resp[:, :, None], centred)
+    first = weighted_resp.T @ X
+    if covariance_type == "full":
+        # One (D, block) @ (block, K*D) product gives all K scatter matrices.
+        scaled = (weighted_resp[:, :, None] * X[:, None, :]).reshape(
+            block_size, n_components * n_features
+        )
+        second = jnp.transpose(
+            (X.T @ scaled).reshape(n_features, n_components, n_features), (1, 0, 2)
+        )
+    elif covariance_type == "tied":
+        # Responsibilities sum to one per point, so the pooled scatter is X^T W X.
+        second = (X * sample_weight[:, None]).T @ X
     else:
-        second = jnp.einsum("nk,nkd->kd", weighted_resp, jnp.square(centred))
+        second = weighted_resp.T @ jnp.square(X)
     zero = jnp.zeros((), X.dtype)
-    return SufficientStats(
-        weighted_resp.sum(axis=0), first, second, zero, sample_weight.sum()
-    )
+    return SufficientStats(weighted_resp.sum(axis=0), first, second, zero, sample_weight.sum())
 
 
 def block_statistics(X, sample_weight, params: GMMParams, covariance_type: str):
     """E-step on one block, reduced at once to sufficient statistics."""
     log_prob_norm, log_resp = e_step(X, params, covariance_type)
-    stats = responsibility_statistics(
-        X, sample_weight, jnp.exp(log_resp), params.means, covariance_type
-    )
+    stats = responsibility_statistics(X, sample_weight, jnp.exp(log_resp), covariance_type)
     return stats._replace(log_likelihood=jnp.sum(sample_weight * log_prob_norm))
 
 
@@ -245,14 +260,12 @@ def accumulate_statistics(X_blocks, weight_blocks, params: GMMParams, covariance
     )
 
 
-def m_step(stats: SufficientStats, shift, reg_covar: float, covariance_type: str) -> GMMParams:
+def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GMMParams:
     """Maximum-likelihood parameters from sufficient statistics.
 
     Parameters
     ----------
     stats : SufficientStats
-        Accumulated around ``shift``.
-    shift : Array of shape (n_components, n_features)
     reg_covar : float
         Added to the diagonal of every covariance.
     covariance_type : str
@@ -265,19 +278,19 @@ def m_step(stats: SufficientStats, shift, reg_covar: float, covariance_type: str
     dtype = stats.first.dtype
     n_features = stats.first.shape[1]
     nk = stats.weight_sum + 10 * jnp.finfo(dtype).eps
-    offset = stats.first / nk[:, None]
-    means = shift + offset
+    means = stats.first / nk[:, None]
     if covariance_type in ("full", "tied"):
-        outer = offset[:, :, None] * offset[:, None, :]
+        outer = means[:, :, None] * means[:, None, :]
         identity = jnp.eye(n_features, dtype=dtype)
         if covariance_type == "full":
             covariances = stats.second / nk[:, None, None] - outer
         else:
-            scatter = stats.second.sum(axis=0) - jnp.einsum("k,kde->de", nk, outer)
-            covariances = scatter / nk.sum()
+            covariances = (stats.second - jnp.einsum("k,kde->de", nk, outer)) / nk.sum()
         covariances = covariances + reg_covar * identity
+        # Symmetrise: the subtraction above may leave rounding asymmetry.
+        covariances = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
     else:
-        covariances = stats.second / nk[:, None] - jnp.square(offset) + reg_covar
+        covariances = stats.second / nk[:, None] - jnp.square(means) + reg_covar
         if covariance_type == "spherical":
             covariances = covariances.mean(axis=1)
     precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
@@ -289,24 +302,14 @@ def m_step(stats: SufficientStats, shift, reg_covar: float, covariance_type: str
 def params_from_responsibilities(
     X_blocks, weight_blocks, resp_blocks, reg_covar: float, covariance_type: str
 ) -> GMMParams:
-    """M-step from given responsibilities (the initialisation), in two passes.
-
-    The first pass finds the means, the second accumulates the scatter around
-    them, so the first covariances are computed from exactly centred data.
-    """
-
-    def stats_around(shift):
-        return _scan_sum(
-            lambda X, w, r: responsibility_statistics(X, w, r, shift, covariance_type),
-            X_blocks,
-            weight_blocks,
-            resp_blocks,
-        )
-
-    n_components, n_features = resp_blocks.shape[-1], X_blocks.shape[-1]
-    zero_shift = jnp.zeros((n_components, n_features), X_blocks.dtype)
-    means = m_step(stats_around(zero_shift), zero_shift, reg_covar, covariance_type).means
-    return m_step(stats_around(means), means, reg_covar, covariance_type)
+    """M-step from given responsibilities (the initialisation)."""
+    stats = _scan_sum(
+        lambda X, w, r: responsibility_statistics(X, w, r, covariance_type),
+        X_blocks,
+        weight_blocks,
+        resp_blocks,
+    )
+    return m_step(stats, reg_covar, covariance_type)
 
 
 def _all_finite(params: GMMParams):
@@ -350,7 +353,7 @@ def _em_loop(
 
     def body(state: EMState):
         stats = accumulate_statistics(X_blocks, weight_blocks, state.params, covariance_type)
-        new_params = m_step(stats, state.params.means, reg_covar, covariance_type)
+        new_params = m_step(stats, reg_covar, covariance_type)
         lower_bound = stats.log_likelihood / stats.total_weight
         change = lower_bound - state.lower_bound
         n_iter = state.n_iter + 1
@@ -665,6 +668,11 @@ def fit_gmm(
         precisions_init = v.check_precisions(
             precisions_init, covariance_type, n_components, n_features, dtype
         )
+    # Initialisation sees the data as given (scikit-learn's draws); EM runs on
+    # data centred at their weighted mean, and the means are shifted back.
+    centre = (weights @ X / weights.sum()).astype(dtype)
+    if means_init is not None:
+        means_init = means_init - centre
     block_size, n_blocks = block_layout(n_samples, n_components, n_features)
     interval = verbose_interval if verbose >= 2 else 0
     run = functools.partial(
@@ -676,11 +684,12 @@ def fit_gmm(
         verbose_interval=interval,
     )
     with precision_scope(dtype):
-        X_blocks = jnp.asarray(to_blocks(X, block_size, n_blocks))
+        X_blocks = jnp.asarray(to_blocks(X, block_size, n_blocks, offset=centre))
         weight_blocks = jnp.asarray(to_blocks(weights, block_size, n_blocks))
         start = time.perf_counter()
         if warm_start is not None:
             params, lower_bound = warm_start
+            params = params._replace(means=np.asarray(params.means) - centre)
             batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
             best, failed = run(X_blocks, weight_blocks, batch, jnp.full((1,), lower_bound, dtype))
         else:
@@ -703,6 +712,7 @@ def fit_gmm(
                 flush=True,
             )
         params = GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
+        params = params._replace(means=params.means + centre)
         return EMResult(
             params=params,
             lower_bound=float(best.lower_bound),
