@@ -1,0 +1,525 @@
+"""``BayesianGaussianMixture``: the posterior of a Gaussian mixture by NUTS.
+
+The estimator over :mod:`bayesgmm.model` (the NumPyro model) and
+:mod:`bayesgmm.inference` (sampling, EM initialisation, relabelling); the
+ArviZ side lives in :mod:`bayesgmm.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+
+from bayesgmm import _validation as v
+from bayesgmm import diagnostics, em, inference
+from bayesgmm.model import DEFAULT_LKJ_CONCENTRATION, default_prior
+
+INITS = ("em", "prior")
+
+
+def _check_prior_vector(name, value, n_features, dtype, positive):
+    """``None`` or an array broadcastable to (n_features,), finite (and > 0)."""
+    if value is None:
+        return None
+    try:
+        array = np.array(value, dtype=dtype, copy=True)
+        array = np.broadcast_to(array, (n_features,)).copy()
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Invalid value for '{name}': expected a number or an array of shape "
+            f"({n_features},), one value per feature."
+        ) from None
+    if not np.all(np.isfinite(array)) or (positive and np.any(array <= 0)):
+        bound = "finite and > 0" if positive else "finite"
+        raise ValueError(f"Invalid value for '{name}': every entry must be {bound}.")
+    return array
+
+
+class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture whose parameters are sampled from their posterior by NUTS.
+
+    The same surface as :class:`bayesgmm.GaussianMixture` where it makes sense
+    (``fit``, ``predict``, ``predict_proba``, ``score_samples``, ``score``,
+    ``sample``, the same validation and error messages), with the posterior
+    uncertainty on top: the spread of each point's cluster probabilities, the
+    posterior predictive density, and an ArviZ ``InferenceData`` of the run.
+
+    The model is :func:`bayesgmm.model.gmm_model` (Dirichlet weights, normal
+    means around the data centre, log-normal scales, LKJ correlations, the
+    assignments summed out). Chains start from an EM fit, each moved by about
+    one posterior standard deviation, and the draws are relabelled to a common
+    labelling (Stephens' method with Hungarian assignment) before anything is
+    summarised; the raw draws are kept in ``raw_inference_data_``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components K.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        As in :class:`bayesgmm.GaussianMixture`.
+    weight_concentration : float, default=1.0
+        Concentration of the symmetric Dirichlet prior on the weights. A
+        small value (e.g. ``1 / n_components``) lets an over-fitted mixture
+        empty its spare components.
+    mean_prior : array-like of shape (n_features,), default=None
+        Centre of the normal prior on the means; the (weighted) data mean
+        if None.
+    mean_prior_scale : float or array-like of shape (n_features,), default=None
+        Standard deviation of that prior; twice the data's standard deviation
+        per feature if None.
+    scale_prior : float or array-like of shape (n_features,), default=None
+        Median of the log-normal prior (log-sd 1) on the component standard
+        deviations; half the data's standard deviation per feature if None.
+    lkj_concentration : float, default=2.0
+        LKJ prior concentration of the correlations ('full' and 'tied'); 1 is
+        uniform over correlation matrices, larger values favour weak ones.
+    num_warmup : int, default=500
+        Warm-up (adaptation) iterations per chain, discarded.
+    num_samples : int, default=500
+        Draws kept per chain.
+    num_chains : int, default=4
+    chain_method : {'auto', 'parallel', 'vectorized', 'sequential'}, default='auto'
+        'auto' runs chains in parallel when there is one device per chain,
+        else vectorised on an accelerator and sequentially on the CPU.
+    init : {'em', 'prior'}, default='em'
+        'em' starts the chains near an EM fit (short warm-up, chains in the
+        main mode) and uses it as the first relabelling reference; 'prior'
+        starts each chain at a draw from the prior. If EM fails (a singular
+        covariance), 'em' falls back to 'prior' with a warning.
+    init_spread : float, default=1.0
+        How far (in approximate posterior standard deviations) the chains
+        start from the EM fit; r_hat needs chains that do not start at the
+        same point.
+    target_accept_prob : float, default=0.8
+        NUTS step-size adaptation target; raise it (e.g. 0.95) to remove
+        divergences.
+    max_tree_depth : int, default=10
+    posterior_predictive : bool, default=False
+        Add one replicated data set per draw to ``inference_data_`` (memory
+        ``num_chains * num_samples * n_samples * n_features``).
+    reg_covar : float, default=1e-6
+        Regularisation of the EM fit that starts the chains.
+    random_state : int, RandomState instance or None, default=None
+        Seeds EM, the chains and :meth:`sample`.
+    progress_bar : bool, default=True
+        Shown only on a terminal and never when the ``CI`` environment
+        variable is set.
+    dtype : {'float64', 'float32'}, default='float64'
+        float64 is computed in JAX's x64 mode inside a scoped context; the
+        global JAX setting is never changed.
+
+    Attributes
+    ----------
+    inference_data_ : arviz.InferenceData
+        The relabelled run: ``posterior`` (dimension ``component``),
+        ``sample_stats``, ``log_likelihood``, ``observed_data`` (and
+        ``posterior_predictive`` on request); see :mod:`bayesgmm.diagnostics`.
+        ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take
+        it directly.
+    raw_inference_data_ : arviz.InferenceData
+        The posterior before relabelling.
+    relabel_permutations_ : ndarray of shape (num_chains, num_samples, n_components)
+        ``relabelled[..., i] = raw[..., relabel_permutations_[..., i]]``.
+    posterior_params_ : GMMParams
+        The relabelled draws, chains merged: ``weights`` (n_draws, K),
+        ``means`` (n_draws, K, D), ``covariances`` and ``precisions_cholesky``
+        in scikit-learn's shapes with a leading (n_draws,) axis.
+    weights_, means_, covariances_ : ndarray
+        Posterior means, in the shapes of :class:`bayesgmm.GaussianMixture`.
+    em_params_ : GMMParams or None
+        The EM fit that started the chains.
+    chain_method_ : str
+        The chain method used.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from bayesgmm import BayesianGaussianMixture
+    >>> from bayesgmm.datasets import document_data
+    >>> XA, XB, yA, yB = document_data()
+    >>> bgm = BayesianGaussianMixture(2, random_state=0).fit(XA)  # doctest: +SKIP
+    >>> proba = bgm.predict_proba(XB)  # doctest: +SKIP
+    >>> lower, upper = bgm.predict_proba_interval(XB, prob=0.9)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        weight_concentration=1.0,
+        mean_prior=None,
+        mean_prior_scale=None,
+        scale_prior=None,
+        lkj_concentration=DEFAULT_LKJ_CONCENTRATION,
+        num_warmup=500,
+        num_samples=500,
+        num_chains=4,
+        chain_method="auto",
+        init="em",
+        init_spread=1.0,
+        target_accept_prob=0.8,
+        max_tree_depth=10,
+        posterior_predictive=False,
+        reg_covar=1e-6,
+        random_state=None,
+        progress_bar=True,
+        dtype="float64",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.weight_concentration = weight_concentration
+        self.mean_prior = mean_prior
+        self.mean_prior_scale = mean_prior_scale
+        self.scale_prior = scale_prior
+        self.lkj_concentration = lkj_concentration
+        self.num_warmup = num_warmup
+        self.num_samples = num_samples
+        self.num_chains = num_chains
+        self.chain_method = chain_method
+        self.init = init
+        self.init_spread = init_spread
+        self.target_accept_prob = target_accept_prob
+        self.max_tree_depth = max_tree_depth
+        self.posterior_predictive = posterior_predictive
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+        self.progress_bar = progress_bar
+        self.dtype = dtype
+
+    # ------------------------------------------------------------ validation
+
+    def _check_params(self) -> np.dtype:
+        """Validate the constructor arguments (before any data is looked at)."""
+        dtype = v.check_dtype(self.dtype)
+        v.check_int("n_components", self.n_components, 1)
+        v.check_choice("covariance_type", self.covariance_type, v.COVARIANCE_TYPES)
+        v.check_nonnegative_float("weight_concentration", self.weight_concentration, strict=True)
+        v.check_nonnegative_float("lkj_concentration", self.lkj_concentration, strict=True)
+        v.check_int("num_warmup", self.num_warmup, 0)
+        v.check_int("num_samples", self.num_samples, 1)
+        v.check_int("num_chains", self.num_chains, 1)
+        v.check_choice("chain_method", self.chain_method, inference.CHAIN_METHODS)
+        v.check_choice("init", self.init, INITS)
+        v.check_nonnegative_float("init_spread", self.init_spread)
+        target = v.check_nonnegative_float("target_accept_prob", self.target_accept_prob,
+                                           strict=True)
+        if target >= 1:
+            raise ValueError(
+                f"Invalid value for 'target_accept_prob': {self.target_accept_prob!r}. It "
+                "must be in (0, 1), e.g. 0.8 (the default) or 0.95 against divergences."
+            )
+        v.check_int("max_tree_depth", self.max_tree_depth, 1)
+        v.check_nonnegative_float("reg_covar", self.reg_covar)
+        return dtype
+
+    def _check_data(self, X, sample_weight, dtype):
+        X = v.check_array(X, dtype, min_samples=2)
+        v.check_n_samples(X.shape[0], self.n_components)
+        weights = None
+        if sample_weight is not None:
+            weights = v.check_sample_weight(sample_weight, X.shape[0], dtype)
+            v.check_positive_weight_count(weights, self.n_components)
+        n_features = X.shape[1]
+        prior = default_prior(
+            X, weights,
+            mean_prior_loc=_check_prior_vector("mean_prior", self.mean_prior, n_features,
+                                               dtype, positive=False),
+            mean_prior_scale=_check_prior_vector("mean_prior_scale", self.mean_prior_scale,
+                                                 n_features, dtype, positive=True),
+            scale_prior_median=_check_prior_vector("scale_prior", self.scale_prior, n_features,
+                                                   dtype, positive=True),
+        )
+        return X, weights, prior
+
+    # ------------------------------------------------------------------- fit
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Sample the posterior of the mixture parameters given ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights multiplying each point's log-likelihood.
+
+        Returns
+        -------
+        self : BayesianGaussianMixture
+
+        Warns
+        -----
+        bayesgmm.diagnostics.SamplingWarning
+            Divergences, r_hat above 1.01 or a low effective sample size, with
+            what to change.
+        """
+        dtype = self._check_params()
+        X, weights, prior = self._check_data(X, sample_weight, dtype)
+        chain_method = inference.resolve_chain_method(self.chain_method, self.num_chains)
+        rng = check_random_state(self.random_state)
+        em_seed, nuts_seed = rng.randint(np.iinfo(np.int32).max, size=2)
+        with em.precision_scope(dtype):
+            em_params = self._em_start(X, weights, em_seed, dtype)
+            run, weight_relabel = self._sample(X, weights, prior, em_params, chain_method,
+                                               nuts_seed)
+            self._store(X, weights, run, weight_relabel, em_params)
+        self.chain_method_ = chain_method
+        diagnostics.warn_sampling_problems(self.inference_data_)
+        return self
+
+    def _em_start(self, X, weights, seed, dtype):
+        """The EM fit that starts the chains, or None (init='prior', or EM failed)."""
+        if self.init != "em":
+            return None
+        try:
+            return inference.fit_em(
+                X, weights, n_components=self.n_components,
+                covariance_type=self.covariance_type, random_state=int(seed), dtype=dtype,
+                reg_covar=self.reg_covar,
+            ).params
+        except ValueError as error:
+            warnings.warn(
+                f"The EM fit that initialises the chains failed ({error}); the chains "
+                "start from the prior instead. Pass init='prior' to skip EM.",
+                UserWarning, stacklevel=3,
+            )
+            return None
+
+    def _sample(self, X, weights, prior, em_params, chain_method, seed):
+        """Run NUTS and evaluate every draw (one compiled job)."""
+        import jax.numpy as jnp
+
+        total_weight = X.shape[0] if weights is None else float(weights.sum())
+        start = None
+        if em_params is not None:
+            start = inference.em_chain_start(
+                em_params, total_weight, covariance_type=self.covariance_type,
+                num_chains=self.num_chains, spread=float(self.init_spread),
+            )
+        model_kwargs = {
+            "X": jnp.asarray(X),
+            "sample_weight": None if weights is None else jnp.asarray(weights),
+            "weight_concentration": jnp.asarray(self.weight_concentration, X.dtype),
+            "mean_prior_loc": jnp.asarray(prior.mean_loc),
+            "mean_prior_scale": jnp.asarray(prior.mean_scale),
+            "scale_prior_median": jnp.asarray(prior.scale_median),
+            "lkj_concentration": jnp.asarray(self.lkj_concentration, X.dtype),
+        }
+        settings = inference.NUTSSettings(
+            num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),
+            num_chains=int(self.num_chains), chain_method=chain_method,
+            target_accept_prob=float(self.target_accept_prob),
+            max_tree_depth=int(self.max_tree_depth),
+            progress_bar=inference.progress_bar_enabled(self.progress_bar),
+        )
+        X_relabel, weight_relabel = inference.relabel_points(X, weights)
+        run = inference.sample_posterior(
+            jax.random.key(int(seed)), start, model_kwargs, X_relabel, em_params,
+            n_components=self.n_components, covariance_type=self.covariance_type,
+            settings=settings,
+        )
+        return run, weight_relabel
+
+    def _store(self, X, weights, run, weight_relabel, em_params):
+        covariance_type = self.covariance_type
+        samples, params, perms = inference.relabel_run(run, weight_relabel, covariance_type)
+        by_chain = perms.shape[:2]
+        log_likelihood = run.log_likelihood if weights is None else run.log_likelihood * weights
+        predictive = None
+        if self.posterior_predictive:
+            predictive = inference.posterior_predictive(
+                jax.random.key(0), params, X.shape[0], covariance_type
+            ).reshape(by_chain + X.shape)
+
+        def with_covariances(sites, draws):
+            return dict(sites, covariances=draws.covariances.reshape(
+                by_chain + draws.covariances.shape[1:]))
+
+        self.inference_data_ = diagnostics.to_inference_data(
+            with_covariances(samples, params), run.trace, covariance_type=covariance_type,
+            X=X, log_likelihood=log_likelihood.reshape(by_chain + (-1,)),
+            sample_weight=weights, posterior_predictive=predictive,
+        )
+        self.raw_inference_data_ = diagnostics.posterior_dataset(
+            with_covariances(run.trace.samples, run.params), covariance_type
+        )
+        self.relabel_permutations_ = perms
+        self.posterior_params_ = params
+        self.weights_ = params.weights.mean(axis=0)
+        self.means_ = params.means.mean(axis=0)
+        self.covariances_ = params.covariances.mean(axis=0)
+        self.em_params_ = em_params
+        self.n_features_in_ = X.shape[1]
+
+    # ------------------------------------------------------------- prediction
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "posterior_params_")
+
+    def _check_X(self, X):
+        if not hasattr(self, "posterior_params_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        X = v.check_array(X, self.means_.dtype)
+        v.check_n_features(X, self.n_features_in_)
+        return X
+
+    def _on_draws(self, function, X):
+        """Evaluate ``function(X, posterior_params_, covariance_type)`` in the fit's precision."""
+        X = self._check_X(X)
+        with em.precision_scope(X.dtype):
+            return function(X, self.posterior_params_, self.covariance_type)
+
+    def predict_proba(self, X, return_std=False):
+        """Posterior mean of each point's responsibilities.
+
+        ``E[p(z_n = k | x_n, theta)]`` over the posterior of ``theta``; the
+        spread over draws says how sure the model is of that probability.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the posterior standard deviation.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_components)
+        std : ndarray of shape (n_samples, n_components)
+            Only when ``return_std`` is True.
+        """
+        mean, std = self._on_draws(inference.responsibility_moments, X)
+        return (mean, std) if return_std else mean
+
+    def predict_proba_draws(self, X):
+        """The responsibilities under every posterior draw.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_draws, n_samples, n_components)
+            ``n_draws = num_chains * num_samples``; memory grows with
+            ``n_draws * n_samples``.
+        """
+        return np.exp(self._on_draws(inference.log_responsibilities, X))
+
+    def predict_proba_interval(self, X, prob=0.9):
+        """Equal-tailed credible interval of each point's responsibilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        prob : float, default=0.9
+            Posterior mass inside the interval.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n_samples, n_components)
+        """
+        prob = v.check_nonnegative_float("prob", prob, strict=True)
+        if prob >= 1:
+            raise ValueError(f"Invalid value for 'prob': {prob!r}. It must be in (0, 1).")
+        draws = self.predict_proba_draws(X)
+        tail = (1.0 - prob) / 2.0
+        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+        return lower, upper
+
+    def predict(self, X):
+        """The component of highest posterior mean responsibility for each point.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the labels of ``X``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def score_samples(self, X):
+        """Log posterior predictive density of each point.
+
+        ``log((1/S) sum_s p(x | theta_s))``, the log of the mixture density
+        averaged over the S posterior draws.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+        """
+        log_likelihood = self._on_draws(inference.pointwise_log_likelihood, X)
+        n_draws = log_likelihood.shape[0]
+        return logsumexp(log_likelihood, axis=0) - np.log(n_draws)
+
+    def score(self, X, y=None, sample_weight=None):
+        """(Weighted) mean log posterior predictive density of ``X``.
+
+        Returns
+        -------
+        log_density : float
+        """
+        log_density = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(log_density))
+        weights = v.check_sample_weight(sample_weight, log_density.shape[0], log_density.dtype)
+        return float(np.average(log_density, weights=weights))
+
+    def sample(self, n_samples=1):
+        """Draw points from the posterior predictive distribution.
+
+        Each point takes a posterior draw at random, a component by that
+        draw's weights, and a Gaussian draw from that component.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The (relabelled) component of each point.
+        """
+        if not hasattr(self, "posterior_params_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        n_samples = v.check_int("n_samples", n_samples, 1)
+        return inference.sample_posterior_predictive(
+            check_random_state(self.random_state), self.posterior_params_, n_samples,
+            self.covariance_type,
+        )
+
+    def summary(self, var_names=("weights", "means", "covariances"), **kwargs):
+        """ArviZ summary of the relabelled posterior.
+
+        Parameters
+        ----------
+        var_names : sequence of str, default=('weights', 'means', 'covariances')
+            Posterior variables to summarise (``None`` for all, including
+            ``scales`` and ``corr_cholesky``).
+        **kwargs
+            Passed to :func:`arviz.summary` (e.g. ``hdi_prob``, ``kind``).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import arviz as az
+
+        if not hasattr(self, "inference_data_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        with warnings.catch_warnings():
+            # The constant zeros and ones of Cholesky factors have undefined r_hat.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return az.summary(self.inference_data_,
+                              var_names=None if var_names is None else list(var_names), **kwargs)
+

@@ -1,0 +1,268 @@
+"""The bridge to ArviZ: the one module that builds ``InferenceData``, and the
+warnings that keep sampling problems in view.
+
+Groups of the ``InferenceData`` built by :func:`to_inference_data`:
+
+``posterior``
+    The model's sites (``weights``, ``means``, ``scales``, ``corr_cholesky``
+    when present) and the derived ``covariances`` in scikit-learn's shapes,
+    with named dimensions ``component``, ``feature`` and ``feature_bis`` (the
+    second axis of a matrix).
+``sample_stats``
+    ``lp`` (log joint density up to a constant), ``energy``, ``diverging``,
+    ``n_steps``, ``tree_depth``, ``acceptance_rate``, ``step_size``.
+``log_likelihood``
+    ``x`` of dimension ``observation``: ``w_n log p(x_n | theta)``, the term
+    of point ``n`` in the weighted log-likelihood (``log p(x_n | theta)`` for
+    unit weights), so ``az.loo`` leaves out one row with its weight.
+``observed_data``
+    ``x`` (``observation``, ``feature``); ``constant_data`` holds
+    ``sample_weight`` when the fit was weighted.
+``posterior_predictive``
+    ``x`` (``observation``, ``feature``): one replicated data set per draw,
+    only when asked for.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = [
+    "SamplingWarning",
+    "DivergenceWarning",
+    "RhatWarning",
+    "LowESSWarning",
+    "MAX_RHAT",
+    "MIN_ESS_PER_CHAIN",
+    "site_dims",
+    "to_inference_data",
+    "posterior_dataset",
+    "check_sampling",
+    "warn_sampling_problems",
+]
+
+MAX_RHAT = 1.01  # Vehtari et al. (2021)
+MIN_ESS_PER_CHAIN = 100  # bulk and tail ESS, as recommended with r_hat
+
+
+class SamplingWarning(ConvergenceWarning):
+    """The posterior draws may not represent the posterior (base class)."""
+
+
+class DivergenceWarning(SamplingWarning):
+    """Some NUTS transitions diverged: the sampler missed part of the posterior."""
+
+
+class RhatWarning(SamplingWarning):
+    """Chains disagree (r_hat above 1.01)."""
+
+
+class LowESSWarning(SamplingWarning):
+    """Too few effective draws for reliable estimates."""
+
+
+def site_dims(covariance_type: str, n_features: int) -> dict:
+    """ArviZ dimension names of every posterior variable for ``covariance_type``."""
+    matrix = ["feature", "feature_bis"]
+    if covariance_type == "tied":
+        dims = {"scales": ["feature"], "corr_cholesky": matrix, "covariances": matrix}
+    elif covariance_type == "full":
+        dims = {"scales": ["component", "feature"], "corr_cholesky": ["component"] + matrix,
+                "covariances": ["component"] + matrix}
+    elif covariance_type == "diag":
+        dims = {"scales": ["component", "feature"], "covariances": ["component", "feature"]}
+    else:
+        dims = {"scales": ["component"], "covariances": ["component"]}
+    dims.update(weights=["component"], means=["component", "feature"])
+    if n_features == 1:
+        dims.pop("corr_cholesky", None)
+    return dims
+
+
+def _coords(n_components: int, n_features: int, n_samples: int) -> dict:
+    return {
+        "component": np.arange(n_components),
+        "feature": np.arange(n_features),
+        "feature_bis": np.arange(n_features),
+        "observation": np.arange(n_samples),
+    }
+
+
+def posterior_dataset(samples: dict, covariance_type: str):
+    """An ``InferenceData`` with only a posterior group, dims named as in the full one.
+
+    Parameters
+    ----------
+    samples : dict
+        Site values (and ``covariances``) with leading axes (chain, draw).
+    covariance_type : str
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    n_components, n_features = np.shape(samples["means"])[-2:]
+    dims = site_dims(covariance_type, n_features)
+    return az.from_dict(
+        posterior={name: np.asarray(value) for name, value in samples.items()},
+        coords=_coords(n_components, n_features, 0),
+        dims={name: dims[name] for name in samples},
+    )
+
+
+def _sample_stats(trace) -> dict:
+    num_steps = np.asarray(trace.num_steps)
+    return {
+        "lp": -np.asarray(trace.potential_energy),
+        "energy": np.asarray(trace.energy),
+        "diverging": np.asarray(trace.diverging, dtype=bool),
+        "n_steps": num_steps,
+        # NUTS doubles its trajectory: 2**depth - 1 leapfrog steps for a full tree.
+        "tree_depth": np.floor(np.log2(np.maximum(num_steps, 1))).astype(int) + 1,
+        "acceptance_rate": np.asarray(trace.accept_prob),
+        "step_size": np.asarray(trace.step_size),
+    }
+
+
+def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_likelihood,
+                      sample_weight=None, posterior_predictive=None):
+    """Assemble the ``InferenceData`` of a fit.
+
+    Parameters
+    ----------
+    samples : dict
+        Relabelled site values (and ``covariances``), leading axes
+        (num_chains, num_samples).
+    trace : bayesgmm.inference.NUTSTrace
+        Its sampler statistics fill ``sample_stats``.
+    covariance_type : str
+    X : ndarray of shape (n_samples, n_features)
+        The training data.
+    log_likelihood : ndarray of shape (num_chains, num_samples, n_samples)
+        Pointwise (weighted) log-likelihood.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Stored as ``constant_data`` when given.
+    posterior_predictive : ndarray of shape (num_chains, num_samples, n_samples, n_features), optional
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    n_samples, n_features = np.shape(X)
+    n_components = np.shape(samples["means"])[-2]
+    dims = {name: value for name, value in site_dims(covariance_type, n_features).items()
+            if name in samples}
+    dims.update(x=["observation", "feature"], sample_weight=["observation"])
+    data_dims = {"x": ["observation"]}
+    groups = {
+        "posterior": {name: np.asarray(value) for name, value in samples.items()},
+        "sample_stats": _sample_stats(trace),
+        "observed_data": {"x": np.asarray(X)},
+    }
+    if sample_weight is not None:
+        groups["constant_data"] = {"sample_weight": np.asarray(sample_weight)}
+    if posterior_predictive is not None:
+        groups["posterior_predictive"] = {"x": np.asarray(posterior_predictive)}
+    idata = az.from_dict(**groups, coords=_coords(n_components, n_features, n_samples),
+                         dims=dims)
+    # The log-likelihood's "x" has one dimension fewer than the observed "x",
+    # so it gets its own dims mapping.
+    idata.add_groups(log_likelihood=az.from_dict(
+        log_likelihood={"x": np.asarray(log_likelihood)},
+        coords={"observation": np.arange(n_samples)}, dims=data_dims,
+    ).log_likelihood)
+    return idata
+
+
+def _finite_extreme(dataset, reduce) -> dict:
+    """Per variable, ``reduce`` over its finite entries (variables with none are left out)."""
+    extremes = {}
+    for name in dataset.data_vars:
+        values = np.asarray(dataset[name])
+        values = values[np.isfinite(values)]
+        if values.size:
+            extremes[name] = float(reduce(values))
+    return extremes
+
+
+def check_sampling(idata, *, max_rhat: float = MAX_RHAT,
+                   min_ess_per_chain: float = MIN_ESS_PER_CHAIN) -> list:
+    """The sampling problems of a fit, as (warning class, message) pairs.
+
+    Checks divergences, rank-normalised split r_hat and bulk and tail ESS of
+    every posterior variable (entries that are constant, such as the fixed
+    zeros of a Cholesky factor, are skipped).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        With ``posterior`` and ``sample_stats`` groups; the posterior should
+        be relabelled (raw draws of a mixture have meaningless r_hat).
+    max_rhat : float, default=1.01
+    min_ess_per_chain : float, default=100
+
+    Returns
+    -------
+    problems : list of (type, str)
+    """
+    posterior = idata.posterior
+    num_chains, num_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    problems = []
+    diverging = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    if diverging:
+        problems.append((DivergenceWarning, (
+            f"{diverging} of {num_chains * num_draws} post-warm-up transitions diverged, "
+            "so the draws may miss regions of high curvature and estimates may be "
+            "biased. Increase target_accept_prob (e.g. 0.95) and num_warmup; if they "
+            "persist, the model has more components than the data support: use fewer "
+            "components, or a weight_concentration nearer 1 so that spare components "
+            "are not pushed to empty, funnel-shaped regions."
+        )))
+    if num_draws >= 4:
+        problems.extend(_rhat_and_ess_problems(posterior, num_chains, max_rhat,
+                                               min_ess_per_chain))
+    return problems
+
+
+def _rhat_and_ess_problems(posterior, num_chains, max_rhat, min_ess_per_chain):
+    problems = []
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        # Constant entries (Cholesky zeros) give 0/0 inside ArviZ: skipped below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(posterior)
+        ess = {method: az.ess(posterior, method=method) for method in ("bulk", "tail")}
+    largest_rhat = _finite_extreme(rhat, np.max)
+    bad = [name for name, value in largest_rhat.items() if value > max_rhat]
+    if bad:
+        problems.append((RhatWarning, (
+            f"r_hat is up to {max(largest_rhat.values()):.3f} (> {max_rhat}) for "
+            f"{', '.join(bad)}: the "
+            "chains disagree, so they have not converged to one distribution. Increase "
+            "num_warmup and num_samples; if it persists, components may be empty or "
+            "splitting one cluster between them: use fewer components or change "
+            "weight_concentration."
+        )))
+    min_ess = min_ess_per_chain * num_chains
+    for method, values in ess.items():
+        lowest = min(_finite_extreme(values, np.min).values(), default=np.inf)
+        if lowest < min_ess:
+            problems.append((LowESSWarning, (
+                f"The {method} effective sample size is as low as {lowest:.0f} (< "
+                f"{min_ess:.0f}, {min_ess_per_chain} per chain): posterior means and "
+                "intervals are imprecise. Increase num_samples (or num_chains); a low "
+                "ESS together with divergences or high r_hat calls for more warm-up or "
+                "fewer components."
+            )))
+    return problems
+
+
+def warn_sampling_problems(idata, stacklevel: int = 3, **limits) -> list:
+    """Issue one warning per problem found by :func:`check_sampling`; return them."""
+    problems = check_sampling(idata, **limits)
+    for category, message in problems:
+        warnings.warn(message, category, stacklevel=stacklevel)
+    return problems

@@ -1,0 +1,814 @@
+"""NUTS for the mixture model, chain initialisation from EM, relabelling of draws.
+
+Three jobs, each a few small functions:
+
+* **Sampling** (:func:`run_nuts`): every chain's warm-up and sampling is one
+  ``lax.scan`` of NumPyro's NUTS kernel, and all chains are one ``jit``
+  (chains mapped by ``vmap``, ``lax.map`` or ``pmap``). The data and the prior
+  hyperparameters are arguments of that ``jit``, not constants baked into it,
+  so a refit on data of the same shape reuses the compiled program.
+* **Initialisation** (:func:`em_chain_start`): each chain starts at the EM
+  fit moved by about one approximate posterior standard deviation, so chains
+  start in the main mode but not at the same point (which r_hat needs).
+* **Relabelling** (:func:`relabel`): the likelihood does not change when the
+  components are permuted, so chains may carry different labellings. Each draw
+  is permuted to agree with a reference by Stephens' (2000) KL criterion on
+  the responsibilities of (a subset of) the training points, with the
+  Hungarian solver of :mod:`bayesgmm.alignment`; the reference is refined to
+  the mean relabelled responsibilities until the permutations stop changing.
+
+Draws are dicts of site name -> array with leading axes (chain, draw).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from numpyro import handlers
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+
+from bayesgmm import alignment, em, gaussian
+from bayesgmm.model import (
+    GaussianMixtureLikelihood,
+    component_sites,
+    covariances_from_sites,
+    gmm_model,
+    precisions_cholesky_from_sites,
+)
+
+__all__ = [
+    "NUTSSettings",
+    "NUTSTrace",
+    "resolve_chain_method",
+    "progress_bar_enabled",
+    "fit_em",
+    "ChainStart",
+    "em_chain_start",
+    "run_nuts",
+    "flatten_chains",
+    "posterior_params",
+    "log_responsibilities",
+    "pointwise_log_likelihood",
+    "responsibility_moments",
+    "stephens_permutations",
+    "permute_components",
+    "relabel_points",
+    "reference_responsibilities",
+    "relabel_run",
+    "permute_params",
+    "PosteriorRun",
+    "sample_posterior",
+    "posterior_predictive",
+    "sample_posterior_predictive",
+]
+
+CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
+# Draws processed together when mapping a per-draw computation over the posterior.
+DRAW_BATCH_SIZE = 64
+# Training points on which draws are relabelled (a fixed random subset above this).
+RELABEL_MAX_POINTS = 1000
+RELABEL_MAX_ITER = 20
+
+
+class NUTSSettings(NamedTuple):
+    """Static settings of a NUTS run (hashable: they key the compiled program)."""
+
+    num_warmup: int
+    num_samples: int
+    num_chains: int
+    chain_method: str  # 'parallel', 'vectorized' or 'sequential' (resolved)
+    target_accept_prob: float = 0.8
+    max_tree_depth: int = 10
+    dense_mass: bool = False
+    progress_bar: bool = False
+
+
+class NUTSTrace(NamedTuple):
+    """What a run returns; every field has leading axes (num_chains, num_samples)."""
+
+    samples: dict  # site -> (C, S, *site_shape), constrained
+    potential_energy: jax.Array  # (C, S) minus the log joint density (unnormalised)
+    energy: jax.Array  # (C, S) Hamiltonian
+    diverging: jax.Array  # (C, S) bool
+    num_steps: jax.Array  # (C, S) leapfrog steps
+    accept_prob: jax.Array  # (C, S) mean acceptance probability of the tree
+    step_size: jax.Array  # (C, S) adapted step size
+
+
+# --------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------
+
+
+def resolve_chain_method(chain_method: str, num_chains: int) -> str:
+    """Resolve 'auto' and check that 'parallel' is possible.
+
+    'auto' is 'parallel' with one device per chain; otherwise 'vectorized' on
+    an accelerator (chains in lockstep fill it better) and 'sequential' on the
+    CPU, where vectorised NUTS was measured slower to trace, compile and run
+    (every chain waits for the longest trajectory of the batch). 'parallel'
+    asked for without enough devices raises ``ValueError``.
+    """
+    devices = jax.local_device_count()
+    if chain_method == "auto":
+        if num_chains > 1 and devices >= num_chains:
+            return "parallel"
+        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
+    if chain_method == "parallel" and devices < num_chains:
+        raise ValueError(
+            f"chain_method='parallel' needs one device per chain, but only {devices} "
+            f"device(s) are available for num_chains={num_chains}. Use "
+            "chain_method='vectorized' or 'sequential', or fewer chains."
+        )
+    return chain_method
+
+
+def progress_bar_enabled(progress_bar: bool) -> bool:
+    """Show a progress bar only when asked, on a terminal, and not in CI."""
+    in_ci = os.environ.get("CI", "").lower() not in ("", "0", "false")
+    return bool(progress_bar) and not in_ci and sys.stderr.isatty()
+
+
+# --------------------------------------------------------------------------
+# Initial values
+# --------------------------------------------------------------------------
+
+
+def fit_em(X, sample_weight, *, n_components, covariance_type, random_state, dtype,
+           reg_covar=1e-6) -> em.EMResult:
+    """The maximum-likelihood fit that starts the chains and seeds the relabelling."""
+    return em.fit_gmm(
+        X, sample_weight, n_components=n_components, covariance_type=covariance_type,
+        reg_covar=reg_covar, random_state=random_state, dtype=dtype,
+    )
+
+
+def _scales_and_correlation(covariances, covariance_type):
+    """Inverse of the model's covariance parametrisation: (scales, corr_cholesky)."""
+    if covariance_type in ("diag", "spherical"):
+        return np.sqrt(covariances), None
+    scales = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
+    correlation = covariances / (scales[..., :, None] * scales[..., None, :])
+    return scales, np.linalg.cholesky(correlation)
+
+
+class ChainStart(NamedTuple):
+    """Where the chains start: a centre and per-site jitter in the unconstrained space.
+
+    Chain ``c`` starts at ``unconstrain(center[c]) + noise_scale * eps_c`` with
+    standard normal ``eps_c``; the jitter is drawn inside the compiled run, from
+    the chain's key.
+    """
+
+    center: dict  # site -> (num_chains, *site_shape) constrained values
+    noise_scale: dict  # site -> array broadcastable to the site's unconstrained shape
+
+
+def em_chain_start(params: em.GMMParams, total_weight: float, *, covariance_type: str,
+                   num_chains: int, spread: float = 1.0) -> ChainStart:
+    """Start the chains about ``spread`` posterior standard deviations from the EM fit.
+
+    The standard deviations are the large-sample ones of a component holding
+    ``n_k = total_weight * weights[k]`` points: ``std_k / sqrt(n_k)`` for the
+    means, ``1 / sqrt(2 n_k)`` for the log scales and about ``1 / sqrt(n_k)``
+    for the unconstrained correlations and weights.
+
+    Parameters
+    ----------
+    params : GMMParams
+        The EM fit (NumPy arrays).
+    total_weight : float
+        The number of points (sum of the sample weights).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    num_chains : int
+    spread : float, default=1.0
+        Multiplies every jitter; 0 starts all chains at the EM fit.
+
+    Returns
+    -------
+    ChainStart
+        Every chain centred on the EM fit.
+    """
+    means = np.asarray(params.means)
+    n_features = means.shape[1]
+    counts = np.maximum(total_weight * np.asarray(params.weights), 1.0)
+    scales, corr_cholesky = _scales_and_correlation(np.asarray(params.covariances),
+                                                    covariance_type)
+    variances = gaussian_variances(params.covariances, covariance_type, n_features)
+    scale_counts = counts.sum() if covariance_type == "tied" else _per_component(counts, scales.ndim)
+    center = {"weights": np.asarray(params.weights), "means": means, "scales": scales}
+    noise_scale = {
+        "weights": spread / np.sqrt(counts.min()),
+        "means": spread * np.sqrt(variances / counts[:, None]),
+        "scales": spread / np.sqrt(2.0 * scale_counts),
+    }
+    if corr_cholesky is not None and n_features > 1:
+        center["corr_cholesky"] = corr_cholesky
+        noise_scale["corr_cholesky"] = spread / np.sqrt(
+            counts.sum() if covariance_type == "tied" else counts[:, None]
+        )
+    dtype = means.dtype
+    return ChainStart(
+        {name: np.broadcast_to(np.asarray(value, dtype), (num_chains,) + np.shape(value))
+         for name, value in center.items()},
+        {name: np.asarray(value, dtype) for name, value in noise_scale.items()},
+    )
+
+
+def _per_component(counts, ndim):
+    """``counts`` (K,) shaped to broadcast against a (K, ...) array of ``ndim`` axes."""
+    return counts.reshape(counts.shape + (1,) * (ndim - 1))
+
+
+def gaussian_variances(covariances, covariance_type: str, n_features: int):
+    """Per-component, per-dimension variances, shape (K, D) ((1, D) for 'tied')."""
+    covariances = np.asarray(covariances)
+    if covariance_type == "full":
+        return np.diagonal(covariances, axis1=-2, axis2=-1)
+    if covariance_type == "tied":
+        return np.diagonal(covariances)[None, :]
+    if covariance_type == "diag":
+        return covariances
+    return np.repeat(covariances[:, None], n_features, axis=1)
+
+
+def _prior_draw(key, model, model_kwargs):
+    """One draw of the latent sites from the prior (constrained values)."""
+    trace = handlers.trace(handlers.seed(model, key)).get_trace(**model_kwargs)
+    return {name: site["value"] for name, site in trace.items()
+            if site["type"] == "sample" and not site["is_observed"]}
+
+
+def _initial_z(key, center, noise_scale, model, model_kwargs):
+    """A chain's unconstrained start: ``center`` (one chain's) jittered, or a prior draw."""
+    if center is None:
+        return unconstrain_fn(model, (), model_kwargs, _prior_draw(key, model, model_kwargs))
+    center = unconstrain_fn(model, (), model_kwargs, center)
+    keys = dict(zip(sorted(center), jax.random.split(key, len(center))))
+    return {
+        name: value + noise_scale[name]
+        * jax.random.normal(keys[name], value.shape, value.dtype)
+        for name, value in center.items()
+    }
+
+
+# --------------------------------------------------------------------------
+# Sampling
+# --------------------------------------------------------------------------
+
+
+# The bar of the run in progress. The compiled program calls ``_tick`` (a
+# constant of the trace), which finds the current bar here, so a cached program
+# never holds on to the bar of an earlier run.
+_PROGRESS: dict = {"bar": None, "rate": 1, "num_warmup": 0}
+
+
+def _tick(iteration):
+    bar = _PROGRESS["bar"]
+    if bar is not None:
+        bar.update(_PROGRESS["rate"])
+        phase = "warmup" if int(iteration) < _PROGRESS["num_warmup"] else "sample"
+        bar.set_description(f"NUTS {phase}", refresh=False)
+
+
+def _progress_rate(settings: NUTSSettings) -> int:
+    """Iterations between ticks: about 1 % of the run."""
+    return max((settings.num_warmup + settings.num_samples) // 100, 1)
+
+
+def _open_progress_bar(settings: NUTSSettings):
+    from tqdm.auto import tqdm
+
+    iterations = settings.num_warmup + settings.num_samples
+    # Vectorised chains tick once per iteration for all chains; the others per chain.
+    chains_ticking = 1 if settings.chain_method == "vectorized" else settings.num_chains
+    bar = tqdm(total=iterations * chains_ticking, desc="NUTS compiling", leave=False)
+    _PROGRESS.update(bar=bar, rate=_progress_rate(settings), num_warmup=settings.num_warmup)
+    return bar
+
+
+def _report_progress(iteration, settings: NUTSSettings):
+    if settings.progress_bar:
+        lax.cond(iteration % _progress_rate(settings) == 0,
+                 lambda: jax.debug.callback(_tick, iteration), lambda: None)
+
+
+def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings):
+    """Warm-up and sampling of one chain as one scan; returns its NUTSTrace."""
+    def potential_fn_gen(**kwargs):
+        return functools.partial(potential_energy, model, (), kwargs)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+    init_key, key = jax.random.split(key)
+    state = init_kernel(
+        _initial_z(init_key, center, noise_scale, model, model_kwargs), settings.num_warmup, target_accept_prob=settings.target_accept_prob,
+        max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass,
+        model_kwargs=model_kwargs, rng_key=key,
+    )
+    num_warmup = settings.num_warmup
+
+    def collect(state):
+        return (state.z, state.potential_energy, state.energy, state.diverging,
+                state.num_steps, state.accept_prob, state.adapt_state.step_size)
+
+    def step(carry, iteration):
+        state, buffer = carry
+        state = sample_kernel(state, model_kwargs=model_kwargs)
+        # Warm-up iterations all write to slot 0, which the first draw overwrites:
+        # one traced kernel for both phases, memory for num_samples draws only.
+        slot = jnp.maximum(iteration - num_warmup, 0)
+        buffer = jax.tree.map(
+            lambda stored, new: lax.dynamic_update_index_in_dim(stored, new, slot, 0),
+            buffer, collect(state),
+        )
+        _report_progress(iteration, settings)
+        return (state, buffer), None
+
+    buffer = jax.tree.map(
+        lambda leaf: jnp.zeros((settings.num_samples,) + jnp.shape(leaf), jnp.result_type(leaf)),
+        collect(state),
+    )
+    iterations = jnp.arange(settings.num_warmup + settings.num_samples)
+    (_, buffer), _ = lax.scan(step, (state, buffer), iterations)
+    z, *stats = buffer
+    samples = jax.vmap(lambda draw: constrain_fn(model, (), model_kwargs, draw))(z)
+    return NUTSTrace(samples, *stats)
+
+
+def _chains(keys, center, noise_scale, model_kwargs, *, n_components, covariance_type,
+            settings: NUTSSettings) -> NUTSTrace:
+    """All chains of a run, mapped as ``settings.chain_method`` says (traceable)."""
+    model = functools.partial(gmm_model, n_components=n_components,
+                              covariance_type=covariance_type)
+    chain = functools.partial(_one_chain, noise_scale=noise_scale, model_kwargs=model_kwargs,
+                              model=model, settings=settings)
+    if settings.chain_method == "sequential":
+        return lax.map(lambda args: chain(*args), (keys, center))
+    if settings.chain_method == "parallel":
+        return jax.pmap(chain)(keys, center)
+    return jax.vmap(chain)(keys, center)
+
+
+_STATIC = ("n_components", "covariance_type", "settings")
+_run_chains = jax.jit(_chains, static_argnames=_STATIC)
+
+
+def _with_progress_bar(settings: NUTSSettings, compiled_run):
+    """Run ``compiled_run()`` with the progress bar of ``settings`` open."""
+    bar = _open_progress_bar(settings) if settings.progress_bar else None
+    try:
+        return jax.block_until_ready(compiled_run())
+    finally:
+        if bar is not None:
+            bar.close()
+            _PROGRESS["bar"] = None
+
+
+def run_nuts(key, start: ChainStart | None, model_kwargs: dict, *, n_components: int,
+             covariance_type: str, settings: NUTSSettings) -> NUTSTrace:
+    """Run NUTS chains on :func:`bayesgmm.model.gmm_model`.
+
+    Parameters
+    ----------
+    key : jax.random key
+        Split into one key per chain.
+    start : ChainStart or None
+        Where the chains start (:func:`em_chain_start`); ``None`` starts each
+        chain at its own draw from the prior.
+    model_kwargs : dict of arrays
+        The dynamic keyword arguments of :func:`gmm_model` (``X``,
+        ``sample_weight``, the prior hyperparameters). Only their shapes and
+        dtypes key the compiled program.
+    n_components : int
+    covariance_type : str
+    settings : NUTSSettings
+        With ``chain_method`` already resolved (:func:`resolve_chain_method`).
+
+    Returns
+    -------
+    NUTSTrace
+        Arrays with leading axes (num_chains, num_samples).
+    """
+    keys = jax.random.split(key, settings.num_chains)
+    center, noise_scale = (None, None) if start is None else start
+    return _with_progress_bar(settings, lambda: _run_chains(
+        keys, center, noise_scale, model_kwargs, n_components=n_components,
+        covariance_type=covariance_type, settings=settings,
+    ))
+
+
+# --------------------------------------------------------------------------
+# Posterior draws as mixture parameters
+# --------------------------------------------------------------------------
+
+
+class PosteriorRun(NamedTuple):
+    """A NUTS run with every draw evaluated on the data (see :func:`sample_posterior`)."""
+
+    trace: NUTSTrace  # leading axes (C, S)
+    params: em.GMMParams  # every draw, chains merged: leading axis (C * S,)
+    log_likelihood: np.ndarray  # (C * S, n_samples) log p(x_n | theta_s), unweighted
+    log_resp: np.ndarray  # (C * S, n_points, K) on the relabelling points
+    reference_log_resp: np.ndarray | None  # (n_points, K) under the reference parameters
+
+
+def flatten_chains(samples: dict) -> dict:
+    """Merge the (chain, draw) axes of every site into one draw axis."""
+    return {name: value.reshape((-1,) + value.shape[2:]) for name, value in samples.items()}
+
+
+def _params_from_samples(samples: dict, covariance_type: str) -> em.GMMParams:
+    scales = samples["scales"]
+    corr_cholesky = samples.get("corr_cholesky")
+    return em.GMMParams(
+        weights=samples["weights"],
+        means=samples["means"],
+        covariances=covariances_from_sites(scales, corr_cholesky, covariance_type),
+        precisions_cholesky=precisions_cholesky_from_sites(scales, corr_cholesky,
+                                                           covariance_type),
+    )
+
+
+def posterior_params(samples: dict, covariance_type: str) -> em.GMMParams:
+    """Mixture parameters of every draw, in scikit-learn's shapes.
+
+    Parameters
+    ----------
+    samples : dict
+        Site values with any leading draw axes, e.g. (n_draws,) or
+        (num_chains, num_samples).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    GMMParams
+        ``weights`` (..., K), ``means`` (..., K, D), ``covariances`` and
+        ``precisions_cholesky`` in the shapes of :mod:`bayesgmm.gaussian`
+        with the same leading axes; NumPy arrays.
+    """
+    samples = {name: jnp.asarray(value) for name, value in samples.items()}
+    return _to_numpy(_params_from_samples(samples, covariance_type))
+
+
+def _weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type):
+    """``log weights[k] + log N(x_n | k)`` of one draw, shape (n_samples, K)."""
+    log_prob = gaussian.log_gaussian_prob(X, means, precisions_cholesky, covariance_type)
+    return log_prob + jnp.log(weights)
+
+
+def _per_draw(fn, X, params: em.GMMParams, covariance_type):
+    """``fn(log weights + log N)`` of every draw (leading axis), mapped in batches."""
+    def one_draw(draw):
+        return fn(_weighted_log_prob(X, *draw, covariance_type))
+
+    draws = (params.weights, params.means, params.precisions_cholesky)
+    return lax.map(one_draw, draws, batch_size=DRAW_BATCH_SIZE)
+
+
+def _log_softmax(log_prob):
+    return jax.nn.log_softmax(log_prob, axis=-1)
+
+
+def _logsumexp(log_prob):
+    return jax.nn.logsumexp(log_prob, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference, *,
+                   n_components, covariance_type, settings):
+    trace = _chains(keys, center, noise_scale, model_kwargs, n_components=n_components,
+                    covariance_type=covariance_type, settings=settings)
+    params = _params_from_samples(flatten_chains(trace.samples), covariance_type)
+    reference_log_resp = None
+    if reference is not None:
+        reference_log_resp = _log_softmax(_weighted_log_prob(
+            X_relabel, reference.weights, reference.means, reference.precisions_cholesky,
+            covariance_type,
+        ))
+    return PosteriorRun(
+        trace=trace,
+        params=params,
+        log_likelihood=_per_draw(_logsumexp, model_kwargs["X"], params, covariance_type),
+        log_resp=_per_draw(_log_softmax, X_relabel, params, covariance_type),
+        reference_log_resp=reference_log_resp,
+    )
+
+
+def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabel,
+                     reference: em.GMMParams | None = None, *, n_components: int,
+                     covariance_type: str, settings: NUTSSettings) -> PosteriorRun:
+    """:func:`run_nuts`, and every draw evaluated on the data, in one compiled job.
+
+    Compiling the sampler and the per-draw evaluations together costs much
+    less than compiling them one by one, which is most of a first fit's time.
+
+    Parameters
+    ----------
+    key, start, model_kwargs, n_components, covariance_type, settings
+        As in :func:`run_nuts`.
+    X_relabel : array of shape (n_points, n_features)
+        The points whose responsibilities relabel the draws
+        (:func:`relabel_points`).
+    reference : GMMParams, optional
+        Parameters (e.g. the EM fit) whose responsibilities on ``X_relabel``
+        start the relabelling.
+
+    Returns
+    -------
+    PosteriorRun
+        NumPy arrays.
+    """
+    keys = jax.random.split(key, settings.num_chains)
+    center, noise_scale = (None, None) if start is None else start
+    reference = None if reference is None else _as_jax(reference)
+    run = _with_progress_bar(settings, lambda: _posterior_job(
+        keys, center, noise_scale, model_kwargs, jnp.asarray(X_relabel), reference,
+        n_components=n_components, covariance_type=covariance_type, settings=settings,
+    ))
+    return jax.tree.map(np.asarray, run)
+
+
+def _as_jax(params: em.GMMParams) -> em.GMMParams:
+    return em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
+
+
+def _to_numpy(params: em.GMMParams) -> em.GMMParams:
+    return em.GMMParams(*(np.asarray(leaf) for leaf in params))
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _log_responsibilities(X, params, covariance_type):
+    return _per_draw(_log_softmax, X, params, covariance_type)
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _log_likelihoods(X, params, covariance_type):
+    return _per_draw(_logsumexp, X, params, covariance_type)
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _responsibility_moments(X, params, covariance_type):
+    def add_draw(totals, draw):
+        resp = jax.nn.softmax(_weighted_log_prob(X, *draw, covariance_type), axis=-1)
+        return (totals[0] + resp, totals[1] + resp**2), None
+
+    zeros = jnp.zeros((X.shape[0], params.weights.shape[-1]), X.dtype)
+    draws = (params.weights, params.means, params.precisions_cholesky)
+    (total, total_squares), _ = lax.scan(add_draw, (zeros, zeros), draws)
+    n_draws = params.weights.shape[0]
+    mean = total / n_draws
+    return mean, jnp.sqrt(jnp.maximum(total_squares / n_draws - mean**2, 0.0))
+
+
+def log_responsibilities(X, params: em.GMMParams, covariance_type: str) -> np.ndarray:
+    """Per-draw log responsibilities ``log p(z_n = k | x_n, theta_s)``.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    params : GMMParams
+        Draws with one leading axis (n_draws,).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_resp : ndarray of shape (n_draws, n_samples, n_components)
+    """
+    return np.asarray(_log_responsibilities(jnp.asarray(X), _as_jax(params), covariance_type))
+
+
+def pointwise_log_likelihood(X, params: em.GMMParams, covariance_type: str) -> np.ndarray:
+    """``log p(x_n | theta_s)`` for every draw and point, shape (n_draws, n_samples)."""
+    return np.asarray(_log_likelihoods(jnp.asarray(X), _as_jax(params), covariance_type))
+
+
+def responsibility_moments(X, params: em.GMMParams, covariance_type: str):
+    """Posterior mean and standard deviation of the responsibilities.
+
+    Accumulated draw by draw, so memory stays (n_samples, n_components).
+
+    Returns
+    -------
+    mean, std : ndarray of shape (n_samples, n_components)
+    """
+    mean, std = _responsibility_moments(jnp.asarray(X), _as_jax(params), covariance_type)
+    return np.asarray(mean), np.asarray(std)
+
+
+# --------------------------------------------------------------------------
+# Relabelling
+# --------------------------------------------------------------------------
+
+
+def stephens_permutations(log_resp, reference, point_weight=None, max_iter: int = RELABEL_MAX_ITER):
+    """Stephens' relabelling: permute each draw's responsibilities towards a reference.
+
+    The cost of giving component ``j`` of draw ``s`` the reference label ``i``
+    is the (weighted) cross-entropy ``-sum_n w_n ref[n, i] log q_s[n, j]``, the
+    draw-dependent part of ``KL(ref || q_s permuted)``. After each assignment
+    the reference becomes the mean of the relabelled responsibilities; the
+    loop stops when no permutation changes.
+
+    Parameters
+    ----------
+    log_resp : array of shape (n_draws, n_points, K)
+        Per-draw log responsibilities.
+    reference : array of shape (n_points, K)
+        Starting reference probabilities (e.g. the EM fit's responsibilities).
+    point_weight : array of shape (n_points,), optional
+        Weight of each point in the cost (the sample weights).
+    max_iter : int, default=20
+
+    Returns
+    -------
+    perms : ndarray of int of shape (n_draws, K)
+        ``aligned[s, ..., i] = draw[s, ..., perms[s, i]]``.
+    reference : ndarray of shape (n_points, K)
+        The final reference (mean relabelled responsibilities).
+    """
+    # A floor keeps 0 * log(0) finite when a responsibility underflows.
+    log_resp = np.maximum(np.asarray(log_resp, dtype=np.float64), np.log(np.finfo(float).tiny))
+    reference = np.asarray(reference, dtype=np.float64)
+    if point_weight is not None:
+        reference = reference * np.asarray(point_weight, dtype=np.float64)[:, None]
+    perms = None
+    for _ in range(max_iter):
+        costs = -np.einsum("ni,snj->sij", reference, log_resp)
+        new_perms = alignment.permutations_from_costs(costs)
+        if perms is not None and np.array_equal(new_perms, perms):
+            break
+        perms = new_perms
+        reference = np.exp(alignment.apply_permutations(log_resp, perms, axis=2)).mean(axis=0)
+        if point_weight is not None:
+            reference = reference * np.asarray(point_weight, dtype=np.float64)[:, None]
+    return perms, reference
+
+
+def permute_components(samples: dict, perms, covariance_type: str) -> dict:
+    """Apply per-draw permutations to every component-indexed site.
+
+    Parameters
+    ----------
+    samples : dict
+        Site values with one leading draw axis (n_draws, ...).
+    perms : array of int of shape (n_draws, K)
+    covariance_type : str
+
+    Returns
+    -------
+    dict
+        New arrays; the shared 'tied' covariance sites are copied unchanged.
+    """
+    n_features = np.shape(samples["means"])[-1]
+    permuted = component_sites(covariance_type, n_features)
+    return {
+        name: alignment.apply_permutations(value, perms, axis=1) if name in permuted
+        else np.array(value)
+        for name, value in samples.items()
+    }
+
+
+def relabel_points(X, sample_weight, max_points: int = RELABEL_MAX_POINTS):
+    """The training points (and weights) used to relabel: positive weight, at most ``max_points``.
+
+    A fixed random subset (seed 0) keeps the relabelling cost bounded and
+    deterministic for large data.
+    """
+    X = np.asarray(X)
+    weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    index = np.flatnonzero(weight > 0)
+    if index.size > max_points:
+        index = np.sort(np.random.default_rng(0).choice(index, max_points, replace=False))
+    return X[index], weight[index]
+
+
+def permute_params(params: em.GMMParams, perms, covariance_type: str) -> em.GMMParams:
+    """Apply per-draw permutations to draws of mixture parameters (leading draw axis)."""
+    def permute(leaf, component_indexed=True):
+        if not component_indexed:
+            return np.array(leaf)
+        return alignment.apply_permutations(leaf, perms, axis=1)
+
+    shared = covariance_type == "tied"
+    return em.GMMParams(
+        weights=permute(params.weights),
+        means=permute(params.means),
+        covariances=permute(params.covariances, not shared),
+        precisions_cholesky=permute(params.precisions_cholesky, not shared),
+    )
+
+
+def reference_responsibilities(run: PosteriorRun) -> np.ndarray:
+    """The relabelling's starting reference: the reference fit's, else the best draw's.
+
+    The best draw is the one of highest log joint density (lowest potential
+    energy).
+
+    Returns
+    -------
+    proba : ndarray of shape (n_points, K)
+    """
+    if run.reference_log_resp is not None:
+        return np.exp(run.reference_log_resp)
+    best = int(np.argmin(np.asarray(run.trace.potential_energy).reshape(-1)))
+    return np.exp(run.log_resp[best])
+
+
+def relabel_run(run: PosteriorRun, point_weight, covariance_type: str):
+    """Relabel every draw of a run (Stephens) and permute all component-indexed sites.
+
+    Parameters
+    ----------
+    run : PosteriorRun
+    point_weight : array of shape (n_points,)
+        Weights of the relabelling points (:func:`relabel_points`).
+    covariance_type : str
+
+    Returns
+    -------
+    samples : dict
+        The run's sites with components permuted per draw, leading axes
+        (num_chains, num_samples).
+    params : GMMParams
+        ``run.params`` permuted alike (leading axis num_chains * num_samples).
+    perms : ndarray of int of shape (num_chains, num_samples, K)
+    """
+    by_chain = np.shape(run.trace.diverging)
+    perms, _ = stephens_permutations(run.log_resp, reference_responsibilities(run), point_weight)
+    flat = permute_components(flatten_chains(run.trace.samples), perms, covariance_type)
+    samples = {name: value.reshape(by_chain + value.shape[1:]) for name, value in flat.items()}
+    params = permute_params(run.params, perms, covariance_type)
+    return samples, params, perms.reshape(by_chain + perms.shape[1:])
+
+
+# --------------------------------------------------------------------------
+# Posterior predictive draws
+# --------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("n_samples", "covariance_type"))
+def _replicate(keys, params, n_samples, covariance_type):
+    def one_draw(args):
+        key, weights, means, precisions_cholesky = args
+        likelihood = GaussianMixtureLikelihood(weights, means, precisions_cholesky,
+                                               covariance_type)
+        return likelihood.sample(key, (n_samples,))
+
+    draws = (keys, params.weights, params.means, params.precisions_cholesky)
+    return lax.map(one_draw, draws, batch_size=DRAW_BATCH_SIZE)
+
+
+def posterior_predictive(key, params: em.GMMParams, n_samples: int,
+                         covariance_type: str) -> np.ndarray:
+    """One replicated data set of ``n_samples`` points per posterior draw.
+
+    Returns
+    -------
+    replicates : ndarray of shape (n_draws, n_samples, n_features)
+    """
+    keys = jax.random.split(key, params.weights.shape[0])
+    return np.asarray(_replicate(keys, _as_jax(params), n_samples, covariance_type))
+
+
+def sample_posterior_predictive(rng: np.random.RandomState, params: em.GMMParams,
+                                n_samples: int, covariance_type: str):
+    """Points from the posterior predictive: a random draw, a component, a Gaussian.
+
+    Parameters
+    ----------
+    rng : numpy.random.RandomState
+    params : GMMParams
+        Draws with a leading (n_draws,) axis.
+    n_samples : int
+    covariance_type : str
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,)
+    """
+    n_draws, n_components = params.weights.shape
+    draws = rng.randint(n_draws, size=n_samples)
+    cumulative = np.cumsum(params.weights[draws], axis=1)
+    labels = np.minimum((rng.random_sample(n_samples)[:, None] > cumulative).sum(axis=1),
+                        n_components - 1)
+    noise = rng.standard_normal(size=(n_samples, params.means.shape[-1]))
+    covariances = params.covariances[draws]
+    if covariance_type != "tied":
+        covariances = covariances[np.arange(n_samples), labels]
+    if covariance_type in ("full", "tied"):
+        correlated = np.einsum("nij,nj->ni", np.linalg.cholesky(covariances), noise)
+    elif covariance_type == "diag":
+        correlated = noise * np.sqrt(covariances)
+    else:
+        correlated = noise * np.sqrt(covariances)[:, None]
+    X = params.means[draws, labels] + correlated
+    return X.astype(params.means.dtype), labels
