@@ -38,6 +38,9 @@ PROG = "bayesgmm"
 EXIT_ERROR = 1
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 METHODS = ("em", "mcmc")
+INTERVAL_PROB = 0.9
+# Most (draw, row, component) probabilities held at once for credible intervals.
+INTERVAL_ELEMENTS = 1 << 23
 
 
 class CLIError(Exception):
@@ -98,12 +101,14 @@ def _add_model_arguments(parser, *, components: bool) -> None:
     em.add_argument("--max-iter", type=_positive_int, default=100,
                     help="maximal number of EM iterations per restart")
     mcmc = parser.add_argument_group("MCMC options (with --method mcmc)")
-    mcmc.add_argument("--num-samples", type=_positive_int, default=1000,
+    mcmc.add_argument("--num-samples", type=_positive_int, default=500,
                       help="posterior draws kept per chain")
-    mcmc.add_argument("--num-warmup", type=_positive_int, default=1000,
+    mcmc.add_argument("--num-warmup", type=_positive_int, default=500,
                       help="warm-up (tuning) steps per chain")
-    mcmc.add_argument("--num-chains", type=_positive_int, default=2,
+    mcmc.add_argument("--num-chains", type=_positive_int, default=4,
                       help="number of chains")
+    mcmc.add_argument("--no-progress", action="store_true",
+                      help="no progress bar (it is shown only on a terminal anyway)")
 
 
 def _add_output_arguments(parser, *, default_help: str) -> None:
@@ -141,10 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Fit a Gaussian mixture to DATA.csv and write into --out:\n"
             "  labels.csv    the most probable component of each row and the probability\n"
-            "                of every component (for MCMC also their 94% credible intervals)\n"
+            "                of every component (for MCMC also their 90% credible intervals)\n"
             "  params.json   weights, means and covariances, with the fit statistics\n"
-            "  model.npz     the model (model.nc for MCMC: the posterior as ArviZ netCDF),\n"
-            "                for 'bayesgmm predict' and bayesgmm.load()\n"
+            "  model.npz     the model, for 'bayesgmm predict' and bayesgmm.load(); for MCMC\n"
+            "                model.nc, which is also the run's ArviZ InferenceData\n"
+            "                (arviz.from_netcdf)\n"
             "  plot.png      the components over the data and the uncertainty map\n"
             "and print a short summary."
         ),
@@ -266,7 +272,18 @@ def _bayesian_estimator(args, n_components: int):
         num_warmup=args.num_warmup,
         num_chains=args.num_chains,
         random_state=args.seed,
+        progress_bar=not args.no_progress,
     )
+
+
+def _intervals(model, X):
+    """90% credible intervals of the probabilities, in chunks of rows to bound memory."""
+    n_draws = int(np.shape(model.posterior_params_.weights)[0])
+    chunk = max(1, INTERVAL_ELEMENTS // (n_draws * len(model.weights_)))
+    parts = [model.predict_proba_interval(X[start:start + chunk], prob=INTERVAL_PROB)
+             for start in range(0, X.shape[0], chunk)]
+    return (np.concatenate([lower for lower, _ in parts]),
+            np.concatenate([upper for _, upper in parts]))
 
 
 def _check_enough_rows(table, n_components: int, path: str) -> None:
@@ -377,8 +394,8 @@ def command_fit(args) -> int:
     ]
     intervals = None
     if method == "mcmc":
-        fit_lines, stats = _fit_summary_mcmc(model)
-        intervals = model.predict_proba_interval(X)
+        fit_lines, stats = _fit_summary_mcmc(model, X)
+        intervals = _intervals(model, X)
     else:
         fit_lines, stats = _fit_summary_em(model, X, args.data, table.columns)
     summary += fit_lines + _component_lines(model, labels)
@@ -418,8 +435,37 @@ def command_fit(args) -> int:
     return 0
 
 
-def _fit_summary_mcmc(model):  # pragma: no cover - filled in with the Bayesian estimator
-    raise CLIError("--method mcmc is not available yet.")
+def _loo(idata):
+    import arviz as az
+
+    return az.loo(idata)
+
+
+def _fit_summary_mcmc(model, X) -> tuple[list[str], dict]:
+    n_samples = X.shape[0]
+    total = float(np.sum(model.score_samples(X)))
+    loo = _loo(model.inference_data_)
+    summary = model.summary()
+    divergences = int(np.asarray(model.inference_data_.sample_stats["diverging"]).sum())
+    max_rhat = float(np.nanmax(summary["r_hat"]))
+    min_ess = float(np.nanmin(summary["ess_bulk"]))
+    lines = [
+        f"  NUTS: {model.num_chains} chain(s) x {model.num_samples} draws after "
+        f"{model.num_warmup} warm-up steps; {divergences} divergence(s), max r_hat "
+        f"{max_rhat:.3f}, min bulk ESS {min_ess:.0f}",
+        f"  log predictive density {total:.4f} ({total / n_samples:.4f} per row)",
+        f"  PSIS-LOO elpd {loo.elpd_loo:.4f} +/- {loo.se:.4f} (p_loo {loo.p_loo:.2f}; higher "
+        "is better)",
+        "  (weights and means below are posterior means)",
+    ]
+    stats = {
+        "log_predictive_density": total, "elpd_loo": float(loo.elpd_loo),
+        "elpd_loo_se": float(loo.se), "p_loo": float(loo.p_loo), "divergences": divergences,
+        "max_r_hat": max_rhat, "min_ess_bulk": min_ess, "num_chains": int(model.num_chains),
+        "num_samples": int(model.num_samples), "num_warmup": int(model.num_warmup),
+        "interval_prob": INTERVAL_PROB,
+    }
+    return lines, stats
 
 
 def _bic_table(args, X):
@@ -481,8 +527,46 @@ def command_choose_k(args) -> int:
     return 0
 
 
-def _choose_k_mcmc(args, X, directory, paths):  # pragma: no cover - with the Bayesian estimator
-    raise CLIError("--method mcmc is not available yet.")
+def _choose_k_mcmc(args, X, directory, paths) -> int:
+    import arviz as az
+
+    fits = {}
+    for n_components in range(args.min_components, args.max_components + 1):
+        fits[f"K={n_components}"] = _estimator(args, n_components).fit(X).inference_data_
+    comparison = az.compare(fits, ic="loo")
+    chosen = comparison.index[0]  # rank 0: the highest expected log predictive density
+    columns = ["rank", "elpd_loo", "p_loo", "elpd_diff", "dse", "weight", "warning"]
+    lines = [f"{'model':>6}  {'rank':>4}  {'elpd_loo':>12}  {'p_loo':>8}  {'elpd_diff':>10}  "
+             f"{'dse':>8}  {'weight':>6}  warning"]
+    rows = []
+    for name, row in comparison.sort_index(key=lambda index: [int(k[2:]) for k in index]).iterrows():
+        mark = " *" if name == chosen else ""
+        lines.append(f"{name:>6}  {int(row['rank']):>4}  {row['elpd_loo']:>12.4f}  "
+                     f"{row['p_loo']:>8.2f}  {row['elpd_diff']:>10.4f}  {row['dse']:>8.4f}  "
+                     f"{row['weight']:>6.3f}  {'yes' if row['warning'] else 'no'}{mark}")
+        rows.append([int(name[2:])] + [row[column] for column in columns])
+    lines.append(f"Chosen: {chosen} (highest PSIS-LOO elpd, marked *); differences smaller "
+                 "than about 2 dse are within noise")
+    if directory:
+        from bayesgmm._io import write_csv
+
+        _make_directory(directory)
+        write_csv(paths["choose_k.csv"], ["n_components"] + columns,
+                  ([value if not isinstance(value, (bool, np.bool_)) else bool(value)
+                    for value in row] for row in rows))
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayesgmm import plot
+
+        ax = plot.loo_comparison(comparison)
+        ax.figure.savefig(paths["choose_k.png"], dpi=110, bbox_inches="tight")
+        plt.close(ax.figure)
+        lines.append(f"Wrote {directory}{os.sep}: choose_k.csv, choose_k.png")
+    _echo("\n".join(lines))
+    return 0
 
 
 def _load_model(path: str):
@@ -530,8 +614,7 @@ def command_predict(args) -> int:
             f"model was fitted on {n_features}{names}; choose them with --columns."
         )
     proba = np.asarray(model.predict_proba(table.X))
-    interval = getattr(model, "predict_proba_interval", None)
-    intervals = interval(table.X) if callable(interval) else None
+    intervals = _intervals(model, table.X) if hasattr(model, "posterior_params_") else None
     header, rows = _probability_rows(table.lines, proba, intervals)
 
     from bayesgmm._io import write_csv

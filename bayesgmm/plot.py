@@ -39,6 +39,8 @@ __all__ = [
 
 # Points whose largest class probability is below this are drawn as uncertain.
 UNCERTAIN_BELOW = 0.9
+# Most (draw, point, component) probabilities held at once for credible intervals.
+INTERVAL_ELEMENTS = 1 << 23
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -233,11 +235,17 @@ def _uncertainty(model, points, kind: str):
                 f"kind='interval' needs a Bayesian fit with credible intervals; "
                 f"{type(model).__name__} has none. Use kind='uncertainty'."
             )
-        proba = np.asarray(model.predict_proba(points))
-        lower, upper = (np.asarray(bound) for bound in interval(points))
-        most_probable = proba.argmax(axis=1)[:, None]
-        width = np.take_along_axis(upper - lower, most_probable, axis=1)[:, 0]
-        return width, "credible-interval width of the class probability"
+        # Every draw's probabilities of a chunk are held at once: bound the memory.
+        n_draws = int(np.shape(getattr(model, "posterior_params_").weights)[0])
+        chunk = max(1, INTERVAL_ELEMENTS // (n_draws * len(model.weights_)))
+        widths = []
+        for start in range(0, len(points), chunk):
+            part = points[start:start + chunk]
+            proba = np.asarray(model.predict_proba(part))
+            lower, upper = (np.asarray(bound) for bound in interval(part))
+            most_probable = proba.argmax(axis=1)[:, None]
+            widths.append(np.take_along_axis(upper - lower, most_probable, axis=1)[:, 0])
+        return np.concatenate(widths), "90% credible-interval width of the class probability"
     raise ValueError(f"kind must be 'uncertainty' or 'interval', got {kind!r}.")
 
 
@@ -267,9 +275,9 @@ def probability_map(model, X, *, ax=None, kind="uncertainty", resolution=120,
     kind : {'uncertainty', 'interval'}, default='uncertainty'
         'uncertainty': ``1 - max_k p(k | x)``, zero where one class is
         certain, ``1 - 1/K`` where all are equally likely. 'interval' (a
-        Bayesian fit): the width of the credible interval of the probability
-        of the most probable class, i.e. how unsure the posterior is about
-        that probability.
+        Bayesian fit): the width of the 90% credible interval of the
+        probability of the most probable class, i.e. how unsure the
+        posterior is about that probability.
     resolution : int, default=120
         Grid points per axis of the 2-D map.
     feature_names : sequence of 2 str, optional
