@@ -228,20 +228,27 @@ def _add_stats(total: SufficientStats, block: SufficientStats) -> SufficientStat
     return jax.tree_util.tree_map(jnp.add, total, block)
 
 
-def _scan_sum(block_fn, *block_arrays):
-    """Sum ``block_fn`` over the leading (block) axis of ``block_arrays``."""
-    first = block_fn(*(array[0] for array in block_arrays))
-    if block_arrays[0].shape[0] == 1:
-        return first
+def _scan_sum(block_fn, *block_arrays, axis_name=None):
+    """Sum ``block_fn`` over the leading (block) axis of ``block_arrays``.
 
-    def body(total, blocks):
-        return _add_stats(total, block_fn(*blocks)), None
+    With ``axis_name`` (inside ``shard_map``) the per-device sums are then
+    added across devices and processes: only the statistics travel.
+    """
+    total = block_fn(*(array[0] for array in block_arrays))
+    if block_arrays[0].shape[0] > 1:
 
-    total, _ = lax.scan(body, first, tuple(array[1:] for array in block_arrays))
+        def body(carry, blocks):
+            return _add_stats(carry, block_fn(*blocks)), None
+
+        total, _ = lax.scan(body, total, tuple(array[1:] for array in block_arrays))
+    if axis_name is not None:
+        total = lax.psum(total, axis_name)
     return total
 
 
-def accumulate_statistics(X_blocks, weight_blocks, params: GMMParams, covariance_type: str):
+def accumulate_statistics(
+    X_blocks, weight_blocks, params: GMMParams, covariance_type: str, axis_name=None
+):
     """E-step over all blocks: the statistics the M-step needs, and the log-likelihood.
 
     Parameters
@@ -250,13 +257,18 @@ def accumulate_statistics(X_blocks, weight_blocks, params: GMMParams, covariance
     weight_blocks : Array of shape (n_blocks, block_size)
     params : GMMParams
     covariance_type : str
+    axis_name : str, optional
+        Mesh axis over which the blocks are sharded (inside ``shard_map``).
 
     Returns
     -------
-    SufficientStats, accumulated around ``params.means``.
+    SufficientStats
     """
     return _scan_sum(
-        lambda X, w: block_statistics(X, w, params, covariance_type), X_blocks, weight_blocks
+        lambda X, w: block_statistics(X, w, params, covariance_type),
+        X_blocks,
+        weight_blocks,
+        axis_name=axis_name,
     )
 
 
@@ -300,7 +312,7 @@ def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GM
 
 
 def params_from_responsibilities(
-    X_blocks, weight_blocks, resp_blocks, reg_covar: float, covariance_type: str
+    X_blocks, weight_blocks, resp_blocks, reg_covar: float, covariance_type: str, axis_name=None
 ) -> GMMParams:
     """M-step from given responsibilities (the initialisation)."""
     stats = _scan_sum(
@@ -308,6 +320,7 @@ def params_from_responsibilities(
         X_blocks,
         weight_blocks,
         resp_blocks,
+        axis_name=axis_name,
     )
     return m_step(stats, reg_covar, covariance_type)
 
@@ -345,6 +358,7 @@ def _em_loop(
     reg_covar: float,
     max_iter: int,
     verbose_interval: int,
+    axis_name=None,
 ):
     dtype = X_blocks.dtype
 
@@ -352,7 +366,9 @@ def _em_loop(
         return (state.n_iter < max_iter) & ~state.converged & ~state.failed
 
     def body(state: EMState):
-        stats = accumulate_statistics(X_blocks, weight_blocks, state.params, covariance_type)
+        stats = accumulate_statistics(
+            X_blocks, weight_blocks, state.params, covariance_type, axis_name
+        )
         new_params = m_step(stats, reg_covar, covariance_type)
         lower_bound = stats.log_likelihood / stats.total_weight
         change = lower_bound - state.lower_bound
@@ -385,9 +401,31 @@ def _em_loop(
     return lax.while_loop(cond, body, state)
 
 
+def _over_mesh(fn, mesh, n_sharded: int, n_replicated: int):
+    """Wrap ``fn`` in ``shard_map``: the first ``n_sharded`` arguments are split
+    over the mesh's data axis, the rest and the outputs are replicated."""
+    if mesh is None:
+        return fn
+    from jax.sharding import PartitionSpec
+
+    data = PartitionSpec(mesh.axis_names[0])
+    return jax.shard_map(
+        fn,
+        mesh=mesh,
+        in_specs=(data,) * n_sharded + (PartitionSpec(),) * n_replicated,
+        out_specs=PartitionSpec(),
+    )
+
+
+def _axis_name(mesh):
+    return None if mesh is None else mesh.axis_names[0]
+
+
 @functools.partial(
     jax.jit,
-    static_argnames=("covariance_type", "tol", "reg_covar", "max_iter", "verbose_interval"),
+    static_argnames=(
+        "covariance_type", "tol", "reg_covar", "max_iter", "verbose_interval", "mesh",
+    ),
 )
 def run_em(
     X_blocks,
@@ -400,6 +438,7 @@ def run_em(
     reg_covar: float,
     max_iter: int,
     verbose_interval: int = 0,
+    mesh=None,
 ):
     """Run EM for a batch of initialisations and pick the best on the device.
 
@@ -416,6 +455,11 @@ def run_em(
     covariance_type, tol, reg_covar, max_iter, verbose_interval : static
         ``verbose_interval > 0`` prints progress from the device every that
         many iterations.
+    mesh : jax.sharding.Mesh, optional (static)
+        A one-axis mesh over which ``X_blocks`` and ``weight_blocks`` are
+        sharded along their block axis. Each device runs the E-step on its
+        own blocks; only the sufficient statistics are summed across devices
+        (and processes).
 
     Returns
     -------
@@ -431,8 +475,10 @@ def run_em(
         reg_covar=reg_covar,
         max_iter=max_iter,
         verbose_interval=verbose_interval,
+        axis_name=_axis_name(mesh),
     )
-    states = jax.vmap(loop, in_axes=(None, None, 0, 0))(
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0))
+    states = _over_mesh(batched, mesh, 2, 2)(
         X_blocks, weight_blocks, initial_params, initial_lower_bound
     )
     # scikit-learn keeps the first restart with the largest bound.
@@ -440,16 +486,25 @@ def run_em(
     return jax.tree_util.tree_map(lambda leaf: leaf[best], states), jnp.any(states.failed)
 
 
-@functools.partial(jax.jit, static_argnames=("reg_covar", "covariance_type"))
+@functools.partial(jax.jit, static_argnames=("reg_covar", "covariance_type", "mesh"))
 def initial_params_from_responsibilities(
-    X_blocks, weight_blocks, resp_blocks, *, reg_covar: float, covariance_type: str
+    X_blocks, weight_blocks, resp_blocks, *, reg_covar: float, covariance_type: str, mesh=None
 ) -> GMMParams:
-    """:func:`params_from_responsibilities` for a batch of (n_init, ...) responsibilities."""
-    return jax.vmap(
-        lambda resp: params_from_responsibilities(
-            X_blocks, weight_blocks, resp, reg_covar, covariance_type
-        )
-    )(resp_blocks)
+    """:func:`params_from_responsibilities` for a batch of responsibilities.
+
+    ``resp_blocks`` has shape (n_blocks, block_size, n_init, n_components) so
+    that it shards along the block axis like the data.
+    """
+
+    def batched(X_blocks, weight_blocks, resp_blocks):
+        return jax.vmap(
+            lambda resp: params_from_responsibilities(
+                X_blocks, weight_blocks, resp, reg_covar, covariance_type, _axis_name(mesh)
+            ),
+            in_axes=2,
+        )(resp_blocks)
+
+    return _over_mesh(batched, mesh, 3, 0)(X_blocks, weight_blocks, resp_blocks)
 
 
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
@@ -524,9 +579,10 @@ def initial_responsibilities(
 
 
 def initial_params(
+    layout: "DataLayout",
     X_blocks,
     weight_blocks,
-    resp_blocks,
+    resp,
     *,
     covariance_type: str,
     reg_covar: float,
@@ -536,18 +592,29 @@ def initial_params(
 ) -> GMMParams:
     """Initial parameters for a batch of restarts, user-given values taking precedence.
 
-    ``resp_blocks`` has shape (n_init, n_blocks, block_size, n_components) and
-    may be None when weights, means and precisions are all given.
+    Parameters
+    ----------
+    layout : DataLayout
+    X_blocks, weight_blocks : Array
+        The data as laid out by ``layout``.
+    resp : ndarray of shape (n_samples, n_init, n_components) or None
+        Initial responsibilities on the host; None when weights, means and
+        precisions are all given.
+
+    Returns
+    -------
+    GMMParams whose leaves have a leading axis of length n_init.
     """
-    if resp_blocks is not None:
+    if resp is not None:
         params = initial_params_from_responsibilities(
             X_blocks,
             weight_blocks,
-            resp_blocks,
+            layout.put(resp),
             reg_covar=reg_covar,
             covariance_type=covariance_type,
+            mesh=layout.mesh,
         )
-        n_init = resp_blocks.shape[0]
+        n_init = resp.shape[1]
     else:
         params, n_init = None, 1
 
@@ -569,15 +636,174 @@ def initial_params(
     return GMMParams(weights, means, covariances, precisions_cholesky)
 
 
-def n_init_batches(n_init: int, n_blocks: int, block_size: int, n_components: int, n_features: int):
+def n_init_batches(n_init: int, layout: "DataLayout", n_components: int, n_features: int) -> int:
     """How many restarts to run at once so that the batch stays within memory.
 
     Batched restarts multiply the per-block intermediates and the
     responsibilities kept for initialisation; above ~256 MB they run in
     several batches instead.
     """
-    per_init = 8 * (block_size * n_components * n_features + n_blocks * block_size * n_components)
+    block_size = layout.block_size
+    per_init = 8 * (block_size * n_components * n_features + layout.n_rows * n_components)
     return max(1, min(n_init, (256 << 20) // max(per_init, 1)))
+
+
+# --------------------------------------------------------------------------
+# Data layout over devices and processes (host side)
+# --------------------------------------------------------------------------
+
+
+def resolve_mesh(devices):
+    """A one-axis ``jax.sharding.Mesh`` from the ``devices`` argument of a fit.
+
+    Parameters
+    ----------
+    devices : None, int, 'all', sequence of jax.Device, or jax.sharding.Mesh
+        None: the default device, no sharding. int n: the first n devices.
+        'all': every device of every process (multi-process runs). A Mesh
+        must have one axis, or an axis named 'data'.
+
+    Returns
+    -------
+    mesh : jax.sharding.Mesh or None
+    """
+    from jax.sharding import Mesh
+
+    if devices is None:
+        return None
+    if isinstance(devices, Mesh):
+        names = devices.axis_names
+        if len(names) == 1:
+            return devices
+        if "data" not in names:
+            raise ValueError(
+                f"The mesh has axes {names} and none is named 'data'. Name the axis "
+                "that splits the samples 'data', or pass a one-axis mesh."
+            )
+        other = [name for name in names if name != "data"]
+        if any(devices.shape[name] != 1 for name in other):
+            raise ValueError(
+                f"The mesh's axes {other} have size > 1; bayesgmm shards only the "
+                "samples. Pass a mesh whose only axis of size > 1 is 'data'."
+            )
+        return Mesh(devices.devices.reshape(-1), ("data",))
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices={devices!r} is not understood. Use 'all', an int, a list of devices or a Mesh.")
+        device_list = jax.devices()
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        available = jax.devices()
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"devices={devices} but {len(available)} device(s) are available. "
+                f"Use an int between 1 and {len(available)}."
+            )
+        device_list = available[:devices]
+    else:
+        device_list = list(devices)
+        if not device_list or not all(isinstance(d, jax.Device) for d in device_list):
+            raise ValueError("devices must be None, 'all', an int, a non-empty list of jax devices or a Mesh.")
+    return Mesh(np.array(device_list), ("data",))
+
+
+def _process_max(value: int) -> int:
+    """Maximum of an int over all processes (identity in a single process)."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.array([value]))))
+
+
+def process_sum(array: np.ndarray) -> np.ndarray:
+    """Sum of a host array over all processes (identity in a single process)."""
+    if jax.process_count() == 1:
+        return array
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(array[None])).sum(axis=0)
+
+
+class DataLayout(NamedTuple):
+    """Where the rows of this process's data go: blocks per device, padding.
+
+    Rows are split into ``n_local_devices`` contiguous parts of ``rows_per_device``
+    rows; each part is zero-padded to ``n_blocks_per_device * block_size`` rows.
+    """
+
+    n_rows: int  # rows held by this process
+    rows_per_device: int
+    block_size: int
+    n_blocks_per_device: int
+    mesh: object  # jax.sharding.Mesh or None
+
+    @classmethod
+    def create(cls, n_rows: int, n_components: int, n_features: int, mesh=None) -> "DataLayout":
+        n_local_devices = 1 if mesh is None else len(mesh.local_devices)
+        rows_per_device = -(-_process_max(n_rows) // n_local_devices)
+        block_size, n_blocks = block_layout(rows_per_device, n_components, n_features)
+        return cls(n_rows, rows_per_device, block_size, n_blocks, mesh)
+
+    def blocks(self, array: np.ndarray, offset=None) -> np.ndarray:
+        """Host array (n_rows, ...) -> padded (n_local_devices * n_blocks, block_size, ...)."""
+        n_local_devices = 1 if self.mesh is None else len(self.mesh.local_devices)
+        parts = []
+        for device_index in range(n_local_devices):
+            start = device_index * self.rows_per_device
+            part = array[start : start + self.rows_per_device]
+            parts.append(to_blocks(part, self.block_size, self.n_blocks_per_device, offset))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def put(self, array: np.ndarray, offset=None):
+        """Lay out a host array and place it: sharded over the mesh, or on the default device."""
+        blocks = self.blocks(array, offset)
+        if self.mesh is None:
+            return jnp.asarray(blocks)
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        sharding = NamedSharding(self.mesh, PartitionSpec(self.mesh.axis_names[0]))
+        return jax.make_array_from_process_local_data(sharding, blocks)
+
+
+def to_host(array) -> np.ndarray:
+    """A replicated (possibly multi-process) array as a host NumPy array."""
+    if getattr(array, "is_fully_addressable", True):
+        return np.asarray(array)
+    return np.asarray(array.addressable_data(0))
+
+
+def local_rows(X):
+    """This process's rows of a data matrix (NumPy, or a sharded ``jax.Array``).
+
+    Returns
+    -------
+    rows : array-like of shape (n_local_samples, n_features)
+    mesh : jax.sharding.Mesh or None
+        The mesh ``X`` is sharded over, when it is a sharded ``jax.Array``.
+    """
+    from jax.sharding import NamedSharding
+
+    if not isinstance(X, jax.Array):
+        return X, None
+    sharding = X.sharding
+    mesh = sharding.mesh if isinstance(sharding, NamedSharding) else None
+    if mesh is not None and (not sharding.spec or sharding.spec[0] is None):
+        raise ValueError(
+            "X is a jax.Array whose first (sample) axis is not sharded. Shard it with "
+            "NamedSharding(mesh, PartitionSpec('data')) or pass a NumPy array."
+        )
+    if mesh is not None and len(mesh.axis_names) > 1:
+        mesh = resolve_mesh(mesh)
+    if X.is_fully_addressable:
+        return np.asarray(X), mesh
+    shards = sorted(X.addressable_shards, key=lambda shard: shard.index[0].start or 0)
+    seen, rows = set(), []
+    for shard in shards:
+        start = shard.index[0].start or 0
+        if start not in seen:
+            seen.add(start)
+            rows.append(np.asarray(shard.data))
+    return np.concatenate(rows), mesh
 
 
 # --------------------------------------------------------------------------
@@ -585,7 +811,7 @@ def n_init_batches(n_init: int, n_blocks: int, block_size: int, n_components: in
 # --------------------------------------------------------------------------
 
 
-def _concatenate_states(first: EMState, second: EMState) -> EMState:
+def _better(first: EMState, second: EMState) -> EMState:
     """Keep the better of two best-of-batch states (the first on ties)."""
     take_second = float(second.lower_bound) > float(first.lower_bound) or (
         np.isneginf(float(first.lower_bound)) and not np.isneginf(float(second.lower_bound))
@@ -612,12 +838,16 @@ def fit_gmm(
     warm_start: tuple[GMMParams, float] | None = None,
     verbose: int = 0,
     verbose_interval: int = 10,
+    devices=None,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM (validation, initialisation, jitted loop).
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
+        Or a ``jax.Array`` sharded over its first axis with a ``NamedSharding``
+        (the fit then runs over that mesh). In a multi-process run, this
+        process's rows.
     sample_weight : array-like of shape (n_samples,), optional
         Non-negative weights; every statistic (initialisation included) is
         weighted. ``None`` means unit weights.
@@ -631,6 +861,12 @@ def fit_gmm(
         (one run, no restarts).
     verbose, verbose_interval : int
         Progress printing as in scikit-learn.
+    devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh
+        Shard the samples over these devices (see :func:`resolve_mesh`).
+        Results equal the single-device fit up to rounding. With several
+        processes (``jax.distributed.initialize``), 'all' spans every
+        process; initial parameters not given by the user are then computed
+        on process 0 from its rows and broadcast.
 
     Returns
     -------
@@ -655,11 +891,15 @@ def fit_gmm(
     reg_covar = v.check_nonnegative_float("reg_covar", reg_covar)
     max_iter = v.check_int("max_iter", max_iter, 0)
     n_init = v.check_int("n_init", n_init, 1)
-    X = v.check_array(X, dtype, min_samples=2)
+    X, data_mesh = local_rows(X)
+    mesh = resolve_mesh(devices) if devices is not None else data_mesh
+    multi_process = mesh is not None and jax.process_count() > 1
+    X = v.check_array(X, dtype, min_samples=1 if multi_process else 2)
     n_samples, n_features = X.shape
-    v.check_n_samples(n_samples, n_components)
     weights = v.check_sample_weight(sample_weight, n_samples, dtype)
-    v.check_positive_weight_count(weights, n_components)
+    totals = process_sum(np.concatenate([[n_samples, np.count_nonzero(weights)], weights @ X, [weights.sum()]]))
+    v.check_n_samples(int(totals[0]), n_components)
+    v.check_positive_weight_count(np.ones(int(totals[1])), n_components)
     if weights_init is not None:
         weights_init = v.check_weights(weights_init, n_components, dtype)
     if means_init is not None:
@@ -670,10 +910,7 @@ def fit_gmm(
         )
     # Initialisation sees the data as given (scikit-learn's draws); EM runs on
     # data centred at their weighted mean, and the means are shifted back.
-    centre = (weights @ X / weights.sum()).astype(dtype)
-    if means_init is not None:
-        means_init = means_init - centre
-    block_size, n_blocks = block_layout(n_samples, n_components, n_features)
+    centre = (totals[2:-1] / totals[-1]).astype(dtype)
     interval = verbose_interval if verbose >= 2 else 0
     run = functools.partial(
         run_em,
@@ -682,23 +919,33 @@ def fit_gmm(
         reg_covar=reg_covar,
         max_iter=max_iter,
         verbose_interval=interval,
+        mesh=mesh,
+    )
+    init_options = dict(
+        n_components=n_components, covariance_type=covariance_type, reg_covar=reg_covar,
+        n_init=n_init, init_params=init_params, random_state=check_random_state(random_state),
+        weights_init=weights_init, means_init=None if means_init is None else means_init - centre,
+        precisions_init=precisions_init, verbose=verbose,
     )
     with precision_scope(dtype):
-        X_blocks = jnp.asarray(to_blocks(X, block_size, n_blocks, offset=centre))
-        weight_blocks = jnp.asarray(to_blocks(weights, block_size, n_blocks))
         start = time.perf_counter()
-        if warm_start is not None:
-            params, lower_bound = warm_start
-            params = params._replace(means=np.asarray(params.means) - centre)
+        if warm_start is not None or multi_process:
+            if warm_start is not None:
+                params, lower_bound = warm_start
+                params = params._replace(means=np.asarray(params.means) - centre)
+            else:
+                params, lower_bound = _process_zero_initialisation(X, weights, sample_weight, centre, init_options), -np.inf
+            layout = DataLayout.create(n_samples, n_components, n_features, mesh)
             batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
-            best, failed = run(X_blocks, weight_blocks, batch, jnp.full((1,), lower_bound, dtype))
+            best, failed = run(
+                layout.put(X, offset=centre), layout.put(weights), batch,
+                jnp.full((1,), lower_bound, dtype),
+            )
         else:
+            layout = DataLayout.create(n_samples, n_components, n_features, mesh)
             best, failed = _fit_restarts(
-                run, X, weights if sample_weight is not None else None, X_blocks,
-                weight_blocks, n_components=n_components, covariance_type=covariance_type,
-                reg_covar=reg_covar, n_init=n_init, init_params=init_params,
-                random_state=check_random_state(random_state), weights_init=weights_init,
-                means_init=means_init, precisions_init=precisions_init, verbose=verbose,
+                run, layout, X, weights if sample_weight is not None else None,
+                layout.put(X, offset=centre), layout.put(weights), **init_options,
             )
         if bool(failed):
             message = v.ILL_DEFINED_COVARIANCE_MESSAGE
@@ -711,27 +958,68 @@ def fit_gmm(
                 f"lower bound {float(best.lower_bound):.5f}",
                 flush=True,
             )
-        params = GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
+        params = GMMParams(*(to_host(leaf).astype(dtype) for leaf in best.params))
         params = params._replace(means=params.means + centre)
         return EMResult(
             params=params,
-            lower_bound=float(best.lower_bound),
+            lower_bound=float(to_host(best.lower_bound)),
             n_iter=n_iter,
-            converged=bool(best.converged),
-            lower_bounds=np.asarray(best.lower_bounds, dtype=dtype)[:n_iter],
+            converged=bool(to_host(best.converged)),
+            lower_bounds=to_host(best.lower_bounds).astype(dtype)[:n_iter],
         )
 
 
-def _fit_restarts(
-    run, X, sample_weight, X_blocks, weight_blocks, *, n_components, covariance_type,
-    reg_covar, n_init, init_params, random_state, weights_init, means_init,
-    precisions_init, verbose,
-):
+def _process_zero_initialisation(X, weights, sample_weight, centre, init_options) -> GMMParams:
+    """Initial parameters computed by process 0 from its rows, sent to every process."""
+    from jax.experimental import multihost_utils
+
+    n_components, n_features = init_options["n_components"], X.shape[1]
+    layout = DataLayout(X.shape[0], X.shape[0], *block_layout(X.shape[0], n_components, n_features), None)
+    if jax.process_index() == 0:
+        # Process 0's rows stand in for the data at initialisation.
+        params = initial_params(
+            layout, layout.put(X, offset=centre), layout.put(weights),
+            _initial_responsibilities_batch(X, sample_weight, init_options, 1),
+            covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
+            weights_init=init_options["weights_init"], means_init=init_options["means_init"],
+            precisions_init=init_options["precisions_init"],
+        )
+        params = GMMParams(*(np.asarray(leaf[0]) for leaf in params))
+    else:
+        shapes = {"full": (n_components, n_features, n_features), "tied": (n_features, n_features),
+                  "diag": (n_components, n_features), "spherical": (n_components,)}
+        shape = shapes[init_options["covariance_type"]]
+        zeros = lambda *s: np.zeros(s, X.dtype)
+        params = GMMParams(zeros(n_components), zeros(n_components, n_features), zeros(*shape), zeros(*shape))
+    return GMMParams(*multihost_utils.broadcast_one_to_all(tuple(params)))
+
+
+def _needs_responsibilities(init_options) -> bool:
+    return any(init_options[name] is None for name in ("weights_init", "means_init", "precisions_init"))
+
+
+def _initial_responsibilities_batch(X, sample_weight, init_options, count):
+    """(n_samples, count, n_components) initial responsibilities, or None if unneeded."""
+    if not _needs_responsibilities(init_options):
+        return None
+    return np.stack(
+        [
+            initial_responsibilities(
+                X, sample_weight, init_options["n_components"], init_options["init_params"],
+                init_options["random_state"],
+            )
+            for _ in range(count)
+        ],
+        axis=1,
+    )
+
+
+def _fit_restarts(run, layout, X, sample_weight, X_blocks, weight_blocks, **init_options):
     """Initialise and run ``n_init`` restarts in memory-bounded vmapped batches."""
-    needs_resp = weights_init is None or means_init is None or precisions_init is None
-    n_blocks, block_size, n_features = X_blocks.shape
-    batch_size = n_init_batches(n_init, n_blocks, block_size, n_components, n_features)
-    if not needs_resp:
+    n_init, verbose = init_options["n_init"], init_options["verbose"]
+    n_components, n_features = init_options["n_components"], X.shape[1]
+    batch_size = n_init_batches(n_init, layout, n_components, n_features)
+    if not _needs_responsibilities(init_options):
         n_init = batch_size = 1
     best, any_failed = None, False
     for batch_start in range(0, n_init, batch_size):
@@ -739,30 +1027,16 @@ def _fit_restarts(
         if verbose:
             for index in range(batch_start, batch_start + count):
                 print(f"Initialization {index}", flush=True)
-        resp_blocks = None
-        if needs_resp:
-            resp_blocks = jnp.asarray(
-                np.stack(
-                    [
-                        to_blocks(
-                            initial_responsibilities(
-                                X, sample_weight, n_components, init_params, random_state
-                            ),
-                            block_size,
-                            n_blocks,
-                        )
-                        for _ in range(count)
-                    ]
-                )
-            )
         params = initial_params(
-            X_blocks, weight_blocks, resp_blocks, covariance_type=covariance_type,
-            reg_covar=reg_covar, weights_init=weights_init, means_init=means_init,
-            precisions_init=precisions_init,
+            layout, X_blocks, weight_blocks,
+            _initial_responsibilities_batch(X, sample_weight, init_options, count),
+            covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
+            weights_init=init_options["weights_init"], means_init=init_options["means_init"],
+            precisions_init=init_options["precisions_init"],
         )
         state, failed = run(
             X_blocks, weight_blocks, params, jnp.full((count,), -jnp.inf, X_blocks.dtype)
         )
-        any_failed = any_failed or bool(failed)
-        best = state if best is None else _concatenate_states(best, state)
+        any_failed = any_failed or bool(to_host(failed))
+        best = state if best is None else _better(best, state)
     return best, any_failed

@@ -1,0 +1,64 @@
+"""Run by tests/test_sharding.py in a subprocess with 4 forced CPU devices.
+
+Prints one JSON line with the largest differences between single-device and
+sharded fits.
+"""
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+from sklearn.datasets import make_blobs  # noqa: E402
+
+from bayesgmm import GaussianMixture  # noqa: E402
+
+assert jax.device_count() == 4, jax.devices()
+X, _ = make_blobs(n_samples=1001, centers=3, n_features=3, random_state=0)
+weights = np.random.default_rng(0).uniform(0.2, 2.0, size=len(X))
+report = {}
+for covariance_type in ("full", "tied", "diag", "spherical"):
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=0, tol=1e-9, max_iter=50)
+    single = GaussianMixture(**params).fit(X, sample_weight=weights)
+    sharded = GaussianMixture(**params, devices=4).fit(X, sample_weight=weights)
+    restarts = GaussianMixture(**params, n_init=3, devices=3)
+    restarts_single = GaussianMixture(**params, n_init=3)
+    difference = max(
+        float(np.max(np.abs(getattr(single, name) - getattr(sharded, name))))
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_")
+    )
+    restart_difference = float(np.max(np.abs(restarts.fit(X).means_ - restarts_single.fit(X).means_)))
+    report[covariance_type] = {
+        "max_parameter_difference": difference,
+        "lower_bound_difference": abs(single.lower_bound_ - sharded.lower_bound_),
+        "same_n_iter": single.n_iter_ == sharded.n_iter_,
+        "restart_difference": restart_difference,
+    }
+
+# Data already sharded over a mesh: the fit runs on that mesh.
+mesh = Mesh(np.array(jax.devices()), ("data",))
+X_even = X[:1000]
+with jax.enable_x64(True):
+    X_sharded = jax.device_put(X_even, NamedSharding(mesh, PartitionSpec("data")))
+    presharded = GaussianMixture(3, random_state=0).fit(X_sharded)
+plain = GaussianMixture(3, random_state=0).fit(X_even)
+report["presharded_difference"] = float(np.max(np.abs(presharded.means_ - plain.means_)))
+
+errors = {}
+for name, devices in [
+    ("two_axes", Mesh(np.array(jax.devices()).reshape(2, 2), ("x", "y"))),
+    ("too_many", 9),
+    ("unknown", "some"),
+]:
+    try:
+        GaussianMixture(2, devices=devices).fit(X)
+        errors[name] = None
+    except ValueError as error:
+        errors[name] = str(error)
+report["errors"] = errors
+print(json.dumps(report))
+sys.exit(0)
