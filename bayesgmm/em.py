@@ -721,7 +721,7 @@ def process_sum(array: np.ndarray) -> np.ndarray:
         return array
     from jax.experimental import multihost_utils
 
-    return np.asarray(multihost_utils.process_allgather(array[None])).sum(axis=0)
+    return np.asarray(multihost_utils.process_allgather(array)).sum(axis=0)
 
 
 class DataLayout(NamedTuple):
