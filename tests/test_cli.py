@@ -275,3 +275,76 @@ def test_read_csv_without_header(tmp_path):
         read_csv(path, columns=["x"])
     with pytest.raises(CSVError, match="no column '3'"):
         read_csv(path, columns="3")
+
+
+# ---------------------------------------------------------------- MCMC
+
+# The NUTS settings of tests/test_persistence.py (same data shape, K, chains,
+# draws and seed), so the sampler compiles once per test session.
+MCMC_ARGS = ["--method", "mcmc", "--num-samples", "20", "--num-warmup", "20",
+             "--num-chains", "2", "--seed", "0", "--no-progress"]
+
+
+@pytest.fixture
+def small_points(tmp_path):
+    from bayesgmm.datasets import document_data
+
+    X = document_data(n_samples=100)[0]
+    path = tmp_path / "small.csv"
+    with open(path, "w") as handle:
+        handle.write("x0,x1\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in X))
+    return path, X
+
+
+def test_fit_mcmc_writes_intervals_and_an_arviz_model(small_points, tmp_path, capsys):
+    import arviz as az
+
+    from bayesgmm import BayesianGaussianMixture, load
+
+    path, X = small_points
+    out = tmp_path / "mcmc"
+    assert cli.main(["fit", str(path), "-k", "2", "--out", str(out), *MCMC_ARGS]) == 0
+    captured = capsys.readouterr()
+    assert "by MCMC to 80 rows x 2 column(s)" in captured.out
+    assert "NUTS: 2 chain(s) x 20 draws after 20 warm-up steps" in captured.out
+    assert "PSIS-LOO elpd" in captured.out
+    # Sampling warnings (20 draws per chain) are one line each.
+    assert all(line.startswith("bayesgmm: warning: ") for line in captured.err.splitlines())
+    assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "model.nc", "params.json",
+                                                      "plot.png"]
+    rows = _read_labels(out / "labels.csv")
+    assert list(rows[0]) == ["line", "label", "p_0", "p_1", "p_0_low", "p_1_low", "p_0_high",
+                             "p_1_high"]
+    for row in rows:
+        for k in (0, 1):
+            # The posterior mean p_k may lie outside the equal-tailed interval.
+            low, p, high = (float(row[f"p_{k}{suffix}"]) for suffix in ("_low", "", "_high"))
+            assert 0.0 <= low <= high <= 1.0 and 0.0 <= p <= 1.0
+    params = json.loads((out / "params.json").read_text())
+    assert params["method"] == "mcmc" and params["interval_prob"] == 0.9
+    assert {"elpd_loo", "p_loo", "divergences", "max_r_hat", "min_ess_bulk"} <= set(params)
+    model = load(out / "model.nc")
+    assert isinstance(model, BayesianGaussianMixture)
+    assert list(model.feature_names_in_) == ["x0", "x1"]
+    assert "posterior" in az.from_netcdf(out / "model.nc").groups()
+
+    target = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(out / "model.nc"), str(path), "--out", str(target)]) == 0
+    assert _read_labels(target) == rows
+
+
+def test_choose_k_mcmc_compares_by_loo(small_points, tmp_path, capsys):
+    path, _ = small_points
+    out = tmp_path / "k"
+    assert cli.main(["choose-k", str(path), "--min-components", "1", "--max-components", "2",
+                     "--out", str(out), *MCMC_ARGS]) == 0
+    stdout = capsys.readouterr().out
+    lines = stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "rank", "elpd_loo"]
+    assert [line.split()[0] for line in lines[1:3]] == ["K=1", "K=2"]
+    assert "Chosen: K=" in stdout and "(highest PSIS-LOO elpd, marked *)" in stdout
+    with open(out / "choose_k.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["n_components"] for row in table] == ["1", "2"]
+    assert sorted(row["rank"] for row in table) == ["0", "1"]
+    assert (out / "choose_k.png").stat().st_size > 0

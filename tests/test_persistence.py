@@ -203,3 +203,173 @@ def test_metadata_that_is_not_json(saved):
         np.savez(handle, metadata=np.array("{not json"), **arrays)
     with pytest.raises(ValueError, match="not a JSON object"):
         load(saved)
+
+
+# ------------------------------------------------------------ Bayesian (netCDF)
+
+# One tiny NUTS configuration shared with test_cli and test_plot, so the
+# sampler compiles once per test session.
+BAYES_SETTINGS = dict(num_samples=20, num_warmup=20, num_chains=2, random_state=0,
+                      progress_bar=False)
+
+
+def _small_data():
+    from bayesgmm.datasets import document_data
+
+    return document_data(n_samples=100)[0]  # 80 x 2
+
+
+@pytest.fixture(scope="module")
+def bayes_fit():
+    import warnings
+
+    from bayesgmm import BayesianGaussianMixture
+
+    X = _small_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 20 draws per chain: r_hat and ESS warnings
+        model = BayesianGaussianMixture(2, **BAYES_SETTINGS).fit(X)
+    return model, X
+
+
+def _synthetic_bayesian(X, covariance_type, dtype="float64"):
+    """A fitted-looking BayesianGaussianMixture from jittered EM parameters.
+
+    Saving and loading only moves the fitted attributes, so the covariance
+    types that the real (slow to compile) NUTS fit above does not cover are
+    checked on draws made up around an EM fit.
+    """
+    from bayesgmm import BayesianGaussianMixture, diagnostics
+    from bayesgmm.em import GMMParams
+
+    em_fit = GaussianMixture(2, covariance_type=covariance_type, dtype=dtype,
+                             random_state=0).fit(X)
+    rng = np.random.default_rng(0)
+    num_chains, num_samples = 2, 3
+    n_draws = num_chains * num_samples
+
+    def repeat(array):
+        return np.repeat(array[None], n_draws, axis=0)
+
+    draws = GMMParams(
+        weights=rng.dirichlet(200 * em_fit.weights_, size=n_draws).astype(dtype),
+        means=(repeat(em_fit.means_) + 0.05 * rng.normal(size=(n_draws, 2, 2))).astype(dtype),
+        covariances=repeat(em_fit.covariances_),
+        precisions_cholesky=repeat(em_fit.precisions_cholesky_),
+    )
+    model = BayesianGaussianMixture(2, covariance_type=covariance_type, num_chains=num_chains,
+                                    num_samples=num_samples, dtype=dtype)
+    by_chain = {name: np.asarray(value).reshape((num_chains, num_samples) + value.shape[1:])
+                for name, value in zip(("weights", "means", "covariances"), draws[:3])}
+    model.inference_data_ = diagnostics.posterior_dataset(by_chain, covariance_type)
+    model.raw_inference_data_ = diagnostics.posterior_dataset(by_chain, covariance_type)
+    model.relabel_permutations_ = np.tile(np.arange(2), (num_chains, num_samples, 1))
+    model.posterior_params_ = draws
+    model.weights_, model.means_, model.covariances_ = (
+        np.asarray(value).mean(axis=0).astype(dtype) for value in draws[:3])
+    model.em_params_ = em_fit._params() if covariance_type != "diag" else None
+    model.chain_method_ = "sequential"
+    model.n_features_in_ = 2
+    return model
+
+
+def _assert_same_bayesian(restored, model, X):
+    assert type(restored) is type(model)
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(restored.score_samples(X), model.score_samples(X))
+    for bound, saved_bound in zip(restored.predict_proba_interval(X),
+                                  model.predict_proba_interval(X)):
+        np.testing.assert_array_equal(bound, saved_bound)
+    for saved_draws, loaded_draws in zip(model.posterior_params_, restored.posterior_params_):
+        assert loaded_draws.dtype == np.asarray(saved_draws).dtype
+        np.testing.assert_array_equal(loaded_draws, saved_draws)
+    np.testing.assert_array_equal(restored.relabel_permutations_, model.relabel_permutations_)
+    assert restored.chain_method_ == model.chain_method_
+    assert (restored.em_params_ is None) == (model.em_params_ is None)
+    assert restored.inference_data_.groups() == model.inference_data_.groups()
+    for group in model.inference_data_.groups():
+        assert getattr(restored.inference_data_, group).equals(
+            getattr(model.inference_data_, group))
+    assert restored.raw_inference_data_.posterior.equals(model.raw_inference_data_.posterior)
+
+
+def test_bayesian_round_trip_of_a_real_fit(bayes_fit, tmp_path):
+    import arviz as az
+
+    model, X = bayes_fit
+    path = tmp_path / "model.nc"
+    save(model, path)
+    restored = load(path)
+    _assert_same_bayesian(restored, model, X)
+    assert restored.get_params() == model.get_params()
+    assert restored.summary().shape == model.summary().shape
+    # The file is the run's ArviZ InferenceData, readable without bayesgmm.
+    idata = az.from_netcdf(path)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(idata.groups())
+    np.testing.assert_array_equal(idata.posterior["weights"], model.inference_data_.posterior["weights"])
+
+
+@pytest.mark.parametrize("covariance_type, dtype",
+                         [("tied", "float64"), ("diag", "float64"), ("spherical", "float32")])
+def test_bayesian_round_trip_every_covariance_type(tmp_path, covariance_type, dtype):
+    X = _small_data()
+    model = _synthetic_bayesian(X, covariance_type, dtype)
+    path = tmp_path / "model.nc"
+    save(model, path)
+    restored = load(path)
+    _assert_same_bayesian(restored, model, X)
+    assert restored.covariance_type == covariance_type and restored.dtype == dtype
+
+
+def test_bayesian_unfitted(tmp_path):
+    from bayesgmm import BayesianGaussianMixture
+
+    with pytest.raises(ValueError, match="not fitted"):
+        save(BayesianGaussianMixture(2), tmp_path / "m.nc")
+
+
+@pytest.fixture
+def saved_bayes(tmp_path):
+    model = _synthetic_bayesian(_small_data(), "full")
+    path = tmp_path / "model.nc"
+    save(model, path)
+    return path
+
+
+def test_bayesian_truncated(saved_bayes):
+    content = saved_bayes.read_bytes()
+    saved_bayes.write_bytes(content[: len(content) // 2])
+    with pytest.raises(ValueError, match="truncated, corrupted"):
+        load(saved_bayes)
+
+
+def test_bayesian_altered_values_fail_the_digest(saved_bayes):
+    import h5py
+
+    with h5py.File(saved_bayes, "r+") as handle:
+        handle["bayesgmm/posterior_means"][0, 0, 0] += 1.0
+        handle["posterior/weights"][0, 0, 0] += 0.5
+    with pytest.raises(ValueError, match=r"bayesgmm/posterior_means, posterior/weights do not "
+                                         r"match their SHA-256 digests"):
+        load(saved_bayes)
+
+
+def test_bayesian_metadata_that_does_not_match(saved_bayes):
+    import h5py
+
+    with h5py.File(saved_bayes, "r+") as handle:
+        metadata = json.loads(handle["bayesgmm"].attrs["metadata"])
+        metadata["covariance_type"] = metadata["params"]["covariance_type"] = "spherical"
+        handle["bayesgmm"].attrs["metadata"] = json.dumps(metadata)
+    with pytest.raises(ValueError, match=r"posterior_covariances has shape \(6, 2, 2, 2\), but a "
+                                         r"'spherical' posterior of 6 draws"):
+        load(saved_bayes)
+
+
+def test_plain_arviz_file_is_not_a_model(tmp_path):
+    import arviz as az
+
+    path = tmp_path / "idata.nc"
+    az.from_dict(posterior={"w": np.zeros((2, 5))}).to_netcdf(path)
+    with pytest.raises(ValueError, match="without a 'bayesgmm' group"):
+        load(path)
