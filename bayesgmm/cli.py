@@ -72,8 +72,16 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the hand-wrapped descriptions and show the defaults."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the hand-wrapped descriptions; show defaults that say something."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        silent = default is None or default is False or default is argparse.SUPPRESS
+        if not silent and "(default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _add_data_arguments(parser) -> None:
@@ -93,19 +101,19 @@ def _add_model_arguments(parser, *, components: bool) -> None:
                              "by NUTS, with credible intervals (slower)")
     parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
                         help="shape of the component covariances")
-    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+    parser.add_argument("--seed", type=_nonnegative_int, metavar="N", default=0,
                         help="random seed; the same seed gives the same fit")
     em = parser.add_argument_group("EM options")
-    em.add_argument("--n-init", type=_positive_int, default=1,
+    em.add_argument("--n-init", type=_positive_int, metavar="N", default=1,
                     help="number of EM restarts; the best is kept")
-    em.add_argument("--max-iter", type=_positive_int, default=100,
+    em.add_argument("--max-iter", type=_positive_int, metavar="N", default=100,
                     help="maximal number of EM iterations per restart")
     mcmc = parser.add_argument_group("MCMC options (with --method mcmc)")
-    mcmc.add_argument("--num-samples", type=_positive_int, default=500,
+    mcmc.add_argument("--num-samples", type=_positive_int, metavar="N", default=500,
                       help="posterior draws kept per chain")
-    mcmc.add_argument("--num-warmup", type=_positive_int, default=500,
+    mcmc.add_argument("--num-warmup", type=_positive_int, metavar="N", default=500,
                       help="warm-up (tuning) steps per chain")
-    mcmc.add_argument("--num-chains", type=_positive_int, default=4,
+    mcmc.add_argument("--num-chains", type=_positive_int, metavar="N", default=4,
                       help="number of chains")
     mcmc.add_argument("--no-progress", action="store_true",
                       help="no progress bar (it is shown only on a terminal anyway)")

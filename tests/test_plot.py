@@ -273,3 +273,14 @@ def test_diagnostics_of_a_real_fit(bayes_fit):
     assert np.ravel(axes)[0].get_title() == "weights\ncomponent: 0"
     axes = plot.pair(model, var_names=["weights"])
     _render(np.ravel(axes)[0].figure)
+
+
+def test_readme_picture_script(tmp_path, capsys):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "plot_document_example.py"
+    main = runpy.run_path(str(script))["main"]
+    output = main(tmp_path / "picture.png")
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Accuracy = 97.66%" in capsys.readouterr().out
