@@ -83,8 +83,10 @@ def check_nonnegative_float(name: str, value, strict: bool = False) -> float:
     return float(value)
 
 
-def check_array(X, dtype: np.dtype, name: str = "X", min_samples: int = 1) -> np.ndarray:
-    """Validate a data matrix and return a fresh 2-D array of ``dtype``.
+def check_array(
+    X, dtype: np.dtype, name: str = "X", min_samples: int = 1, copy: bool = True
+) -> np.ndarray:
+    """Validate a data matrix and return a 2-D array of ``dtype``.
 
     Parameters
     ----------
@@ -96,16 +98,20 @@ def check_array(X, dtype: np.dtype, name: str = "X", min_samples: int = 1) -> np
         The name used in error messages.
     min_samples : int
         The minimal number of rows.
+    copy : bool, default=True
+        Always return a fresh copy. With False the input itself is returned
+        when it already has the right dtype and layout: for callers that
+        only read it (and so never modify the caller's data), which saves a
+        copy of large data sets.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
-        A copy of the input; the caller's array is never modified.
     """
     if X is None:
         raise ValueError(f"{name} is None. Pass an array of shape (n_samples, n_features).")
     try:
-        array = np.array(X, copy=True)
+        array = np.array(X, copy=True) if copy else np.asarray(X)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"{name} could not be converted to a numeric array ({err}). Pass a "
@@ -141,15 +147,15 @@ def check_array(X, dtype: np.dtype, name: str = "X", min_samples: int = 1) -> np
             f"{name} has {array.shape[0]} sample(s), but at least {min_samples} "
             "are required."
         )
-    array = array.astype(dtype, copy=False)
-    if not np.all(np.isfinite(array)):
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
         kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
         raise ValueError(
             f"{name} contains {kind} (first at row {bad[0]}, column {bad[1]}). "
             "Remove or impute non-finite values before fitting."
         )
-    if not array.flags.writeable:
+    if copy and not array.flags.writeable:
         array = array.copy()
     return array
 

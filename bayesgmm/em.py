@@ -312,11 +312,27 @@ def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GM
 
 
 def params_from_responsibilities(
-    X_blocks, weight_blocks, resp_blocks, reg_covar: float, covariance_type: str, axis_name=None
+    X_blocks,
+    weight_blocks,
+    resp_blocks,
+    reg_covar: float,
+    covariance_type: str,
+    n_components: int,
+    axis_name=None,
 ) -> GMMParams:
-    """M-step from given responsibilities (the initialisation)."""
+    """M-step from given responsibilities (the initialisation).
+
+    ``resp_blocks`` is (n_blocks, block_size, n_components) responsibilities,
+    or (n_blocks, block_size) integer labels (-1: no component), expanded to
+    one-hot rows one block at a time.
+    """
+    def dense(resp):
+        if jnp.issubdtype(resp.dtype, jnp.integer):
+            return jax.nn.one_hot(resp, n_components, dtype=X_blocks.dtype)
+        return resp
+
     stats = _scan_sum(
-        lambda X, w, r: responsibility_statistics(X, w, r, covariance_type),
+        lambda X, w, r: responsibility_statistics(X, w, dense(r), covariance_type),
         X_blocks,
         weight_blocks,
         resp_blocks,
@@ -486,20 +502,31 @@ def run_em(
     return jax.tree_util.tree_map(lambda leaf: leaf[best], states), jnp.any(states.failed)
 
 
-@functools.partial(jax.jit, static_argnames=("reg_covar", "covariance_type", "mesh"))
+@functools.partial(
+    jax.jit, static_argnames=("reg_covar", "covariance_type", "n_components", "mesh")
+)
 def initial_params_from_responsibilities(
-    X_blocks, weight_blocks, resp_blocks, *, reg_covar: float, covariance_type: str, mesh=None
+    X_blocks,
+    weight_blocks,
+    resp_blocks,
+    *,
+    reg_covar: float,
+    covariance_type: str,
+    n_components: int,
+    mesh=None,
 ) -> GMMParams:
     """:func:`params_from_responsibilities` for a batch of responsibilities.
 
-    ``resp_blocks`` has shape (n_blocks, block_size, n_init, n_components) so
-    that it shards along the block axis like the data.
+    ``resp_blocks`` has shape (n_blocks, block_size, n_init, n_components), or
+    (n_blocks, block_size, n_init) integer labels, so that it shards along the
+    block axis like the data.
     """
 
     def batched(X_blocks, weight_blocks, resp_blocks):
         return jax.vmap(
             lambda resp: params_from_responsibilities(
-                X_blocks, weight_blocks, resp, reg_covar, covariance_type, _axis_name(mesh)
+                X_blocks, weight_blocks, resp, reg_covar, covariance_type, n_components,
+                _axis_name(mesh),
             ),
             in_axes=2,
         )(resp_blocks)
@@ -544,23 +571,28 @@ def initial_responsibilities(
 
     Returns
     -------
+    labels : ndarray of shape (n_samples,), int32
+        For the one-hot initialisations ('kmeans', 'k-means++',
+        'random_from_data'): the component each point is assigned to, -1 for
+        none. Stored compactly: at a million points the dense form would
+        cost n_samples * n_components floats.
     resp : ndarray of shape (n_samples, n_components)
+        For 'random': dense responsibilities.
     """
     from sklearn.cluster import KMeans, kmeans_plusplus
 
     n_samples = X.shape[0]
-    resp = np.zeros((n_samples, n_components), dtype=X.dtype)
-    if init_params == "kmeans":
-        labels = (
-            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-            .fit(X, sample_weight=sample_weight)
-            .labels_
-        )
-        resp[np.arange(n_samples), labels] = 1
-    elif init_params == "random":
+    if init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components)).astype(X.dtype)
         resp /= resp.sum(axis=1)[:, None]
-    elif init_params == "random_from_data":
+        return resp
+    if init_params == "kmeans":
+        return (
+            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            .fit(X, sample_weight=sample_weight)
+            .labels_.astype(np.int32)
+        )
+    if init_params == "random_from_data":
         if sample_weight is None:
             indices = random_state.choice(n_samples, size=n_components, replace=False)
         else:
@@ -569,13 +601,13 @@ def initial_responsibilities(
             indices = random_state.choice(
                 n_samples, size=n_components, replace=False, p=probabilities
             )
-        resp[indices, np.arange(n_components)] = 1
     else:  # k-means++
         _, indices = kmeans_plusplus(
             X, n_components, random_state=random_state, sample_weight=sample_weight
         )
-        resp[indices, np.arange(n_components)] = 1
-    return resp
+    labels = np.full(n_samples, -1, dtype=np.int32)
+    labels[indices] = np.arange(n_components)
+    return labels
 
 
 def initial_params(
@@ -584,6 +616,7 @@ def initial_params(
     weight_blocks,
     resp,
     *,
+    n_components: int,
     covariance_type: str,
     reg_covar: float,
     weights_init=None,
@@ -597,8 +630,9 @@ def initial_params(
     layout : DataLayout
     X_blocks, weight_blocks : Array
         The data as laid out by ``layout``.
-    resp : ndarray of shape (n_samples, n_init, n_components) or None
-        Initial responsibilities on the host; None when weights, means and
+    resp : ndarray of shape (n_samples, n_init, n_components) or (n_samples, n_init)
+        Initial responsibilities on the host (or int32 labels, see
+        :func:`initial_responsibilities`); None when weights, means and
         precisions are all given.
 
     Returns
@@ -612,6 +646,7 @@ def initial_params(
             layout.put(resp),
             reg_covar=reg_covar,
             covariance_type=covariance_type,
+            n_components=n_components,
             mesh=layout.mesh,
         )
         n_init = resp.shape[1]
@@ -894,7 +929,7 @@ def fit_gmm(
     X, data_mesh = local_rows(X)
     mesh = resolve_mesh(devices) if devices is not None else data_mesh
     multi_process = mesh is not None and jax.process_count() > 1
-    X = v.check_array(X, dtype, min_samples=1 if multi_process else 2)
+    X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False)
     n_samples, n_features = X.shape
     weights = v.check_sample_weight(sample_weight, n_samples, dtype)
     totals = process_sum(np.concatenate([[n_samples, np.count_nonzero(weights)], weights @ X, [weights.sum()]]))
@@ -980,7 +1015,7 @@ def _process_zero_initialisation(X, weights, sample_weight, centre, init_options
         params = initial_params(
             layout, layout.put(X, offset=centre), layout.put(weights),
             _initial_responsibilities_batch(X, sample_weight, init_options, 1),
-            covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
+            n_components=n_components, covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
             weights_init=init_options["weights_init"], means_init=init_options["means_init"],
             precisions_init=init_options["precisions_init"],
         )
@@ -999,7 +1034,7 @@ def _needs_responsibilities(init_options) -> bool:
 
 
 def _initial_responsibilities_batch(X, sample_weight, init_options, count):
-    """(n_samples, count, n_components) initial responsibilities, or None if unneeded."""
+    """(n_samples, count[, n_components]) initial responsibilities or labels; None if unneeded."""
     if not _needs_responsibilities(init_options):
         return None
     return np.stack(
@@ -1030,7 +1065,7 @@ def _fit_restarts(run, layout, X, sample_weight, X_blocks, weight_blocks, **init
         params = initial_params(
             layout, X_blocks, weight_blocks,
             _initial_responsibilities_batch(X, sample_weight, init_options, count),
-            covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
+            n_components=n_components, covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
             weights_init=init_options["weights_init"], means_init=init_options["means_init"],
             precisions_init=init_options["precisions_init"],
         )

@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm import em, gaussian
+from bayesgmm import em, gaussian, streaming
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -147,6 +147,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             A NumPy array, or a ``jax.Array`` sharded over its first axis
             (``NamedSharding(mesh, PartitionSpec('data'))``).
+
+            Data larger than memory are read chunk by chunk, one pass per EM
+            iteration, with the same result as in memory: a ``numpy.memmap``,
+            a zarr or dask array (any 2-D float array with ``shape``,
+            ``dtype``, row slicing and a ``chunks`` attribute), or a callable
+            returning, on every call, a new iterable over the same chunks,
+            each of shape (n_rows, n_features) or an ``(X_chunk,
+            weight_chunk)`` tuple. The initialisation then runs on a uniform
+            sample of at most 100,000 rows. See
+            :func:`bayesgmm.streaming.fit_streaming` for chunk and sample
+            sizes.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the samples.
@@ -159,7 +170,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "converged_")
         if warm and np.ndim(X) == 2 and np.shape(X)[1] != self.n_features_in_:
             v.check_n_features(np.empty((0, np.shape(X)[1])), self.n_features_in_)
-        result = em.fit_gmm(
+        fit_function = streaming.fit_streaming if streaming.is_chunked(X) else em.fit_gmm
+        result = fit_function(
             X,
             sample_weight,
             n_components=self.n_components,
@@ -199,6 +211,53 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch by stepwise online EM.
+
+        For streams seen once (Cappé & Moulines 2009): the model keeps
+        running sufficient statistics per unit weight ``s``; each batch runs
+        the E-step under the current parameters, then ``s <- (1 - gamma_t) s
+        + gamma_t * s_batch / batch_weight`` and the parameters are the
+        M-step of ``s``. The step size is ``gamma_t = (t + 2) ** -0.6`` for
+        the t-th batch after the first (whose statistics are taken whole);
+        see :func:`bayesgmm.streaming.step_size`. The first call initialises
+        from its batch with ``init_params`` (or the user-given initial
+        values); a call after ``fit`` continues from the fitted parameters.
+        ``n_init`` and ``max_iter`` are not used.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch (the first needs at least ``n_components`` samples).
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : GaussianMixture
+            ``n_iter_`` counts the batches, ``lower_bound_`` is the running
+            mean log-likelihood (stepwise average of the batches' values)
+            and ``converged_`` says whether it changed by less than ``tol``.
+        """
+        result, self._online_state_ = streaming.partial_fit_batch(
+            X,
+            sample_weight,
+            state=getattr(self, "_online_state_", None),
+            fitted=self._params() if hasattr(self, "means_") else None,
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            init_params=self.init_params,
+            random_state=self.random_state,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            precisions_init=self.precisions_init,
+            dtype=self.dtype,
+        )
+        self._set_result(result)
+        return self
+
     def _set_result(self, result: em.EMResult) -> None:
         params = result.params
         self.weights_ = params.weights
@@ -236,7 +295,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Validated E-step on new data: (log p(x), log responsibilities)."""
         self._check_fitted()
         dtype = self.means_.dtype
-        X = v.check_array(X, dtype)
+        X = v.check_array(X, dtype, copy=False)
         v.check_n_features(X, self.n_features_in_)
         n_samples = X.shape[0]
         block_size, n_blocks = em.block_layout(n_samples, self.n_components, X.shape[1])
