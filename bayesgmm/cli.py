@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
             "                model.nc, which is also the run's ArviZ InferenceData\n"
             "                (arviz.from_netcdf)\n"
             "  plot.png      the components over the data and the uncertainty map\n"
+            "  trace.png     (MCMC) ArviZ trace plot of the weights and means\n"
             "and print a short summary."
         ),
     )
@@ -326,7 +327,23 @@ def _format_vector(vector) -> str:
     return "(" + ", ".join(f"{value:.3g}" for value in vector) + ")"
 
 
+def _save_trace(model, path: Path) -> None:
+    """ArviZ trace plot of the weights and means, one colour per component."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesgmm import plot
+
+    axes = plot.trace(model, var_names=["weights", "means"])
+    figure = axes.ravel()[0].figure
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+
+
 def _save_plot(model, X, columns, path: Path, suptitle: str, kind: str = "uncertainty") -> None:
+    """The overview figure (ellipses and probability map), or a density for one column."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never open a window from the command line
@@ -379,10 +396,12 @@ def _component_lines(model, labels) -> list[str]:
 
 
 def command_fit(args) -> int:
+    """``bayesgmm fit``: fit, write the outputs, print a summary. Returns the exit status."""
     method = args.method
     directory = Path(args.out) if args.out else Path(f"{Path(args.data).stem}-{method}-k{args.components}")
     model_name = "model.nc" if method == "mcmc" else "model.npz"
-    names = ["labels.csv", "params.json", model_name] + ([] if args.no_plot else ["plot.png"])
+    plots = [] if args.no_plot else ["plot.png"] + (["trace.png"] if method == "mcmc" else [])
+    names = ["labels.csv", "params.json", model_name] + plots
     paths = _prepare_outputs(directory, names, args.force)
     table = _read_table(args.data, args.columns)
     X = table.X
@@ -437,6 +456,8 @@ def command_fit(args) -> int:
         _save_plot(model, X, table.columns, paths["plot.png"],
                    f"{Path(args.data).name}: {args.components} components by {method.upper()}",
                    kind="interval" if method == "mcmc" else "uncertainty")
+        if method == "mcmc":
+            _save_trace(model, paths["trace.png"])
     summary.append(f"Wrote {directory}{os.sep}: {', '.join(names)}")
     summary.append(f"Apply the model to new rows with: {PROG} predict {paths[model_name]} NEW.csv")
     _echo("\n".join(summary))
@@ -487,6 +508,7 @@ def _bic_table(args, X):
 
 
 def command_choose_k(args) -> int:
+    """``bayesgmm choose-k``: compare numbers of components. Returns the exit status."""
     if args.min_components > args.max_components:
         raise CLIError(
             f"--min-components {args.min_components} is larger than --max-components "
@@ -605,6 +627,7 @@ def _predict_columns(model, data_path: str, columns):
 
 
 def command_predict(args) -> int:
+    """``bayesgmm predict``: apply a saved model to a CSV file. Returns the exit status."""
     out = Path(args.out) if args.out else None
     if out is not None:
         if out.is_dir():
@@ -636,6 +659,7 @@ def command_predict(args) -> int:
 
 
 def command_demo(args) -> int:
+    """``bayesgmm demo``: the source document's example. Returns the exit status."""
     directory = Path(args.out) if args.out else None
     names = ["document_train.csv", "document_test.csv", "model.npz", "labels.csv", "plot.png"]
     paths = _prepare_outputs(directory, names, args.force) if directory else None

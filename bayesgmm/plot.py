@@ -521,6 +521,9 @@ def trace(model, var_names=None, **kwargs):
 
     kwargs.setdefault("legend", True)
     kwargs.setdefault("labeller", _labeller())
+    if "ax" not in kwargs:
+        # Keeps the titles of one row clear of the tick labels of the row above.
+        kwargs.setdefault("backend_kwargs", {"layout": "constrained"})
     return az.plot_trace(_inference_data(model), var_names=var_names, **kwargs)
 
 

@@ -311,7 +311,7 @@ def test_fit_mcmc_writes_intervals_and_an_arviz_model(small_points, tmp_path, ca
     # Sampling warnings (20 draws per chain) are one line each.
     assert all(line.startswith("bayesgmm: warning: ") for line in captured.err.splitlines())
     assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "model.nc", "params.json",
-                                                      "plot.png"]
+                                                      "plot.png", "trace.png"]
     rows = _read_labels(out / "labels.csv")
     assert list(rows[0]) == ["line", "label", "p_0", "p_1", "p_0_low", "p_1_low", "p_0_high",
                              "p_1_high"]
