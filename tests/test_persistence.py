@@ -41,8 +41,11 @@ def _rewrite(path, edit):
         np.savez(handle, metadata=np.array(json.dumps(metadata)), **arrays)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "covariance_type, dtype",
+    [("full", "float64"), ("tied", "float64"), ("diag", "float64"), ("spherical", "float64"),
+     ("full", "float32")],
+)
 def test_round_trip_predicts_exactly(data, tmp_path, covariance_type, dtype):
     model = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(data)
     path = tmp_path / f"{covariance_type}.npz"
