@@ -285,6 +285,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
             ).params
         except ValueError as error:
+            # Only a degenerate EM solution falls back; anything else is a real error.
+            if not str(error).startswith(v.ILL_DEFINED_COVARIANCE_MESSAGE):
+                raise
             warnings.warn(
                 f"The EM fit that initialises the chains failed ({error}); the chains "
                 "start from the prior instead. Pass init='prior' to skip EM.",

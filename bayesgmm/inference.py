@@ -454,8 +454,9 @@ def posterior_params(samples: dict, covariance_type: str) -> em.GMMParams:
         ``precisions_cholesky`` in the shapes of :mod:`bayesgmm.gaussian`
         with the same leading axes; NumPy arrays.
     """
-    samples = {name: jnp.asarray(value) for name, value in samples.items()}
-    return _to_numpy(_params_from_samples(samples, covariance_type))
+    with em.precision_scope(np.asarray(samples["means"]).dtype):
+        samples = {name: jnp.asarray(value) for name, value in samples.items()}
+        return _to_numpy(_params_from_samples(samples, covariance_type))
 
 
 def _weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type):
@@ -536,6 +537,11 @@ def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabe
     return jax.tree.map(np.asarray, run)
 
 
+def _params_precision(params: em.GMMParams):
+    """Compute in the precision of the draws (float64 needs JAX's scoped x64 mode)."""
+    return em.precision_scope(np.asarray(params.means).dtype)
+
+
 def _as_jax(params: em.GMMParams) -> em.GMMParams:
     return em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
 
@@ -556,16 +562,20 @@ def _log_likelihoods(X, params, covariance_type):
 
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
 def _responsibility_moments(X, params, covariance_type):
-    def add_draw(totals, draw):
+    # Welford's update: no cancellation when the spread is tiny against the mean.
+    def add_draw(carry, draw):
+        count, mean, sum_squares = carry
         resp = jax.nn.softmax(_weighted_log_prob(X, *draw, covariance_type), axis=-1)
-        return (totals[0] + resp, totals[1] + resp**2), None
+        count = count + 1
+        delta = resp - mean
+        mean = mean + delta / count
+        return (count, mean, sum_squares + delta * (resp - mean)), None
 
     zeros = jnp.zeros((X.shape[0], params.weights.shape[-1]), X.dtype)
     draws = (params.weights, params.means, params.precisions_cholesky)
-    (total, total_squares), _ = lax.scan(add_draw, (zeros, zeros), draws)
-    n_draws = params.weights.shape[0]
-    mean = total / n_draws
-    return mean, jnp.sqrt(jnp.maximum(total_squares / n_draws - mean**2, 0.0))
+    (count, mean, sum_squares), _ = lax.scan(add_draw, (jnp.zeros((), X.dtype), zeros, zeros),
+                                             draws)
+    return mean, jnp.sqrt(sum_squares / count)
 
 
 def log_responsibilities(X, params: em.GMMParams, covariance_type: str) -> np.ndarray:
@@ -582,12 +592,15 @@ def log_responsibilities(X, params: em.GMMParams, covariance_type: str) -> np.nd
     -------
     log_resp : ndarray of shape (n_draws, n_samples, n_components)
     """
-    return np.asarray(_log_responsibilities(jnp.asarray(X), _as_jax(params), covariance_type))
+    with _params_precision(params):
+        return np.asarray(_log_responsibilities(jnp.asarray(X), _as_jax(params),
+                                                covariance_type))
 
 
 def pointwise_log_likelihood(X, params: em.GMMParams, covariance_type: str) -> np.ndarray:
     """``log p(x_n | theta_s)`` for every draw and point, shape (n_draws, n_samples)."""
-    return np.asarray(_log_likelihoods(jnp.asarray(X), _as_jax(params), covariance_type))
+    with _params_precision(params):
+        return np.asarray(_log_likelihoods(jnp.asarray(X), _as_jax(params), covariance_type))
 
 
 def responsibility_moments(X, params: em.GMMParams, covariance_type: str):
@@ -599,8 +612,9 @@ def responsibility_moments(X, params: em.GMMParams, covariance_type: str):
     -------
     mean, std : ndarray of shape (n_samples, n_components)
     """
-    mean, std = _responsibility_moments(jnp.asarray(X), _as_jax(params), covariance_type)
-    return np.asarray(mean), np.asarray(std)
+    with _params_precision(params):
+        mean, std = _responsibility_moments(jnp.asarray(X), _as_jax(params), covariance_type)
+        return np.asarray(mean), np.asarray(std)
 
 
 # --------------------------------------------------------------------------
@@ -774,8 +788,9 @@ def posterior_predictive(key, params: em.GMMParams, n_samples: int,
     -------
     replicates : ndarray of shape (n_draws, n_samples, n_features)
     """
-    keys = jax.random.split(key, params.weights.shape[0])
-    return np.asarray(_replicate(keys, _as_jax(params), n_samples, covariance_type))
+    with _params_precision(params):
+        keys = jax.random.split(key, params.weights.shape[0])
+        return np.asarray(_replicate(keys, _as_jax(params), n_samples, covariance_type))
 
 
 def sample_posterior_predictive(rng: np.random.RandomState, params: em.GMMParams,

@@ -45,7 +45,7 @@ values to override them, e.g. for prior predictive checks):
 * ``lkj_concentration = 2``: a mild preference for weak correlations.
 
 ``sample_weight`` multiplies each point's log-likelihood (through
-``numpyro.handlers.scale``), as in the weighted EM of
+``numpyro.handlers.scale``; zero weights through ``numpyro.handlers.mask``), as in the weighted EM of
 :class:`bayesgmm.GaussianMixture`. The observations live in a plate named
 ``"obs"`` that takes ``subsample_size`` for stochastic variational inference.
 """
@@ -390,9 +390,21 @@ def gmm_model(
     )
     with numpyro.plate("obs", n_samples, subsample_size=subsample_size, dim=-1):
         batch = None if X is None else numpyro.subsample(X, event_dim=1)
-        scaling = contextlib.nullcontext()
-        if sample_weight is not None:
-            scaling = numpyro.handlers.scale(scale=numpyro.subsample(sample_weight, event_dim=0))
-        with scaling:
+        with _weighting(sample_weight):
             numpyro.sample("x", likelihood, obs=batch)
+
+
+def _weighting(sample_weight):
+    """Multiply each point's log-likelihood by its weight (inside the "obs" plate).
+
+    Zero weights are masked out rather than scaled by zero, which NumPyro's
+    ``scale`` handler rejects.
+    """
+    if sample_weight is None:
+        return contextlib.nullcontext()
+    weight = numpyro.subsample(sample_weight, event_dim=0)
+    stack = contextlib.ExitStack()
+    stack.enter_context(numpyro.handlers.mask(mask=weight > 0))
+    stack.enter_context(numpyro.handlers.scale(scale=jnp.where(weight > 0, weight, 1.0)))
+    return stack
 
