@@ -17,6 +17,8 @@ _LAZY = {
     "model": ("bayesgmm.model", None),
     "plot": ("bayesgmm.plot", None),
     "load": ("bayesgmm.persistence", "load"),
+    "save": ("bayesgmm.persistence", "save"),
+    "distributed": ("bayesgmm.distributed", None),
 }
 
 __all__ = [

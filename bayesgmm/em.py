@@ -160,9 +160,14 @@ def from_blocks(blocks, n_samples: int) -> np.ndarray:
 
 
 def estimate_weighted_log_prob(X, params: GMMParams, covariance_type: str):
-    """``log pi_k + log N(x | mu_k, Sigma_k)``, shape (n_samples, n_components)."""
+    """``log pi_k + log N(x | mu_k, Sigma_k)``, shape (n_samples, n_components).
+
+    ``X`` must be centred (at the data's weighted mean, as ``fit_gmm`` and
+    the estimator do): the diagonal types use the expanded, matrix-product
+    form of the squared distances.
+    """
     log_prob = gaussian.log_gaussian_prob(
-        X, params.means, params.precisions_cholesky, covariance_type
+        X, params.means, params.precisions_cholesky, covariance_type, expand=True
     )
     return log_prob + jnp.log(params.weights)
 

@@ -299,10 +299,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         v.check_n_features(X, self.n_features_in_)
         n_samples = X.shape[0]
         block_size, n_blocks = em.block_layout(n_samples, self.n_components, X.shape[1])
+        # The E-step expects centred data: shift data and means alike.
+        centre = (self.weights_ @ self.means_).astype(dtype)
+        params = self._params()._replace(means=self.means_ - centre)
         with em.precision_scope(dtype):
-            params = em.GMMParams(*(jnp.asarray(leaf) for leaf in self._params()))
+            params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
             log_prob_norm, log_resp = em.log_resp_and_norm(
-                jnp.asarray(em.to_blocks(X, block_size, n_blocks)),
+                jnp.asarray(em.to_blocks(X, block_size, n_blocks, offset=centre)),
                 params,
                 covariance_type=self.covariance_type,
             )
@@ -384,6 +387,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
         return -2.0 * log_likelihood + 2.0 * self._n_parameters()
+
+    # ---------------------------------------------------------- persistence
+
+    def save(self, path):
+        """Save the fitted model to ``path`` (.npz with JSON metadata, no pickle).
+
+        Load it back with :func:`bayesgmm.load`.
+        """
+        from bayesgmm.persistence import save
+
+        save(self, path)
 
     # ------------------------------------------------------------- sampling
 

@@ -103,7 +103,7 @@ def log_det_cholesky(precisions_cholesky, covariance_type: str, n_features: int)
     return n_features * jnp.log(precisions_cholesky)
 
 
-def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
+def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str, expand: bool = False):
     """Squared Mahalanobis distance of every point to every component.
 
     The 'full' case is one matrix product of ``X`` against all stacked
@@ -116,6 +116,12 @@ def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    expand : bool, default=False
+        For 'diag' and 'spherical', expand the square,
+        ``x^2 @ p - 2 x @ (mu p) + mu^2 p``: two (n, D) @ (D, K) products and
+        no (n, K, D) intermediate (scikit-learn's form). It cancels digits
+        when the data lie far from the origin relative to the spread, so use
+        it only on centred data (the EM core centres its data).
 
     Returns
     -------
@@ -134,13 +140,26 @@ def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
         projected = X @ precisions_cholesky
         projected_means = means @ precisions_cholesky
         return jnp.sum(jnp.square(projected[:, None, :] - projected_means), axis=-1)
-    difference = X[:, None, :] - means
+    if not expand:
+        difference = X[:, None, :] - means
+        if covariance_type == "diag":
+            return jnp.sum(jnp.square(difference * precisions_cholesky), axis=-1)
+        return jnp.sum(jnp.square(difference), axis=-1) * precisions_cholesky**2
     if covariance_type == "diag":
-        return jnp.sum(jnp.square(difference * precisions_cholesky), axis=-1)
-    return jnp.sum(jnp.square(difference), axis=-1) * precisions_cholesky**2
+        precisions = jnp.square(precisions_cholesky)
+        return (
+            jnp.square(X) @ precisions.T
+            - 2.0 * X @ (means * precisions).T
+            + jnp.sum(jnp.square(means) * precisions, axis=1)
+        )
+    precisions = jnp.square(precisions_cholesky)
+    squared_norms = jnp.sum(jnp.square(X), axis=1)[:, None]
+    return (
+        squared_norms - 2.0 * X @ means.T + jnp.sum(jnp.square(means), axis=1)
+    ) * precisions
 
 
-def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
+def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str, expand: bool = False):
     """Log density ``log N(x | mu_k, Sigma_k)`` of every point under every component.
 
     Parameters
@@ -149,6 +168,8 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    expand : bool, default=False
+        See :func:`squared_mahalanobis`; only for centred data.
 
     Returns
     -------
@@ -156,7 +177,7 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
     """
     n_features = X.shape[1]
     log_det = log_det_cholesky(precisions_cholesky, covariance_type, n_features)
-    distances = squared_mahalanobis(X, means, precisions_cholesky, covariance_type)
+    distances = squared_mahalanobis(X, means, precisions_cholesky, covariance_type, expand)
     return -0.5 * (n_features * LOG_2PI + distances) + log_det
 
 
