@@ -357,7 +357,48 @@ def _all_finite(params: GMMParams):
 # --------------------------------------------------------------------------
 
 
+class IterationReporter:
+    """Host-side receiver of the per-iteration callback of a reporting fit.
+
+    The compiled loop only knows *that* it reports (a static flag); what is
+    shown (verbose lines every ``interval`` iterations, a progress bar) is
+    set here by :func:`fit_gmm` around each run, so cached programs never
+    hold a stale printer.
+    """
+
+    def __init__(self):
+        self.interval = 0
+        self.bar = None
+        self.clock = time.perf_counter()
+
+    def start(self, interval: int, bar=None) -> None:
+        self.interval, self.bar, self.clock = interval, bar, time.perf_counter()
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.interval, self.bar = 0, None
+
+    def __call__(self, n_iter, change, lower_bound) -> None:
+        n_iter = int(n_iter)
+        if self.bar is not None and n_iter > self.bar.n:
+            self.bar.update(n_iter - self.bar.n)
+            self.bar.set_postfix(lower_bound=f"{float(lower_bound):.5f}", change=f"{float(change):.2e}")
+        if self.interval and n_iter % self.interval == 0:
+            now = time.perf_counter()
+            print(
+                f"  Iteration {n_iter}\t time lapse {now - self.clock:.5f}s\t "
+                f"ll change {float(change):.5f}\t lower bound {float(lower_bound):.5f}",
+                flush=True,
+            )
+            self.clock = now
+
+
+REPORTER = IterationReporter()
+
+
 def _print_iteration(n_iter, change, lower_bound, *, interval, clock):
+    """One verbose line every ``interval`` iterations; ``clock`` is a one-item list of the last time."""
     now = time.perf_counter()
     if int(n_iter) % interval == 0:
         print(
@@ -366,6 +407,24 @@ def _print_iteration(n_iter, change, lower_bound, *, interval, clock):
             flush=True,
         )
         clock[0] = now
+
+
+def _report(n_iter, change, lower_bound):
+    REPORTER(n_iter, change, lower_bound)
+
+
+def wants_progress_bar(n_samples: int, n_components: int, n_features: int, covariance_type: str) -> bool:
+    """Whether a fit is long enough (seconds per few iterations) to show a bar.
+
+    Only on a terminal, never under CI (the ``CI`` environment variable).
+    """
+    import os
+    import sys
+
+    if os.environ.get("CI") or not sys.stderr.isatty():
+        return False
+    work = n_samples * n_components * n_features * (n_features if covariance_type == "full" else 1)
+    return work >= 50_000_000
 
 
 def _em_loop(
@@ -378,7 +437,7 @@ def _em_loop(
     tol: float,
     reg_covar: float,
     max_iter: int,
-    verbose_interval: int,
+    report: bool,
     axis_name=None,
 ):
     dtype = X_blocks.dtype
@@ -394,14 +453,8 @@ def _em_loop(
         lower_bound = stats.log_likelihood / stats.total_weight
         change = lower_bound - state.lower_bound
         n_iter = state.n_iter + 1
-        if verbose_interval > 0:
-            clock = [time.perf_counter()]
-            jax.debug.callback(
-                functools.partial(_print_iteration, interval=verbose_interval, clock=clock),
-                n_iter,
-                change,
-                lower_bound,
-            )
+        if report:
+            jax.debug.callback(_report, n_iter, change, lower_bound)
         return EMState(
             params=new_params,
             lower_bound=lower_bound,
@@ -445,7 +498,7 @@ def _axis_name(mesh):
 @functools.partial(
     jax.jit,
     static_argnames=(
-        "covariance_type", "tol", "reg_covar", "max_iter", "verbose_interval", "mesh",
+        "covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh",
     ),
 )
 def run_em(
@@ -458,7 +511,7 @@ def run_em(
     tol: float,
     reg_covar: float,
     max_iter: int,
-    verbose_interval: int = 0,
+    report: bool = False,
     mesh=None,
 ):
     """Run EM for a batch of initialisations and pick the best on the device.
@@ -473,9 +526,9 @@ def run_em(
         values never recompile it.
     initial_lower_bound : Array of shape (n_init,)
         ``-inf`` for a fresh start, the previous bound for a warm start.
-    covariance_type, tol, reg_covar, max_iter, verbose_interval : static
-        ``verbose_interval > 0`` prints progress from the device every that
-        many iterations.
+    covariance_type, tol, reg_covar, max_iter, report : static
+        ``report`` sends every iteration's bound to :data:`REPORTER` on the
+        host (verbose printing, progress bar).
     mesh : jax.sharding.Mesh, optional (static)
         A one-axis mesh over which ``X_blocks`` and ``weight_blocks`` are
         sharded along their block axis. Each device runs the E-step on its
@@ -495,7 +548,7 @@ def run_em(
         tol=tol,
         reg_covar=reg_covar,
         max_iter=max_iter,
-        verbose_interval=verbose_interval,
+        report=report,
         axis_name=_axis_name(mesh),
     )
     batched = jax.vmap(loop, in_axes=(None, None, 0, 0))
@@ -951,22 +1004,48 @@ def fit_gmm(
     # Initialisation sees the data as given (scikit-learn's draws); EM runs on
     # data centred at their weighted mean, and the means are shifted back.
     centre = (totals[2:-1] / totals[-1]).astype(dtype)
-    interval = verbose_interval if verbose >= 2 else 0
-    run = functools.partial(
-        run_em,
-        covariance_type=covariance_type,
-        tol=tol,
-        reg_covar=reg_covar,
-        max_iter=max_iter,
-        verbose_interval=interval,
-        mesh=mesh,
-    )
     init_options = dict(
         n_components=n_components, covariance_type=covariance_type, reg_covar=reg_covar,
         n_init=n_init, init_params=init_params, random_state=check_random_state(random_state),
         weights_init=weights_init, means_init=None if means_init is None else means_init - centre,
         precisions_init=precisions_init, verbose=verbose,
     )
+    interval = verbose_interval if verbose >= 2 else 0
+    bar = None
+    if max_iter > 0 and jax.process_index() == 0 and wants_progress_bar(
+        int(totals[0]), n_components, n_features, covariance_type
+    ):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iter, desc="EM", unit="it", leave=False)
+    run = functools.partial(
+        run_em,
+        covariance_type=covariance_type,
+        tol=tol,
+        reg_covar=reg_covar,
+        max_iter=max_iter,
+        report=bool(interval or bar is not None),
+        mesh=mesh,
+    )
+    REPORTER.start(interval, bar)
+    try:
+        return _fit_and_collect(
+            run, X, weights, sample_weight, centre, mesh, multi_process, warm_start,
+            init_options, dtype, verbose,
+        )
+    finally:
+        REPORTER.stop()
+
+
+def _fit_and_collect(
+    run, X, weights, sample_weight, centre, mesh, multi_process, warm_start, init_options,
+    dtype, verbose,
+) -> EMResult:
+    """Lay out the data, run the restarts and bring the best fit to the host."""
+    from bayesgmm import _validation as v
+
+    n_samples, n_features = X.shape
+    n_components = init_options["n_components"]
     with precision_scope(dtype):
         start = time.perf_counter()
         if warm_start is not None or multi_process:
@@ -974,7 +1053,8 @@ def fit_gmm(
                 params, lower_bound = warm_start
                 params = params._replace(means=np.asarray(params.means) - centre)
             else:
-                params, lower_bound = _process_zero_initialisation(X, weights, sample_weight, centre, init_options), -np.inf
+                params = _process_zero_initialisation(X, weights, sample_weight, centre, init_options)
+                lower_bound = -np.inf
             layout = DataLayout.create(n_samples, n_components, n_features, mesh)
             batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
             best, failed = run(
@@ -987,15 +1067,15 @@ def fit_gmm(
                 run, layout, X, weights if sample_weight is not None else None,
                 layout.put(X, offset=centre), layout.put(weights), **init_options,
             )
-        if bool(failed):
+        if bool(to_host(failed)):
             message = v.ILL_DEFINED_COVARIANCE_MESSAGE
             raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))
-        n_iter = int(best.n_iter)
+        n_iter = int(to_host(best.n_iter))
         if verbose:
-            status = "converged" if bool(best.converged) else "did not converge"
+            status = "converged" if bool(to_host(best.converged)) else "did not converge"
             print(
                 f"Initialization {status}. time lapse {time.perf_counter() - start:.5f}s\t "
-                f"lower bound {float(best.lower_bound):.5f}",
+                f"lower bound {float(to_host(best.lower_bound)):.5f}",
                 flush=True,
             )
         params = GMMParams(*(to_host(leaf).astype(dtype) for leaf in best.params))

@@ -206,3 +206,16 @@ def test_unfitted_and_wrong_features_at_predict(blobs_2d):
         model.predict_proba(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="Invalid value for 'n_samples': 0"):
         model.sample(0)
+
+
+def test_long_fits_show_a_progress_bar_on_a_terminal_only(blobs_2d, capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert em.wants_progress_bar(1_000_000, 16, 16, "full")
+    assert not em.wants_progress_bar(800, 2, 2, "full")
+    monkeypatch.setenv("CI", "true")
+    assert not em.wants_progress_bar(1_000_000, 16, 16, "full")
+    monkeypatch.setattr(em, "wants_progress_bar", lambda *args: True)
+    GaussianMixture(2, random_state=0, max_iter=50).fit(blobs_2d[0])
+    err = capsys.readouterr().err
+    assert "EM:" in err and ("it/s" in err or "s/it" in err)
