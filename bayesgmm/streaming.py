@@ -436,11 +436,13 @@ def scan(
                 "the chunks before it. Yield (X_chunk, weight_chunk) tuples for every chunk, "
                 "or for none."
             )
-        unit = np.ones(X.shape[0], dtype=dtype) if weights is None else weights
+        row_weights = np.ones(X.shape[0], dtype=dtype) if weights is None else weights
         reservoir.add(X.astype(dtype, copy=False), weights, random_state)
-        weighted_sum = weighted_sum + unit.astype(np.float64) @ X.astype(np.float64, copy=False)
-        total_weight += float(unit.sum(dtype=np.float64))
-        n_positive += int(np.count_nonzero(unit > 0))
+        weighted_sum = weighted_sum + row_weights.astype(np.float64) @ X.astype(
+            np.float64, copy=False
+        )
+        total_weight += float(row_weights.sum(dtype=np.float64))
+        n_positive += int(np.count_nonzero(row_weights > 0))
         n_samples += X.shape[0]
     if reservoir is None:
         raise ValueError("The data stream is empty: no chunk had any rows. " + CHUNKED_INPUT_HINT)
@@ -746,7 +748,7 @@ def initial_params_from_sample(
         for index in range(n_init):
             print(f"Initialization {index}", flush=True)
     resp = None
-    if n_init > 1 or any(value is None for value in given):
+    if any(value is None for value in given):
         resp = np.stack(
             [
                 em.initial_responsibilities(
@@ -930,9 +932,8 @@ def fit_streaming(
     )
     max_iter = v.check_int("max_iter", max_iter, 0)
     n_init = v.check_int("n_init", n_init, 1)
-    chunk_size, init_size = _check_rows("chunk_size", chunk_size), _check_rows(
-        "init_size", init_size
-    )
+    chunk_size = _check_rows("chunk_size", chunk_size)
+    init_size = _check_rows("init_size", init_size)
     if devices is not None:
         raise ValueError(
             "Out-of-core fits (memmap, zarr, dask or callable input) run on one device; "
@@ -948,30 +949,30 @@ def fit_streaming(
         means_init=means_init,
         precisions_init=precisions_init,
     )
+    # Array sources know their width: check the initial values before reading anything.
     initial_values = init_checks(source.n_features) if source.n_features is not None else None
     random_state = check_random_state(random_state)
-    guess = lambda n_features: chunk_size or default_rows(n_features, dtype, DEFAULT_CHUNK_BYTES)
     summary = scan(
         source,
         dtype=dtype,
         n_components=n_components,
         init_size=init_size,
         random_state=random_state,
-        n_rows=guess(source.n_features or 1),
+        n_rows=_chunk_rows(chunk_size, source.n_features or 1, dtype),
     )
     initial_values = initial_values or init_checks(summary.n_features)
     if warm_start is not None:
         v.check_n_features(np.empty((0, summary.n_features)), np.shape(warm_start[0].means)[1])
     layout = ChunkLayout.create(
-        guess(summary.n_features), summary.n_samples, n_components, summary.n_features
+        _chunk_rows(chunk_size, summary.n_features, dtype),
+        summary.n_samples,
+        n_components,
+        summary.n_features,
     )
     with em.precision_scope(dtype):
         start = time.perf_counter()
         if warm_start is not None:
-            params, lower_bound = warm_start
-            params = params._replace(means=np.asarray(params.means) - summary.centre)
-            params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
-            initial_lower_bound = jnp.full((1,), lower_bound, dtype)
+            params, initial_lower_bound = _warm_start_batch(warm_start, summary.centre, dtype)
         else:
             params = initial_params_from_sample(
                 summary.sample,
@@ -1000,7 +1001,6 @@ def fit_streaming(
             dtype=dtype,
             verbose_interval=verbose_interval if verbose >= 2 else 0,
         )
-        n_iter = int(best.n_iter)
         if verbose:
             status = "converged" if bool(best.converged) else "did not converge"
             print(
@@ -1008,14 +1008,33 @@ def fit_streaming(
                 f"lower bound {float(best.lower_bound):.5f}",
                 flush=True,
             )
-        params = em.GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
-        return em.EMResult(
-            params=params._replace(means=params.means + summary.centre),
-            lower_bound=float(best.lower_bound),
-            n_iter=n_iter,
-            converged=bool(best.converged),
-            lower_bounds=np.asarray(best.lower_bounds, dtype=dtype)[:n_iter],
-        )
+        return _result(best, summary.centre, dtype)
+
+
+def _chunk_rows(chunk_size: int | None, n_features: int, dtype) -> int:
+    """Rows per chunk: ``chunk_size`` if given, else ``DEFAULT_CHUNK_BYTES`` of data."""
+    return chunk_size or default_rows(n_features, dtype, DEFAULT_CHUNK_BYTES)
+
+
+def _warm_start_batch(warm_start, centre: np.ndarray, dtype):
+    """One restart from previous (uncentred) parameters and their lower bound."""
+    params, lower_bound = warm_start
+    params = params._replace(means=np.asarray(params.means) - centre)
+    params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
+    return params, jnp.full((1,), lower_bound, dtype)
+
+
+def _result(best: em.EMState, centre: np.ndarray, dtype) -> em.EMResult:
+    """The best restart's state as host arrays, means shifted back by ``centre``."""
+    n_iter = int(best.n_iter)
+    params = em.GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
+    return em.EMResult(
+        params=params._replace(means=params.means + centre),
+        lower_bound=float(best.lower_bound),
+        n_iter=n_iter,
+        converged=bool(best.converged),
+        lower_bounds=np.asarray(best.lower_bounds, dtype=dtype)[:n_iter],
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1166,32 +1185,24 @@ def partial_fit_batch(
     step = step_size(len(state.lower_bounds) if resume else 0, exponent, offset)
     centre = state.centre if resume else (weights @ X / weights.sum()).astype(dtype)
     with em.precision_scope(dtype):
-        if fitted is None:
-            initial_values = _checked_initial_values(
-                X.shape[1],
+        if fitted is not None:
+            params = em.GMMParams(*(jnp.asarray(leaf, dtype) for leaf in fitted))
+            params = params._replace(means=params.means - centre)
+        else:
+            params = _first_batch_params(
+                X,
+                None if sample_weight is None else weights,
+                centre,
+                dtype=dtype,
                 n_components=n_components,
                 covariance_type=covariance_type,
-                dtype=dtype,
+                reg_covar=reg_covar,
+                init_params=init_params,
+                random_state=check_random_state(random_state),
                 weights_init=weights_init,
                 means_init=means_init,
                 precisions_init=precisions_init,
             )
-            params = initial_params_from_sample(
-                X,
-                None if sample_weight is None else weights,
-                centre,
-                n_components=n_components,
-                covariance_type=covariance_type,
-                reg_covar=reg_covar,
-                n_init=1,
-                init_params=init_params,
-                random_state=check_random_state(random_state),
-                **initial_values,
-            )
-            params = jax.tree_util.tree_map(lambda leaf: leaf[0], params)
-        else:
-            params = em.GMMParams(*(jnp.asarray(leaf, dtype) for leaf in fitted))
-            params = params._replace(means=params.means - centre)
         if resume:
             statistics = jax.tree_util.tree_map(
                 lambda leaf: jnp.asarray(leaf, dtype), state.statistics
@@ -1224,3 +1235,23 @@ def partial_fit_batch(
         lower_bounds=history,
     )
     return result, OnlineState(statistics, centre, history, result.params.means)
+
+
+def _first_batch_params(X, sample_weight, centre, *, dtype, **settings) -> em.GMMParams:
+    """Centred initial parameters from the first batch of a stream (one restart).
+
+    ``settings``: n_components, covariance_type, reg_covar, init_params,
+    random_state, weights_init, means_init, precisions_init.
+    """
+    given = ("weights_init", "means_init", "precisions_init")
+    initial_values = _checked_initial_values(
+        X.shape[1],
+        n_components=settings["n_components"],
+        covariance_type=settings["covariance_type"],
+        dtype=dtype,
+        **{name: settings.pop(name) for name in given},
+    )
+    params = initial_params_from_sample(
+        X, sample_weight, centre, n_init=1, **settings, **initial_values
+    )
+    return jax.tree_util.tree_map(lambda leaf: leaf[0], params)

@@ -434,3 +434,13 @@ def test_partial_fit_bad_input():
         model.partial_fit(np.array([[0.0, np.nan]]))
     model.partial_fit(X[:1])  # later batches may be as small as one row
     assert model.n_iter_ == 2
+
+
+def test_verbose_fit_prints_like_the_in_memory_fit(unequal_3d, tmp_path, capsys):
+    X, _ = unequal_3d
+    params = dict(n_components=3, n_init=2, verbose=2, verbose_interval=1, random_state=0)
+    GaussianMixture(**params).fit(write_memmap(tmp_path / "X.f64", X))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["Initialization 0", "Initialization 1"]
+    assert sum(line.strip().startswith("Iteration 1\t") for line in lines) == 2  # one per restart
+    assert lines[-1].startswith("Initialization converged. time lapse")
