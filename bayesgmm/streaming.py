@@ -32,6 +32,27 @@ checks widths, finiteness and weights (naming the chunk and row of a bad
 value), computes the weighted mean used as the centring shift, and keeps a
 uniform sample of at most ``init_size`` rows for the initialisation.
 
+Examples
+--------
+A callable that yields the chunks again on every call (here from memory; in
+practice from files or a database), then a stream fed one batch at a time:
+
+>>> import numpy as np
+>>> from bayesgmm import GaussianMixture
+>>> rng = np.random.default_rng(0)
+>>> X = np.concatenate([rng.normal(0, 1, (500, 2)), rng.normal(6, 1, (500, 2))])
+>>> def chunks():
+...     return (X[start : start + 100] for start in range(0, 1000, 100))
+>>> exact = GaussianMixture(2, random_state=0).fit(chunks)
+>>> in_memory = GaussianMixture(2, random_state=0).fit(X)
+>>> bool(np.allclose(exact.means_, in_memory.means_, rtol=1e-10))
+True
+>>> online = GaussianMixture(2, random_state=0)
+>>> for batch in np.array_split(rng.permutation(X), 10):
+...     online = online.partial_fit(batch)
+>>> online.n_iter_, np.round(np.sort(online.means_[:, 0])) + 0.0
+(10, array([0., 6.]))
+
 Pages of a ``numpy.memmap`` that have been copied into a chunk are handed back
 to the operating system (``madvise(MADV_DONTNEED)`` on shared mappings), so the
 process's resident memory does not grow with the file; the file stays in the

@@ -444,3 +444,10 @@ def test_verbose_fit_prints_like_the_in_memory_fit(unequal_3d, tmp_path, capsys)
     assert lines[:2] == ["Initialization 0", "Initialization 1"]
     assert sum(line.strip().startswith("Iteration 1\t") for line in lines) == 2  # one per restart
     assert lines[-1].startswith("Initialization converged. time lapse")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(streaming, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 8
