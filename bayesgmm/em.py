@@ -346,7 +346,8 @@ def params_from_responsibilities(
     return m_step(stats, reg_covar, covariance_type)
 
 
-def _all_finite(params: GMMParams):
+def all_finite(params: GMMParams):
+    """Whether every mean and precision factor is finite (no singular covariance)."""
     return jnp.all(jnp.isfinite(params.precisions_cholesky)) & jnp.all(
         jnp.isfinite(params.means)
     )
@@ -397,18 +398,6 @@ class IterationReporter:
 REPORTER = IterationReporter()
 
 
-def _print_iteration(n_iter, change, lower_bound, *, interval, clock):
-    """One verbose line every ``interval`` iterations; ``clock`` is a one-item list of the last time."""
-    now = time.perf_counter()
-    if int(n_iter) % interval == 0:
-        print(
-            f"  Iteration {int(n_iter)}\t time lapse {now - clock[0]:.5f}s\t "
-            f"ll change {float(change):.5f}\t lower bound {float(lower_bound):.5f}",
-            flush=True,
-        )
-        clock[0] = now
-
-
 def _report(n_iter, change, lower_bound):
     REPORTER(n_iter, change, lower_bound)
 
@@ -427,6 +416,45 @@ def wants_progress_bar(n_samples: int, n_components: int, n_features: int, covar
     return work >= 50_000_000
 
 
+def is_active(state: EMState, max_iter: int):
+    """Whether a restart still iterates: not converged, not failed, iterations left."""
+    return (state.n_iter < max_iter) & ~state.converged & ~state.failed
+
+
+def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMState:
+    """The state of one restart before its first iteration."""
+    dtype = params.means.dtype
+    return EMState(
+        params=params,
+        lower_bound=jnp.asarray(initial_lower_bound, dtype),
+        n_iter=jnp.zeros((), jnp.int32),
+        converged=jnp.zeros((), bool),
+        failed=~all_finite(params),
+        lower_bounds=jnp.full((max(max_iter, 1),), jnp.nan, dtype),
+    )
+
+
+def em_step(
+    state: EMState, stats: SufficientStats, *, covariance_type: str, tol: float, reg_covar: float
+) -> EMState:
+    """One EM update of one restart from the statistics of its E-step.
+
+    The lower bound is the mean log-likelihood of that E-step (the parameters
+    before this M-step), and convergence is its change below ``tol``, as in
+    scikit-learn. Shared by the in-memory loop and the streaming fit.
+    """
+    params = m_step(stats, reg_covar, covariance_type)
+    lower_bound = stats.log_likelihood / stats.total_weight
+    return EMState(
+        params=params,
+        lower_bound=lower_bound,
+        n_iter=state.n_iter + 1,
+        converged=jnp.abs(lower_bound - state.lower_bound) < tol,
+        failed=~all_finite(params),
+        lower_bounds=state.lower_bounds.at[state.n_iter].set(lower_bound),
+    )
+
+
 def _em_loop(
     X_blocks,
     weight_blocks,
@@ -440,39 +468,23 @@ def _em_loop(
     report: bool,
     axis_name=None,
 ):
-    dtype = X_blocks.dtype
-
-    def cond(state: EMState):
-        return (state.n_iter < max_iter) & ~state.converged & ~state.failed
-
     def body(state: EMState):
         stats = accumulate_statistics(
             X_blocks, weight_blocks, state.params, covariance_type, axis_name
         )
-        new_params = m_step(stats, reg_covar, covariance_type)
-        lower_bound = stats.log_likelihood / stats.total_weight
-        change = lower_bound - state.lower_bound
-        n_iter = state.n_iter + 1
-        if report:
-            jax.debug.callback(_report, n_iter, change, lower_bound)
-        return EMState(
-            params=new_params,
-            lower_bound=lower_bound,
-            n_iter=n_iter,
-            converged=jnp.abs(change) < tol,
-            failed=~_all_finite(new_params),
-            lower_bounds=state.lower_bounds.at[state.n_iter].set(lower_bound),
+        new_state = em_step(
+            state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar
         )
+        if report:
+            change = new_state.lower_bound - state.lower_bound
+            jax.debug.callback(_report, new_state.n_iter, change, new_state.lower_bound)
+        return new_state
 
-    state = EMState(
-        params=params,
-        lower_bound=jnp.asarray(initial_lower_bound, dtype),
-        n_iter=jnp.zeros((), jnp.int32),
-        converged=jnp.zeros((), bool),
-        failed=~_all_finite(params),
-        lower_bounds=jnp.full((max(max_iter, 1),), jnp.nan, dtype),
+    return lax.while_loop(
+        lambda state: is_active(state, max_iter),
+        body,
+        initial_state(params, initial_lower_bound, max_iter),
     )
-    return lax.while_loop(cond, body, state)
 
 
 def _over_mesh(fn, mesh, n_sharded: int, n_replicated: int):

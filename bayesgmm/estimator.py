@@ -174,18 +174,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         result = fit_function(
             X,
             sample_weight,
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
+            **self._model_options(),
             max_iter=self.max_iter,
             n_init=self.n_init,
-            init_params=self.init_params,
-            random_state=self.random_state,
-            weights_init=self.weights_init,
-            means_init=self.means_init,
-            precisions_init=self.precisions_init,
-            dtype=self.dtype,
             warm_start=(self._params(), self.lower_bound_) if warm else None,
             verbose=self.verbose,
             verbose_interval=self.verbose_interval,
@@ -244,19 +235,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             sample_weight,
             state=getattr(self, "_online_state_", None),
             fitted=self._params() if hasattr(self, "means_") else None,
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            init_params=self.init_params,
-            random_state=self.random_state,
-            weights_init=self.weights_init,
-            means_init=self.means_init,
-            precisions_init=self.precisions_init,
-            dtype=self.dtype,
+            **self._model_options(),
         )
         self._set_result(result)
         return self
+
+    def _model_options(self) -> dict:
+        """The settings shared by every way of fitting (batch, streaming, online)."""
+        names = (
+            "n_components", "covariance_type", "tol", "reg_covar", "init_params",
+            "random_state", "weights_init", "means_init", "precisions_init", "dtype",
+        )
+        return {name: getattr(self, name) for name in names}
 
     def _set_result(self, result: em.EMResult) -> None:
         params = result.params

@@ -664,25 +664,14 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str):
 # --------------------------------------------------------------------------
 
 
-def _is_active(state: em.EMState, max_iter: int):
-    return (state.n_iter < max_iter) & ~state.converged & ~state.failed
-
-
 def _em_update_one(
     state: em.EMState, stats: em.SufficientStats, *, covariance_type, reg_covar, tol, max_iter
 ):
-    """The body of :func:`bayesgmm.em.run_em`'s loop for one restart; a finished restart is kept."""
-    params = em.m_step(stats, reg_covar, covariance_type)
-    lower_bound = stats.log_likelihood / stats.total_weight
-    updated = em.EMState(
-        params=params,
-        lower_bound=lower_bound,
-        n_iter=state.n_iter + 1,
-        converged=jnp.abs(lower_bound - state.lower_bound) < tol,
-        failed=~em._all_finite(params),
-        lower_bounds=state.lower_bounds.at[state.n_iter].set(lower_bound),
+    """:func:`bayesgmm.em.em_step` for one restart; a finished restart is kept as it is."""
+    updated = em.em_step(
+        state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar
     )
-    active = _is_active(state, max_iter)
+    active = em.is_active(state, max_iter)
     return jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), updated, state)
 
 
@@ -708,18 +697,10 @@ def em_update(
 
 
 def initial_state(params: em.GMMParams, initial_lower_bound, max_iter: int) -> em.EMState:
-    """The EM state of every restart before the first iteration."""
-    n_init = params.weights.shape[0]
-    dtype = params.means.dtype
-    return em.EMState(
-        params=params,
-        lower_bound=jnp.asarray(initial_lower_bound, dtype),
-        n_iter=jnp.zeros((n_init,), jnp.int32),
-        converged=jnp.zeros((n_init,), bool),
-        failed=~jax.vmap(em._all_finite)(params),
-        lower_bounds=jnp.full((n_init, max(max_iter, 1)), jnp.nan, dtype),
+    """The EM state of every restart (leading axis of the leaves) before the first iteration."""
+    return jax.vmap(lambda p, bound: em.initial_state(p, bound, max_iter))(
+        params, jnp.broadcast_to(jnp.asarray(initial_lower_bound, params.means.dtype), params.weights.shape[:1])
     )
-
 
 def _checked_initial_values(
     n_features, *, n_components, covariance_type, dtype, weights_init, means_init, precisions_init
@@ -795,20 +776,12 @@ def initial_params_from_sample(
     )
 
 
-def _print_progress(
-    state: em.EMState, previous: em.EMState, max_iter: int, interval: int, clock
-) -> None:
-    """The per-iteration lines of verbose=2, one per restart that just ran."""
-    ran = np.asarray(_is_active(previous, max_iter))
+def _report_progress(state: em.EMState, previous: em.EMState, max_iter: int) -> None:
+    """Send each restart that just ran to :data:`bayesgmm.em.REPORTER` (verbose lines)."""
+    ran = np.asarray(em.is_active(previous, max_iter))
     changes = np.asarray(state.lower_bound - previous.lower_bound)
     for index in np.flatnonzero(ran):
-        em._print_iteration(
-            state.n_iter[index],
-            changes[index],
-            state.lower_bound[index],
-            interval=interval,
-            clock=clock,
-        )
+        em.REPORTER(state.n_iter[index], changes[index], state.lower_bound[index])
 
 
 def run_streaming_em(
@@ -840,19 +813,32 @@ def run_streaming_em(
         em_update, covariance_type=covariance_type, reg_covar=reg_covar, tol=tol, max_iter=max_iter
     )
     state = initial_state(params, initial_lower_bound, max_iter)
-    clock = [time.perf_counter()]
+    em.REPORTER.start(verbose_interval)
+    try:
+        return _iterate_passes(
+            state, update, source, summary, layout, covariance_type, max_iter, dtype,
+            verbose_interval,
+        )
+    finally:
+        em.REPORTER.stop()
+
+
+def _iterate_passes(
+    state, update, source, summary, layout, covariance_type, max_iter, dtype, verbose_interval
+):
+    """One pass over the chunks per EM iteration until no restart is active."""
     while True:
         if bool(jnp.any(state.failed)):
             message = v.ILL_DEFINED_COVARIANCE_MESSAGE
             raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))
-        if not bool(jnp.any(_is_active(state, max_iter))):
+        if not bool(jnp.any(em.is_active(state, max_iter))):
             break
         chunks = staged_chunks(source, layout, summary.centre, summary.n_samples, dtype)
         previous, state = state, update(
             state, statistics_pass(chunks, state.params, covariance_type)
         )
         if verbose_interval:
-            _print_progress(state, previous, max_iter, verbose_interval, clock)
+            _report_progress(state, previous, max_iter)
     bounds = jnp.where(jnp.isnan(state.lower_bound), -jnp.inf, state.lower_bound)
     best = int(jnp.argmax(bounds))
     return jax.tree_util.tree_map(lambda leaf: leaf[best], state)
@@ -1240,7 +1226,7 @@ def partial_fit_batch(
             covariance_type=covariance_type,
             reg_covar=reg_covar,
         )
-        if not bool(em._all_finite(params)):
+        if not bool(em.all_finite(params)):
             raise ValueError(
                 v.ILL_DEFINED_COVARIANCE_MESSAGE + (v.FLOAT32_HINT if dtype == np.float32 else "")
             )
