@@ -1,7 +1,8 @@
-"""``BayesianGaussianMixture``: the posterior of a Gaussian mixture by NUTS.
+"""``BayesianGaussianMixture``: the posterior of a Gaussian mixture by NUTS (or SVI).
 
 The estimator over :mod:`bayesgmm.model` (the NumPyro model) and
-:mod:`bayesgmm.inference` (sampling, EM initialisation, relabelling); the
+:mod:`bayesgmm.inference` (sampling, EM initialisation, relabelling), or
+:mod:`bayesgmm.svi` (stochastic variational inference with subsampling); the
 ArviZ side lives in :mod:`bayesgmm.diagnostics`.
 """
 
@@ -17,10 +18,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm import diagnostics, em, inference
+from bayesgmm import diagnostics, em, inference, svi
 from bayesgmm.model import DEFAULT_LKJ_CONCENTRATION, default_prior
 
 INITS = ("em", "prior")
+INFERENCES = ("nuts", "svi")
 
 
 def _check_prior_vector(name, value, n_features, dtype, positive):
@@ -42,7 +44,7 @@ def _check_prior_vector(name, value, n_features, dtype, positive):
 
 
 class BayesianGaussianMixture(DensityMixin, BaseEstimator):
-    """Gaussian mixture whose parameters are sampled from their posterior by NUTS.
+    """Gaussian mixture whose parameters are sampled from their posterior by NUTS (or SVI).
 
     The same surface as :class:`bayesgmm.GaussianMixture` where it makes sense
     (``fit``, ``predict``, ``predict_proba``, ``score_samples``, ``score``,
@@ -90,7 +92,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     init : {'em', 'prior'}, default='em'
         'em' starts the chains near an EM fit (short warm-up, chains in the
         main mode) and uses it as the first relabelling reference; 'prior'
-        starts each chain at a draw from the prior. If EM fails (a singular
+        starts each chain at a draw from the prior. With ``inference='svi'``
+        the guide starts at the EM fit of a random subset of at most 100,000
+        points, with the EM fit's approximate posterior standard deviations. If EM fails (a singular
         covariance), 'em' falls back to 'prior' with a warning.
     init_spread : float, default=1.0
         How far (in approximate posterior standard deviations) the chains
@@ -100,6 +104,37 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         NUTS step-size adaptation target; raise it (e.g. 0.95) to remove
         divergences.
     max_tree_depth : int, default=10
+    inference : {'nuts', 'svi'}, default='nuts'
+        'nuts' samples the posterior with NUTS (exact up to Monte Carlo
+        error, with r_hat/ESS diagnostics; every step passes over all the
+        data). 'svi' fits a Gaussian approximation of the posterior on the
+        unconstrained parameters by stochastic variational inference, each
+        step on a random subsample of the data, then takes ``svi_num_draws``
+        draws from it (see :mod:`bayesgmm.svi`); ``num_warmup``,
+        ``num_samples``, ``num_chains``, ``chain_method``, ``init_spread``,
+        ``target_accept_prob`` and ``max_tree_depth`` are then unused. SVI
+        draws come from one approximation, not from Markov chains: r_hat and
+        ESS do not apply (``summary`` reports mean, sd and HDI only), and the
+        approximation tends to understate the posterior spread.
+    svi_steps : int, default=2000
+        Optimisation steps of SVI.
+    svi_subsample_size : int, default=None
+        Points per SVI step (the log-likelihood is scaled by
+        ``n_samples / svi_subsample_size``); None means
+        ``min(n_samples, 2048)``. Larger subsamples lower the noise of each
+        step at a proportional cost per step.
+    svi_learning_rate : float, default=0.005
+        Adam's initial step size, decayed exponentially to 1 % of it over the
+        run. With ``init='prior'`` the guide starts far from the posterior and
+        needs a larger value (e.g. 0.05) and more steps.
+    guide : {'normal', 'lowrank'}, default='normal'
+        'normal': independent normals on the unconstrained parameters
+        (``AutoNormal``); 'lowrank': a multivariate normal with low-rank plus
+        diagonal covariance (``AutoLowRankMultivariateNormal``), which can
+        represent correlations between parameters.
+    svi_num_draws : int, default=1000
+        Draws taken from the fitted guide; they play the part of the NUTS
+        draws in every prediction (one "chain").
     posterior_predictive : bool, default=False
         Add one replicated data set per draw to ``inference_data_`` (memory
         ``num_chains * num_samples * n_samples * n_features``).
@@ -121,10 +156,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``sample_stats``, ``log_likelihood``, ``observed_data`` (and
         ``posterior_predictive`` on request); see :mod:`bayesgmm.diagnostics`.
         ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take
-        it directly.
+        it directly. For SVI: one chain of ``svi_num_draws`` draws, no
+        ``sample_stats``, and ``log_likelihood`` only while
+        ``svi_num_draws * n_samples <= 2**25`` (larger would not fit in
+        memory); ``posterior.attrs`` records ``inference='svi'``, the
+        settings and the loss history.
     raw_inference_data_ : arviz.InferenceData
         The posterior before relabelling.
     relabel_permutations_ : ndarray of shape (num_chains, num_samples, n_components)
+        (1, svi_num_draws, n_components) for SVI.
         ``relabelled[..., i] = raw[..., relabel_permutations_[..., i]]``.
     posterior_params_ : GMMParams
         The relabelled draws, chains merged: ``weights`` (n_draws, K),
@@ -134,8 +174,16 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         Posterior means, in the shapes of :class:`bayesgmm.GaussianMixture`.
     em_params_ : GMMParams or None
         The EM fit that started the chains.
-    chain_method_ : str
-        The chain method used.
+    chain_method_ : str or None
+        The chain method used (None for SVI).
+    losses_ : ndarray of shape (svi_steps,)
+        SVI only: the loss (negative ELBO, estimated on each step's
+        subsample) of every step; also in
+        ``inference_data_.posterior.attrs['loss']``. It should have levelled
+        off; a ``bayesgmm.svi.SVIConvergenceWarning`` says when it had not.
+    guide_params_ : dict of ndarray
+        SVI only: the fitted guide's parameters (constrained), e.g.
+        ``means_auto_loc`` of shape (n_components, n_features).
     n_features_in_ : int
 
     Examples
@@ -166,6 +214,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         init_spread=1.0,
         target_accept_prob=0.8,
         max_tree_depth=10,
+        inference="nuts",
+        svi_steps=2000,
+        svi_subsample_size=None,
+        svi_learning_rate=0.005,
+        guide="normal",
+        svi_num_draws=1000,
         posterior_predictive=False,
         reg_covar=1e-6,
         random_state=None,
@@ -187,6 +241,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.init_spread = init_spread
         self.target_accept_prob = target_accept_prob
         self.max_tree_depth = max_tree_depth
+        self.inference = inference
+        self.svi_steps = svi_steps
+        self.svi_subsample_size = svi_subsample_size
+        self.svi_learning_rate = svi_learning_rate
+        self.guide = guide
+        self.svi_num_draws = svi_num_draws
         self.posterior_predictive = posterior_predictive
         self.reg_covar = reg_covar
         self.random_state = random_state
@@ -217,6 +277,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
         v.check_int("max_tree_depth", self.max_tree_depth, 1)
         v.check_nonnegative_float("reg_covar", self.reg_covar)
+        v.check_choice("inference", self.inference, INFERENCES)
+        svi.check_options(svi_steps=self.svi_steps, svi_subsample_size=self.svi_subsample_size,
+                          svi_learning_rate=self.svi_learning_rate, guide=self.guide,
+                          svi_num_draws=self.svi_num_draws)
         return dtype
 
     def _check_data(self, X, sample_weight, dtype):
@@ -262,6 +326,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         dtype = self._check_params()
         X, weights, prior = self._check_data(X, sample_weight, dtype)
+        if self.inference == "svi":
+            return self._fit_svi(X, weights, prior, dtype)
         chain_method = inference.resolve_chain_method(self.chain_method, self.num_chains)
         rng = check_random_state(self.random_state)
         em_seed, nuts_seed = rng.randint(np.iinfo(np.int32).max, size=2)
@@ -295,18 +361,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
             return None
 
-    def _sample(self, X, weights, prior, em_params, chain_method, seed):
-        """Run NUTS and evaluate every draw (one compiled job)."""
+    def _model_kwargs(self, X, weights, prior):
+        """The dynamic keyword arguments of :func:`bayesgmm.model.gmm_model`."""
         import jax.numpy as jnp
 
-        total_weight = X.shape[0] if weights is None else float(weights.sum())
-        start = None
-        if em_params is not None:
-            start = inference.em_chain_start(
-                em_params, total_weight, covariance_type=self.covariance_type,
-                num_chains=self.num_chains, spread=float(self.init_spread),
-            )
-        model_kwargs = {
+        return {
             "X": jnp.asarray(X),
             "sample_weight": None if weights is None else jnp.asarray(weights),
             "weight_concentration": jnp.asarray(self.weight_concentration, X.dtype),
@@ -315,6 +374,70 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             "scale_prior_median": jnp.asarray(prior.scale_median),
             "lkj_concentration": jnp.asarray(self.lkj_concentration, X.dtype),
         }
+
+    def _fit_svi(self, X, weights, prior, dtype):
+        """Fit the guide by SVI, draw from it and store the draws as NUTS draws are."""
+        steps, subsample_size, learning_rate, guide, num_draws = svi.check_options(
+            svi_steps=self.svi_steps, svi_subsample_size=self.svi_subsample_size,
+            svi_learning_rate=self.svi_learning_rate, guide=self.guide,
+            svi_num_draws=self.svi_num_draws)
+        settings = svi.SVISettings(
+            num_steps=steps, subsample_size=svi.resolve_subsample_size(subsample_size, X.shape[0]),
+            guide=guide, num_draws=num_draws,
+            progress_bar=inference.progress_bar_enabled(self.progress_bar),
+        )
+        rng = check_random_state(self.random_state)
+        em_seed, svi_seed = rng.randint(np.iinfo(np.int32).max, size=2)
+        with em.precision_scope(dtype):
+            X_start, weights_start = svi.em_start_points(X, weights, int(em_seed))
+            em_params = self._em_start(X_start, weights_start, em_seed, dtype)
+            fitted = svi.fit_posterior(
+                jax.random.key(int(svi_seed)), X, weights, self._model_kwargs(X, weights, prior),
+                em_params, n_components=self.n_components,
+                covariance_type=self.covariance_type, learning_rate=learning_rate,
+                settings=settings,
+            )
+            predictive = None
+            if self.posterior_predictive:
+                predictive = inference.posterior_predictive(
+                    jax.random.key(0), fitted.params, X.shape[0], self.covariance_type
+                )[None]
+        attrs = {"inference": "svi", "guide": guide, "svi_steps": steps,
+                 "svi_subsample_size": settings.subsample_size or X.shape[0],
+                 "svi_learning_rate": learning_rate, "loss": fitted.losses,
+                 "note": svi.NO_RHAT_NOTE}
+        self.inference_data_ = diagnostics.to_inference_data(
+            fitted.samples, None, covariance_type=self.covariance_type, X=X,
+            log_likelihood=fitted.log_likelihood, sample_weight=weights,
+            posterior_predictive=predictive, attrs=attrs,
+        )
+        self.raw_inference_data_ = diagnostics.posterior_dataset(fitted.raw_samples,
+                                                                 self.covariance_type)
+        self.relabel_permutations_ = fitted.permutations
+        self.posterior_params_ = fitted.params
+        self.weights_ = fitted.params.weights.mean(axis=0)
+        self.means_ = fitted.params.means.mean(axis=0)
+        self.covariances_ = fitted.params.covariances.mean(axis=0)
+        self.em_params_ = em_params
+        self.chain_method_ = None
+        self.losses_ = fitted.losses
+        self.guide_params_ = fitted.guide_params
+        self.n_features_in_ = X.shape[1]
+        problem = svi.convergence_problem(fitted.losses)
+        if problem is not None:
+            warnings.warn(problem, svi.SVIConvergenceWarning, stacklevel=3)
+        return self
+
+    def _sample(self, X, weights, prior, em_params, chain_method, seed):
+        """Run NUTS and evaluate every draw (one compiled job)."""
+        total_weight = X.shape[0] if weights is None else float(weights.sum())
+        start = None
+        if em_params is not None:
+            start = inference.em_chain_start(
+                em_params, total_weight, covariance_type=self.covariance_type,
+                num_chains=self.num_chains, spread=float(self.init_spread),
+            )
+        model_kwargs = self._model_kwargs(X, weights, prior)
         settings = inference.NUTSSettings(
             num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),
             num_chains=int(self.num_chains), chain_method=chain_method,
@@ -504,6 +627,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def summary(self, var_names=("weights", "means", "covariances"), **kwargs):
         """ArviZ summary of the relabelled posterior.
 
+        For an SVI fit (``inference='svi'``) the summary defaults to
+        ``kind='stats'`` (mean, sd, HDI): its draws come from the fitted
+        guide, not from Markov chains, so r_hat and ESS do not apply.
+
         Parameters
         ----------
         var_names : sequence of str, default=('weights', 'means', 'covariances')
@@ -520,6 +647,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         if not hasattr(self, "inference_data_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        if self.inference_data_.posterior.attrs.get("inference") == "svi":
+            kwargs.setdefault("kind", "stats")
         with warnings.catch_warnings():
             # The constant zeros and ones of Cholesky factors have undefined r_hat.
             warnings.simplefilter("ignore", RuntimeWarning)

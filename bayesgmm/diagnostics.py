@@ -10,7 +10,10 @@ Groups of the ``InferenceData`` built by :func:`to_inference_data`:
     second axis of a matrix).
 ``sample_stats``
     ``lp`` (log joint density up to a constant), ``energy``, ``diverging``,
-    ``n_steps``, ``tree_depth``, ``acceptance_rate``, ``step_size``.
+    ``n_steps``, ``tree_depth``, ``acceptance_rate``, ``step_size``. Absent
+    for draws from an SVI guide (``inference='svi'``), which has no sampler
+    statistics; the ``posterior`` attributes then say so and hold the loss
+    history.
 ``log_likelihood``
     ``x`` of dimension ``observation``: ``w_n log p(x_n | theta)``, the term
     of point ``n`` in the weighted log-likelihood (``log p(x_n | theta)`` for
@@ -129,7 +132,7 @@ def _sample_stats(trace) -> dict:
 
 
 def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_likelihood,
-                      sample_weight=None, posterior_predictive=None):
+                      sample_weight=None, posterior_predictive=None, attrs=None):
     """Assemble the ``InferenceData`` of a fit.
 
     Parameters
@@ -137,16 +140,20 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
     samples : dict
         Relabelled site values (and ``covariances``), leading axes
         (num_chains, num_samples).
-    trace : bayesgmm.inference.NUTSTrace
-        Its sampler statistics fill ``sample_stats``.
+    trace : bayesgmm.inference.NUTSTrace or None
+        Its sampler statistics fill ``sample_stats``; ``None`` (draws that
+        are not from a sampler, e.g. from an SVI guide) leaves that group out.
     covariance_type : str
     X : ndarray of shape (n_samples, n_features)
         The training data.
-    log_likelihood : ndarray of shape (num_chains, num_samples, n_samples)
-        Pointwise (weighted) log-likelihood.
+    log_likelihood : ndarray of shape (num_chains, num_samples, n_samples) or None
+        Pointwise (weighted) log-likelihood; ``None`` leaves the group out.
     sample_weight : ndarray of shape (n_samples,), optional
         Stored as ``constant_data`` when given.
     posterior_predictive : ndarray of shape (num_chains, num_samples, n_samples, n_features), optional
+    attrs : dict, optional
+        Added to the attributes of the ``posterior`` group (e.g. how the
+        draws were obtained).
 
     Returns
     -------
@@ -160,21 +167,24 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
     data_dims = {"x": ["observation"]}
     groups = {
         "posterior": {name: np.asarray(value) for name, value in samples.items()},
-        "sample_stats": _sample_stats(trace),
         "observed_data": {"x": np.asarray(X)},
     }
+    if trace is not None:
+        groups["sample_stats"] = _sample_stats(trace)
     if sample_weight is not None:
         groups["constant_data"] = {"sample_weight": np.asarray(sample_weight)}
     if posterior_predictive is not None:
         groups["posterior_predictive"] = {"x": np.asarray(posterior_predictive)}
     idata = az.from_dict(**groups, coords=_coords(n_components, n_features, n_samples),
                          dims=dims)
-    # The log-likelihood's "x" has one dimension fewer than the observed "x",
-    # so it gets its own dims mapping.
-    idata.add_groups(log_likelihood=az.from_dict(
-        log_likelihood={"x": np.asarray(log_likelihood)},
-        coords={"observation": np.arange(n_samples)}, dims=data_dims,
-    ).log_likelihood)
+    idata.posterior.attrs.update(attrs or {})
+    if log_likelihood is not None:
+        # The log-likelihood's "x" has one dimension fewer than the observed "x",
+        # so it gets its own dims mapping.
+        idata.add_groups(log_likelihood=az.from_dict(
+            log_likelihood={"x": np.asarray(log_likelihood)},
+            coords={"observation": np.arange(n_samples)}, dims=data_dims,
+        ).log_likelihood)
     return idata
 
 
