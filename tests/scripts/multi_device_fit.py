@@ -48,6 +48,24 @@ with jax.enable_x64(True):
 plain = GaussianMixture(3, random_state=0).fit(X_even)
 report["presharded_difference"] = float(np.max(np.abs(presharded.means_ - plain.means_)))
 
+# Bayesian chains in parallel on devices equal sequential chains with the same keys.
+from bayesgmm import BayesianGaussianMixture  # noqa: E402
+
+draws = {}
+for chain_method in ("parallel", "sequential"):
+    model = BayesianGaussianMixture(
+        2, num_warmup=60, num_samples=40, num_chains=4, chain_method=chain_method,
+        random_state=0, progress_bar=False,
+    )
+    import warnings  # noqa: E402
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X[:200, :2])
+    draws[chain_method] = (model.chain_method_, np.asarray(model.inference_data_.posterior["means"]))
+report["chain_methods"] = [draws["parallel"][0], draws["sequential"][0]]
+report["chain_difference"] = float(np.max(np.abs(draws["parallel"][1] - draws["sequential"][1])))
+
 errors = {}
 for name, devices in [
     ("two_axes", Mesh(np.array(jax.devices()).reshape(2, 2), ("x", "y"))),
