@@ -158,8 +158,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take
         it directly. For SVI: one chain of ``svi_num_draws`` draws, no
         ``sample_stats``, and ``log_likelihood`` only while
-        ``svi_num_draws * n_samples <= 2**25`` (larger would not fit in
-        memory); ``posterior.attrs`` records ``inference='svi'``, the
+        ``svi_num_draws * n_samples <= 2**24`` (beyond, its memory and the
+        time to evaluate it outgrow the fit; evaluate
+        ``bayesgmm.inference.pointwise_log_likelihood`` on a subset
+        instead); ``posterior.attrs`` records ``inference='svi'``, the
         settings and the loss history.
     raw_inference_data_ : arviz.InferenceData
         The posterior before relabelling.
@@ -384,6 +386,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         settings = svi.SVISettings(
             num_steps=steps, subsample_size=svi.resolve_subsample_size(subsample_size, X.shape[0]),
             guide=guide, num_draws=num_draws,
+            pointwise_log_likelihood=svi.wants_log_likelihood(num_draws, X.shape[0]),
             progress_bar=inference.progress_bar_enabled(self.progress_bar),
         )
         rng = check_random_state(self.random_state)

@@ -72,6 +72,7 @@ __all__ = [
     "subsampled_model",
     "run_svi",
     "fit_posterior",
+    "wants_log_likelihood",
     "convergence_problem",
 ]
 
@@ -83,7 +84,7 @@ FINAL_LEARNING_RATE_FRACTION = 0.01
 # The EM fit that starts the guide sees at most this many points (a random subset).
 EM_START_MAX_POINTS = 100_000
 # The pointwise log-likelihood (n_draws x n_samples, for LOO) is kept up to this size.
-LOG_LIKELIHOOD_MAX_ELEMENTS = 1 << 25
+LOG_LIKELIHOOD_MAX_ELEMENTS = 1 << 24
 # Scale of the guide's initial standard deviations when it starts from a prior draw.
 PRIOR_START_SCALE = 0.1
 NO_RHAT_NOTE = (
@@ -106,6 +107,7 @@ class SVISettings(NamedTuple):
     subsample_size: int | None  # None: every point at every step
     guide: str  # 'normal' or 'lowrank'
     num_draws: int  # draws from the optimised guide
+    pointwise_log_likelihood: bool = True  # evaluate log p(x_n | theta_s) of every point
     progress_bar: bool = False
 
 
@@ -113,9 +115,12 @@ class SVIRun(NamedTuple):
     """What the compiled run returns (NumPy arrays on the host)."""
 
     samples: dict  # site -> (num_draws, *site_shape), constrained draws from the guide
+    params: em.GMMParams  # the draws as mixture parameters, leading axis (num_draws,)
     losses: np.ndarray  # (num_steps,) the negative ELBO estimate of every step
     guide_params: dict  # the optimised guide parameters (constrained)
-    median: dict  # site -> site_shape, the guide's median (its location, constrained)
+    log_likelihood: np.ndarray | None  # (num_draws, n_samples) log p(x_n | theta_s), unweighted
+    log_resp: np.ndarray  # (num_draws, n_points, K) on the relabelling points
+    reference_log_resp: np.ndarray  # (n_points, K) under the reference (else the guide's median)
 
 
 class SVIPosterior(NamedTuple):
@@ -303,8 +308,8 @@ def _with_progress_bar(settings: SVISettings, compiled_run):
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "settings"))
-def _svi_job(key, center, scale, learning_rate, model_kwargs, *, n_components,
-             covariance_type, settings: SVISettings):
+def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, reference, *,
+             n_components, covariance_type, settings: SVISettings):
     model = subsampled_model(n_components, covariance_type, settings.subsample_size)
     guide = _make_guide(settings.guide, model, center)
     decay = FINAL_LEARNING_RATE_FRACTION ** (1.0 / max(settings.num_steps - 1, 1))
@@ -322,15 +327,36 @@ def _svi_job(key, center, scale, learning_rate, model_kwargs, *, n_components,
         return state, loss
 
     state, losses = lax.scan(step, state, jnp.arange(settings.num_steps))
-    params = svi.get_params(state)
-    samples = guide.sample_posterior(draw_key, params, sample_shape=(settings.num_draws,))
-    return samples, losses, params, guide.median(params)
+    guide_params = svi.get_params(state)
+    samples = guide.sample_posterior(draw_key, guide_params, sample_shape=(settings.num_draws,))
+    # The draws evaluated on the data in the same program: one compilation
+    # instead of one per evaluation (as inference.sample_posterior does for NUTS).
+    params = inference._params_from_samples(samples, covariance_type)
+    if reference is None:
+        reference = inference._params_from_samples(
+            jax.tree.map(lambda site: site[None], guide.median(guide_params)), covariance_type)
+    else:
+        reference = jax.tree.map(lambda leaf: leaf[None], reference)
+    log_likelihood = None
+    if settings.pointwise_log_likelihood:
+        log_likelihood = inference._per_draw(inference._logsumexp, model_kwargs["X"], params,
+                                             covariance_type)
+    return SVIRun(
+        samples=samples, params=params, losses=losses, guide_params=guide_params,
+        log_likelihood=log_likelihood,
+        log_resp=inference._per_draw(inference._log_softmax, X_relabel, params, covariance_type),
+        reference_log_resp=inference._per_draw(inference._log_softmax, X_relabel, reference,
+                                               covariance_type)[0],
+    )
 
 
-def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, *,
-            n_components: int, covariance_type: str, learning_rate: float,
-            settings: SVISettings) -> SVIRun:
-    """Optimise the guide on :func:`bayesgmm.model.gmm_model` and draw from it.
+def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relabel,
+            reference: em.GMMParams | None = None, *, n_components: int, covariance_type: str,
+            learning_rate: float, settings: SVISettings) -> SVIRun:
+    """Optimise the guide on :func:`bayesgmm.model.gmm_model`, draw from it, evaluate the draws.
+
+    The optimisation, the draws and their evaluation on the data are one
+    compiled program.
 
     Parameters
     ----------
@@ -345,6 +371,12 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, *,
         (n_samples, n_features), ``sample_weight``, the prior
         hyperparameters). Only their shapes and dtypes key the compiled
         program.
+    X_relabel : array of shape (n_points, n_features)
+        The points whose responsibilities relabel the draws
+        (:func:`bayesgmm.inference.relabel_points`).
+    reference : GMMParams, optional
+        Parameters (the EM fit) whose responsibilities on ``X_relabel`` start
+        the relabelling; ``None`` takes the fitted guide's median.
     n_components : int
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     learning_rate : float
@@ -365,11 +397,13 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, *,
     center, scale = (None, None) if start is None else (
         {name: value[0] for name, value in start.center.items()}, start.noise_scale)
     dtype = model_kwargs["X"].dtype
-    samples, losses, params, median = _with_progress_bar(settings, lambda: _svi_job(
+    reference = None if reference is None else em.GMMParams(*map(jnp.asarray, reference))
+    run = _with_progress_bar(settings, lambda: _svi_job(
         key, center, scale, jnp.asarray(learning_rate, dtype), model_kwargs,
-        n_components=n_components, covariance_type=covariance_type, settings=settings,
+        jnp.asarray(X_relabel), reference, n_components=n_components,
+        covariance_type=covariance_type, settings=settings,
     ))
-    run = SVIRun(*jax.tree.map(np.asarray, (samples, losses, params, median)))
+    run = jax.tree.map(np.asarray, run)
     if not np.all(np.isfinite(run.losses)):
         first = int(np.argmin(np.isfinite(run.losses)))
         raise ValueError(
@@ -383,10 +417,6 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, *,
 # --------------------------------------------------------------------------
 # From the run to relabelled posterior draws
 # --------------------------------------------------------------------------
-
-
-def _with_draw_axis(params: em.GMMParams) -> em.GMMParams:
-    return em.GMMParams(*(np.asarray(leaf)[None] for leaf in params))
 
 
 def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: em.GMMParams | None,
@@ -415,34 +445,26 @@ def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: em.GMMPa
     Returns
     -------
     SVIPosterior
-        ``log_likelihood`` is None when ``num_draws * n_samples`` exceeds
-        :data:`LOG_LIKELIHOOD_MAX_ELEMENTS` (it would not fit in memory).
+        ``log_likelihood`` is None unless ``settings.pointwise_log_likelihood``
+        (see :func:`wants_log_likelihood`).
     """
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     start = None
     if em_params is not None:
         start = inference.em_chain_start(em_params, total_weight,
                                          covariance_type=covariance_type, num_chains=1)
-    run = run_svi(key, start, model_kwargs, n_components=n_components,
+    X_relabel, weight_relabel = inference.relabel_points(X, sample_weight)
+    run = run_svi(key, start, model_kwargs, X_relabel, em_params, n_components=n_components,
                   covariance_type=covariance_type, learning_rate=learning_rate,
                   settings=settings)
-    params = inference.posterior_params(run.samples, covariance_type)
-    X_relabel, weight_relabel = inference.relabel_points(X, sample_weight)
-    reference = (_with_draw_axis(em_params) if em_params is not None
-                 else _with_draw_axis(inference.posterior_params(run.median, covariance_type)))
-    reference_proba = np.exp(inference.log_responsibilities(X_relabel, reference,
-                                                            covariance_type)[0])
-    perms, _ = inference.stephens_permutations(
-        inference.log_responsibilities(X_relabel, params, covariance_type), reference_proba,
-        weight_relabel,
-    )
-    raw_samples = dict(run.samples, covariances=params.covariances)
+    perms, _ = inference.stephens_permutations(run.log_resp, np.exp(run.reference_log_resp),
+                                               weight_relabel)
+    raw_samples = dict(run.samples, covariances=run.params.covariances)
     relabelled = dict(inference.permute_components(run.samples, perms, covariance_type))
-    params = inference.permute_params(params, perms, covariance_type)
+    params = inference.permute_params(run.params, perms, covariance_type)
     relabelled["covariances"] = params.covariances
-    log_likelihood = None
-    if settings.num_draws * X.shape[0] <= LOG_LIKELIHOOD_MAX_ELEMENTS:
-        log_likelihood = inference.pointwise_log_likelihood(X, params, covariance_type)
+    log_likelihood = run.log_likelihood  # invariant to relabelling
+    if log_likelihood is not None:
         if sample_weight is not None:
             log_likelihood = log_likelihood * sample_weight
         log_likelihood = log_likelihood[None]
@@ -455,6 +477,15 @@ def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: em.GMMPa
         permutations=perms[None], log_likelihood=log_likelihood, losses=run.losses,
         guide_params=run.guide_params,
     )
+
+
+def wants_log_likelihood(num_draws: int, n_samples: int) -> bool:
+    """Whether the pointwise log-likelihood (for LOO) is small enough to keep.
+
+    It is ``num_draws * n_samples`` numbers, each costing a Gaussian density
+    of every component: kept up to :data:`LOG_LIKELIHOOD_MAX_ELEMENTS`.
+    """
+    return num_draws * n_samples <= LOG_LIKELIHOOD_MAX_ELEMENTS
 
 
 def convergence_problem(losses, z: float = CONVERGENCE_Z) -> str | None:

@@ -155,6 +155,18 @@ def test_inference_data_groups_and_loo(fitted, mixture):
     assert fitted.raw_inference_data_.posterior["means"].shape == posterior["means"].shape
 
 
+def test_large_data_leave_out_the_pointwise_log_likelihood(fitted, mixture):
+    X, _, _ = mixture
+    assert svi.wants_log_likelihood(1000, 16_000)
+    assert not svi.wants_log_likelihood(1000, 1_000_000)  # 8 GB in float64
+    samples = {name: fitted.inference_data_.posterior[name].values
+               for name in ("weights", "means", "covariances")}
+    idata = diagnostics.to_inference_data(samples, None, covariance_type="full", X=X,
+                                          log_likelihood=None, attrs={"inference": "svi"})
+    assert set(idata.groups()) == {"posterior", "observed_data"}
+    assert idata.posterior.attrs["inference"] == "svi"
+
+
 def test_loss_levels_off_and_the_convergence_check(fitted):
     assert svi.convergence_problem(fitted.losses_) is None
     rng = np.random.default_rng(0)
@@ -243,8 +255,8 @@ def test_diverging_loss_raises_a_clear_error(mixture, monkeypatch):
     real_job = svi._svi_job
 
     def nan_losses(*args, **kwargs):
-        samples, losses, params, median = real_job(*args, **kwargs)
-        return samples, losses.at[3:].set(jnp.nan), params, median
+        run = real_job(*args, **kwargs)
+        return run._replace(losses=run.losses.at[3:].set(jnp.nan))
 
     monkeypatch.setattr(svi, "_svi_job", nan_losses)
     with pytest.raises(ValueError, match="SVI diverged: the loss became nan at step 4"):
