@@ -20,8 +20,8 @@ at their weighted mean::
     Sigma_k  = second_k / N_k - mu_k mu_k^T + reg_covar I
 
 so that every statistic of a block is one matrix product over the block
-(``X^T @ (r * X)`` for all components at once) and no (N, K, D, D)
-intermediate exists. Centring the data keeps the subtraction well conditioned.
+(for 'full', ``r^T @ [x_i x_j]_{i<=j}``: all K scatter matrices at once,
+each distinct entry computed once) and no (N, K, D, D) intermediate exists. Centring the data keeps the subtraction well conditioned.
 
 Host-side initialisation (``initial_responsibilities``) reproduces
 scikit-learn's random stream, so a ``random_state`` gives the same
@@ -187,6 +187,22 @@ def e_step(X, params: GMMParams, covariance_type: str):
     return log_prob_norm, weighted - log_prob_norm[:, None]
 
 
+def _outer_upper(X):
+    """The distinct products x_i x_j (i <= j) of every row: shape (n, D(D+1)/2)."""
+    n_features = X.shape[1]
+    return jnp.concatenate([X[:, i : i + 1] * X[:, i:] for i in range(n_features)], axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _packed_index(n_features: int) -> np.ndarray:
+    """(D, D) positions of x_i x_j in the :func:`_outer_upper` layout (symmetric)."""
+    rows, columns = np.triu_indices(n_features)
+    index = np.empty((n_features, n_features), dtype=np.int32)
+    index[rows, columns] = np.arange(rows.size)
+    index[columns, rows] = np.arange(rows.size)
+    return index
+
+
 def responsibility_statistics(X, sample_weight, resp, covariance_type: str):
     """Sufficient statistics of one block for given responsibilities.
 
@@ -201,18 +217,13 @@ def responsibility_statistics(X, sample_weight, resp, covariance_type: str):
     -------
     SufficientStats (with ``log_likelihood`` zero).
     """
-    block_size, n_features = X.shape
-    n_components = resp.shape[1]
+    n_features = X.shape[1]
     weighted_resp = resp * sample_weight[:, None]
     first = weighted_resp.T @ X
     if covariance_type == "full":
-        # One (D, block) @ (block, K*D) product gives all K scatter matrices.
-        scaled = (weighted_resp[:, :, None] * X[:, None, :]).reshape(
-            block_size, n_components * n_features
-        )
-        second = jnp.transpose(
-            (X.T @ scaled).reshape(n_features, n_components, n_features), (1, 0, 2)
-        )
+        # All K scatter matrices from one (K, block) @ (block, D(D+1)/2) product
+        # over the distinct entries of x x^T, then unpacked (symmetric).
+        second = (weighted_resp.T @ _outer_upper(X))[:, _packed_index(n_features)]
     elif covariance_type == "tied":
         # Responsibilities sum to one per point, so the pooled scatter is X^T W X.
         second = (X * sample_weight[:, None]).T @ X
