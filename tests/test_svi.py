@@ -202,6 +202,22 @@ def test_model_is_subsampled_and_likelihood_scaled(mixture):
     assert svi.resolve_subsample_size(300, 10**6) == 300
 
 
+def test_init_prior_starts_from_a_prior_draw_and_relabels_to_the_guide(mixture):
+    """The path without EM (init='prior', or EM failed): runs, no reference fit."""
+    X, _, _ = mixture
+    # A small model ('spherical', one feature) keeps the compilation short.
+    model = BayesianGaussianMixture(2, covariance_type="spherical", init="prior",
+                                    random_state=0, svi_learning_rate=0.05,
+                                    **SVI_SMALL).fit(X[:, :1])
+    assert model.em_params_ is None
+    assert model.posterior_params_.means.shape == (model.svi_num_draws, 2, 1)
+    assert np.all(np.isfinite(model.means_)) and np.isfinite(model.score(X[:, :1]))
+    # One Gaussian guide has one labelling: the relabelling keeps (nearly) every
+    # draw as it is (here the components overlap, so a rare draw may swap).
+    kept = np.all(model.relabel_permutations_ == np.arange(2), axis=-1)
+    assert kept.mean() > 0.99
+
+
 def test_refit_with_same_shapes_does_not_recompile(fitted, mixture):
     X, _, _ = mixture
     before = svi._svi_job._cache_size()
