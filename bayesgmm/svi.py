@@ -27,12 +27,12 @@ lower bound (ELBO) with Adam, each step on a random subsample of the points:
   their evaluation on the data by the per-draw helpers of
   :mod:`bayesgmm.inference` (log-likelihood for LOO, responsibilities for
   the relabelling), as NUTS runs are: one compilation instead of four
-  (posterior parameters, responsibilities of the draws and of the reference,
-  log-likelihood), which shortens a first fit by seconds. The data, the prior hyperparameters and the learning
-  rate are arguments of that ``jit``, so a refit on data of the same shape
-  does not recompile. Progress (a tqdm bar with the current loss) is
-  reported from inside the scan by a host callback every 1 % of the steps
-  when asked for.
+  (posterior parameters, responsibilities of the draws and of the
+  reference, log-likelihood), which shortens a first fit by seconds. The
+  data, the prior hyperparameters and the learning rate are arguments of
+  that ``jit``, so a refit on data of the same shape does not recompile.
+  Progress (a tqdm bar with the current loss) is reported from inside the
+  scan by a host callback every 1 % of the steps when asked for.
 
 The draws are then relabelled with the same functions as NUTS draws
 (:func:`bayesgmm.inference.stephens_permutations` against the EM reference,
