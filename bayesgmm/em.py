@@ -135,12 +135,37 @@ def block_layout(n_samples: int, n_components: int, n_features: int) -> tuple[in
     return block_size, _bucket(-(-n_samples // block_size))
 
 
+def _aligned_zeros(shape: tuple, dtype, alignment: int = 64) -> np.ndarray:
+    """Zeros whose buffer starts on a 64-byte boundary, so the CPU backend can
+    adopt it without a copy (see :func:`to_device`)."""
+    n_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(n_bytes + alignment, dtype=np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start : start + n_bytes].view(dtype).reshape(shape)
+
+
+def to_device(array: np.ndarray):
+    """Place a host array on the default device.
+
+    On the CPU backend a fresh, aligned array (from :func:`to_blocks`) is
+    adopted through DLPack without a copy, which keeps the peak memory of a
+    fit at one laid-out copy of the data; elsewhere it is copied as usual.
+    Only for arrays nothing else will write to.
+    """
+    if jax.default_backend() == "cpu" and array.flags.c_contiguous and array.ctypes.data % 64 == 0:
+        try:
+            return jax.dlpack.from_dlpack(array)
+        except (TypeError, ValueError, RuntimeError):  # an unsupported dtype or layout
+            pass
+    return jnp.asarray(array)
+
+
 def to_blocks(array: np.ndarray, block_size: int, n_blocks: int, offset=None) -> np.ndarray:
     """Zero-pad the leading axis to ``block_size * n_blocks`` and split it into blocks.
 
     ``offset``, if given, is subtracted from the rows on the way (no extra copy).
     """
-    padded = np.zeros((block_size * n_blocks,) + array.shape[1:], dtype=array.dtype)
+    padded = _aligned_zeros((block_size * n_blocks,) + array.shape[1:], array.dtype)
     if offset is None:
         padded[: array.shape[0]] = array
     else:
@@ -874,7 +899,7 @@ class DataLayout(NamedTuple):
         """Lay out a host array and place it: sharded over the mesh, or on the default device."""
         blocks = self.blocks(array, offset)
         if self.mesh is None:
-            return jnp.asarray(blocks)
+            return to_device(blocks)
         from jax.sharding import NamedSharding, PartitionSpec
 
         sharding = NamedSharding(self.mesh, PartitionSpec(self.mesh.axis_names[0]))
@@ -1041,8 +1066,7 @@ def fit_gmm(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_iter, desc="EM", unit="it", leave=False)
-    run = functools.partial(
-        run_em,
+    settings = dict(
         covariance_type=covariance_type,
         tol=tol,
         reg_covar=reg_covar,
@@ -1050,6 +1074,14 @@ def fit_gmm(
         report=bool(interval or bar is not None),
         mesh=mesh,
     )
+
+    def run(X_blocks, weight_blocks, params, bounds):
+        if mesh is None:
+            # Fresh, warm-started and user-given starts reach here made in
+            # different ways; placing them like the data keeps one program.
+            params, bounds = jax.device_put((params, bounds), X_blocks.sharding)
+        return run_em(X_blocks, weight_blocks, params, bounds, **settings)
+
     REPORTER.start(interval, bar)
     try:
         return _fit_and_collect(
@@ -1123,7 +1155,8 @@ def _process_zero_initialisation(X, weights, sample_weight, centre, init_options
         params = initial_params(
             layout, layout.put(X, offset=centre), layout.put(weights),
             _initial_responsibilities_batch(X, sample_weight, init_options, 1),
-            n_components=n_components, covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
+            n_components=n_components, covariance_type=init_options["covariance_type"],
+            reg_covar=init_options["reg_covar"],
             weights_init=init_options["weights_init"], means_init=init_options["means_init"],
             precisions_init=init_options["precisions_init"],
         )
@@ -1173,7 +1206,8 @@ def _fit_restarts(run, layout, X, sample_weight, X_blocks, weight_blocks, **init
         params = initial_params(
             layout, X_blocks, weight_blocks,
             _initial_responsibilities_batch(X, sample_weight, init_options, count),
-            n_components=n_components, covariance_type=init_options["covariance_type"], reg_covar=init_options["reg_covar"],
+            n_components=n_components, covariance_type=init_options["covariance_type"],
+            reg_covar=init_options["reg_covar"],
             weights_init=init_options["weights_init"], means_init=init_options["means_init"],
             precisions_init=init_options["precisions_init"],
         )

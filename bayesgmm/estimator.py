@@ -295,7 +295,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         with em.precision_scope(dtype):
             params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
             log_prob_norm, log_resp = em.log_resp_and_norm(
-                jnp.asarray(em.to_blocks(X, block_size, n_blocks, offset=centre)),
+                em.to_device(em.to_blocks(X, block_size, n_blocks, offset=centre)),
                 params,
                 covariance_type=self.covariance_type,
             )

@@ -76,7 +76,7 @@ def make_data(n_samples, n_features, n_components, covariance_type, dtype):
         weights_init=np.full(n_components, 1 / n_components),
         means_init=means, precisions_init=precisions,
     )
-    return X.astype(dtype), init
+    return X.astype(dtype, copy=False), init
 
 
 def _median_time(fn, repeats):
