@@ -7,10 +7,13 @@ Three jobs, each a few small functions:
   (chains mapped by ``vmap``, ``lax.map`` or ``pmap``). The data and the prior
   hyperparameters are arguments of that ``jit``, not constants baked into it,
   so a refit on data of the same shape reuses the compiled program.
+  :func:`sample_posterior` compiles the sampler together with the evaluation
+  of every draw on the data (pointwise log-likelihood, responsibilities), the
+  one job an estimator fit needs.
 * **Initialisation** (:func:`em_chain_start`): each chain starts at the EM
   fit moved by about one approximate posterior standard deviation, so chains
   start in the main mode but not at the same point (which r_hat needs).
-* **Relabelling** (:func:`relabel`): the likelihood does not change when the
+* **Relabelling** (:func:`relabel_run`): the likelihood does not change when the
   components are permuted, so chains may carry different labellings. Each draw
   is permuted to agree with a reference by Stephens' (2000) KL criterion on
   the responsibilities of (a subset of) the training points, with the
@@ -52,6 +55,7 @@ __all__ = [
     "fit_em",
     "ChainStart",
     "em_chain_start",
+    "permute_chain_start",
     "run_nuts",
     "flatten_chains",
     "posterior_params",
@@ -76,6 +80,8 @@ DRAW_BATCH_SIZE = 64
 # Training points on which draws are relabelled (a fixed random subset above this).
 RELABEL_MAX_POINTS = 1000
 RELABEL_MAX_ITER = 20
+# Shrinkage of the EM correlations towards the identity before starting chains there.
+CORRELATION_SHRINKAGE = 1e-6
 
 
 class NUTSSettings(NamedTuple):
@@ -157,6 +163,10 @@ def _scales_and_correlation(covariances, covariance_type):
         return np.sqrt(covariances), None
     scales = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
     correlation = covariances / (scales[..., :, None] * scales[..., None, :])
+    # A barely positive definite EM covariance (points on a line) has a correlation
+    # that rounds to singular; shrink it a little towards the identity.
+    identity = np.eye(correlation.shape[-1])
+    correlation = (1.0 - CORRELATION_SHRINKAGE) * correlation + CORRELATION_SHRINKAGE * identity
     return scales, np.linalg.cholesky(correlation)
 
 
@@ -221,6 +231,30 @@ def em_chain_start(params: em.GMMParams, total_weight: float, *, covariance_type
          for name, value in center.items()},
         {name: np.asarray(value, dtype) for name, value in noise_scale.items()},
     )
+
+
+def permute_chain_start(start: ChainStart, perms, covariance_type: str) -> ChainStart:
+    """Give chain ``c`` the starting labelling permuted by ``perms[c]``.
+
+    The chains then sample equivalent posterior modes under different labels,
+    which is how label switching is demonstrated (and its fix tested).
+
+    Parameters
+    ----------
+    start : ChainStart
+    perms : array of int of shape (num_chains, K)
+    covariance_type : str
+
+    Returns
+    -------
+    ChainStart
+    """
+    n_features = np.shape(start.center["means"])[-1]
+    sites = component_sites(covariance_type, n_features)
+    return start._replace(center={
+        name: alignment.apply_permutations(value, perms, axis=1) if name in sites else value
+        for name, value in start.center.items()
+    })
 
 
 def _per_component(counts, ndim):

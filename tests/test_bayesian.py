@@ -230,6 +230,27 @@ def test_init_prior_and_chain_methods(mixture):
         inference.resolve_chain_method("parallel", devices + 1)
 
 
+def test_degenerate_em_start_falls_back_to_the_prior():
+    """Identical points make EM's covariance singular (reg_covar=0): start from the prior."""
+    X = np.ones((200, 2))
+    with pytest.warns(UserWarning, match="EM fit that initialises the chains failed"):
+        # The shapes of test_init_prior_and_chain_methods: nothing is compiled again.
+        model = _fit(X, n_components=1, reg_covar=0.0, num_warmup=100, num_samples=50)
+    # (Zero-width data have no proper posterior mode to check; the sampler only must run.)
+    assert model.em_params_ is None and np.all(np.isfinite(model.means_))
+
+
+def test_chains_start_on_a_line_of_points():
+    """A barely positive definite EM covariance still gives valid starting points."""
+    t = np.linspace(-1.0, 1.0, 200)
+    em_fit = GaussianMixture(1, reg_covar=0.0).fit(np.column_stack([t, 2.0 * t]))
+    params = inference.em.GMMParams(em_fit.weights_, em_fit.means_, em_fit.covariances_,
+                                    em_fit.precisions_cholesky_)
+    start = inference.em_chain_start(params, 200, covariance_type="full", num_chains=2)
+    correlation = start.center["corr_cholesky"][0, 0]
+    assert np.all(np.isfinite(correlation)) and correlation[1, 0] > 0.999
+
+
 def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     assert not inference.progress_bar_enabled(True)

@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesgmm import alignment, inference
+from bayesgmm import inference
 from bayesgmm.datasets import make_mixture
 from bayesgmm.em import precision_scope
-from bayesgmm.model import component_sites, default_prior
+from bayesgmm.model import default_prior
 
 PERMUTATIONS = np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1]])
 
@@ -39,16 +39,6 @@ def _max_rhat_min_ess(samples):
     }
 
 
-def permuted_start(start, covariance_type, n_features):
-    """Give chain c the EM labelling permuted by PERMUTATIONS[c]."""
-    sites = component_sites(covariance_type, n_features)
-    return start._replace(center={
-        name: alignment.apply_permutations(value, PERMUTATIONS, axis=1) if name in sites
-        else value
-        for name, value in start.center.items()
-    })
-
-
 @pytest.fixture(scope="module")
 def run():
     X, _, _ = make_mixture(
@@ -59,10 +49,10 @@ def run():
     with precision_scope("float64"):
         em_fit = inference.fit_em(X, None, n_components=3, covariance_type=covariance_type,
                                   random_state=0, dtype="float64")
-        start = permuted_start(
+        start = inference.permute_chain_start(
             inference.em_chain_start(em_fit.params, len(X), covariance_type=covariance_type,
                                      num_chains=3),
-            covariance_type, 2,
+            PERMUTATIONS, covariance_type,
         )
         prior = default_prior(X)
         model_kwargs = dict(X=jnp.asarray(X), mean_prior_loc=prior.mean_loc,

@@ -1,0 +1,144 @@
+"""Simulation-based calibration (SBC) style check of BayesianGaussianMixture.
+
+For each replicate: draw parameters from the prior of
+:func:`bayesgmm.model.gmm_model` (fixed hyperparameters, so the prior does not
+depend on the data), draw a data set from them, fit
+``BayesianGaussianMixture`` with the same prior, and compare the true values
+with the posterior draws. If the sampler and the relabelling are right, the
+rank of each true value among the posterior draws is uniform, and central
+50 % / 90 % credible intervals contain the truth 50 % / 90 % of the time.
+
+Mixture labels are arbitrary, so the checked quantities are label-invariant
+functions of the parameters: the components are ordered by the first
+coordinate of their mean, in the truth and in every draw alike, and the
+quantities are that ordering's weight, means, log standard deviations and
+correlation. (Ordering is a deterministic function of the unordered
+parameters, so the SBC argument holds exactly for them.)
+
+Run with ``python validation/calibration.py [--replicates 200]``; it prints the
+coverage per quantity and overall, and a rank-uniformity test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+import warnings
+
+import jax
+import numpy as np
+from numpyro import handlers
+from scipy import stats
+
+from bayesgmm import BayesianGaussianMixture
+from bayesgmm.diagnostics import SamplingWarning
+from bayesgmm.em import precision_scope
+from bayesgmm.model import gmm_model
+
+N_SAMPLES, N_FEATURES, N_COMPONENTS = 150, 2, 2
+PRIOR = dict(weight_concentration=2.0, mean_prior_loc=0.0, mean_prior_scale=3.0,
+             scale_prior_median=1.0)
+FIT = dict(num_warmup=300, num_samples=250, num_chains=4, progress_bar=False)
+THIN = 5  # ranks from every 5th draw, so that neighbouring draws are nearly independent
+RANK_BINS = 10
+
+
+def draw_replicate(seed):
+    """True parameters and a data set from the model's prior."""
+    model = functools.partial(gmm_model, n_components=N_COMPONENTS, covariance_type="full",
+                              n_samples=N_SAMPLES, n_features=N_FEATURES, **PRIOR)
+    with precision_scope("float64"):
+        trace = handlers.trace(handlers.seed(model, jax.random.key(seed))).get_trace()
+        return ({name: np.asarray(trace[name]["value"])[None]
+                 for name in ("weights", "means", "scales", "corr_cholesky")},
+                np.asarray(trace["x"]["value"]))
+
+
+def invariant_quantities(sites):
+    """Label-invariant quantities of each draw, shape (n_draws, n_quantities).
+
+    ``sites`` hold arrays with a leading draw axis; components are ordered by
+    the first coordinate of their means.
+    """
+    order = np.argsort(sites["means"][:, :, 0], axis=1)
+
+    def ordered(values):
+        index = order.reshape(order.shape + (1,) * (values.ndim - 2))
+        return np.take_along_axis(values, index, axis=1)
+
+    means, scales = ordered(sites["means"]), ordered(sites["scales"])
+    correlation = ordered(sites["corr_cholesky"])[:, :, 1, 0]
+    columns = [ordered(sites["weights"])[:, :1]]
+    for k in range(N_COMPONENTS):
+        columns += [means[:, k], np.log(scales[:, k]), correlation[:, k:k + 1]]
+    return np.concatenate(columns, axis=1)
+
+
+QUANTITY_NAMES = ["weight(1)"] + [
+    name for k in (1, 2)
+    for name in (f"mean({k}).x", f"mean({k}).y", f"log sd({k}).x", f"log sd({k}).y",
+                 f"corr({k})")
+]
+
+
+def one_replicate(seed):
+    truth, X = draw_replicate(seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        model = BayesianGaussianMixture(
+            N_COMPONENTS, weight_concentration=PRIOR["weight_concentration"],
+            mean_prior=PRIOR["mean_prior_loc"], mean_prior_scale=PRIOR["mean_prior_scale"],
+            scale_prior=PRIOR["scale_prior_median"], random_state=seed, **FIT,
+        ).fit(X)
+    posterior = model.inference_data_.posterior
+    draws = {name: posterior[name].values.reshape((-1,) + posterior[name].shape[2:])
+             for name in truth}
+    true_values = invariant_quantities(truth)[0]
+    draw_values = invariant_quantities(draws)
+    lower50, upper50, lower90, upper90 = np.quantile(draw_values, [0.25, 0.75, 0.05, 0.95],
+                                                     axis=0)
+    thinned = draw_values[::THIN]
+    return {
+        "rank": (thinned < true_values).sum(axis=0),
+        "n_ranks": len(thinned),
+        "in50": (lower50 <= true_values) & (true_values <= upper50),
+        "in90": (lower90 <= true_values) & (true_values <= upper90),
+        "warned": any(issubclass(w.category, SamplingWarning) for w in caught),
+    }
+
+
+def report(results):
+    n = len(results)
+    in50 = np.array([r["in50"] for r in results])
+    in90 = np.array([r["in90"] for r in results])
+    ranks = np.array([r["rank"] for r in results])
+    n_ranks = results[0]["n_ranks"]
+    se50, se90 = np.sqrt(0.25 / n), np.sqrt(0.09 / n)
+    print(f"{n} replicates; N = {N_SAMPLES}, D = {N_FEATURES}, K = {N_COMPONENTS}, 'full'; "
+          f"{FIT['num_chains']} chains x {FIT['num_samples']} draws; "
+          f"{sum(r['warned'] for r in results)} fits raised a sampling warning.\n")
+    print(f"{'quantity':<14} {'50% coverage':>12} {'90% coverage':>12} {'rank chi2 p':>11}")
+    for j, name in enumerate(QUANTITY_NAMES):
+        histogram = np.histogram(ranks[:, j], bins=RANK_BINS, range=(0, n_ranks + 1))[0]
+        p_value = stats.chisquare(histogram).pvalue
+        print(f"{name:<14} {in50[:, j].mean():>12.3f} {in90[:, j].mean():>12.3f} "
+              f"{p_value:>11.3f}")
+    print(f"{'all':<14} {in50.mean():>12.3f} {in90.mean():>12.3f}")
+    print(f"\nExpected 0.500 and 0.900; one quantity's binomial standard error over {n} "
+          f"replicates is {se50:.3f} and {se90:.3f}.")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results = [one_replicate(seed) for seed in range(args.replicates)]
+    report(results)
+    print(f"({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
