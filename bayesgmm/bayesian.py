@@ -620,11 +620,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_density : float
         """
-        log_density = self.score_samples(X)
-        if sample_weight is None:
-            return float(np.mean(log_density))
-        weights = v.check_sample_weight(sample_weight, log_density.shape[0], log_density.dtype)
-        return float(np.average(log_density, weights=weights))
+        from bayesgmm.metrics import mean_log_predictive_density
+
+        return mean_log_predictive_density(self, X, sample_weight)
 
     def sample(self, n_samples=1):
         """Draw points from the posterior predictive distribution.
@@ -649,6 +647,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             check_random_state(self.random_state), self.posterior_params_, n_samples,
             self.covariance_type,
         )
+
+    def save(self, path):
+        """Save the fitted model as a netCDF file that ``arviz.from_netcdf`` also reads.
+
+        Load it back with :func:`bayesgmm.load`.
+        """
+        from bayesgmm.persistence import save
+
+        save(self, path)
 
     def summary(self, var_names=("weights", "means", "covariances"), **kwargs):
         """ArviZ summary of the relabelled posterior.

@@ -321,11 +321,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_likelihood : float
         """
-        log_prob = self.score_samples(X)
-        if sample_weight is None:
-            return float(np.mean(log_prob))
-        weights = v.check_sample_weight(sample_weight, log_prob.shape[0], log_prob.dtype)
-        return float(np.average(log_prob, weights=weights))
+        from bayesgmm.metrics import mean_log_predictive_density
+
+        return mean_log_predictive_density(self, X, sample_weight)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample.

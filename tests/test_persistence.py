@@ -301,7 +301,7 @@ def test_bayesian_round_trip_of_a_real_fit(bayes_fit, tmp_path):
 
     model, X = bayes_fit
     path = tmp_path / "model.nc"
-    save(model, path)
+    model.save(path)  # the method delegates to persistence.save
     restored = load(path)
     _assert_same_bayesian(restored, model, X)
     assert restored.get_params() == model.get_params()
@@ -376,3 +376,12 @@ def test_plain_arviz_file_is_not_a_model(tmp_path):
     az.from_dict(posterior={"w": np.zeros((2, 5))}).to_netcdf(path)
     with pytest.raises(ValueError, match="without a 'bayesgmm' group"):
         load(path)
+
+
+def test_estimators_save_methods_write_what_load_reads(tmp_path):
+    from bayesgmm import GaussianMixture, datasets, load
+
+    XA, XB, _, _ = datasets.document_data()
+    model = GaussianMixture(2, random_state=0).fit(XA)
+    model.save(tmp_path / "model.npz")
+    np.testing.assert_array_equal(load(tmp_path / "model.npz").predict_proba(XB), model.predict_proba(XB))
