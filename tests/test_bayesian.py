@@ -271,6 +271,7 @@ def _synthetic_idata(shift, diverging=0, draws=400):
     return az.from_dict(posterior={"means": means}, sample_stats={"diverging": stats})
 
 
+@pytest.mark.filterwarnings("ignore::bayesgmm.diagnostics.SamplingWarning")
 def test_diagnostic_warnings_say_what_to_change():
     assert diagnostics.check_sampling(_synthetic_idata(0.0)) == []
     with pytest.warns(diagnostics.RhatWarning, match="r_hat is up to .* Increase num_warmup"):
@@ -282,6 +283,7 @@ def test_diagnostic_warnings_say_what_to_change():
     assert issubclass(diagnostics.SamplingWarning, Warning)
 
 
+@pytest.mark.filterwarnings("ignore::bayesgmm.diagnostics.SamplingWarning")
 def test_fit_warns_on_low_ess(mixture):
     X, _, _ = mixture
     # 2 x 50 draws cannot reach 100 effective draws per chain (the same shapes as
