@@ -19,9 +19,13 @@ at their weighted mean::
     mu_k     = first_k / N_k
     Sigma_k  = second_k / N_k - mu_k mu_k^T + reg_covar I
 
-so that every statistic of a block is one matrix product over the block
-(for 'full', ``r^T @ [x_i x_j]_{i<=j}``: all K scatter matrices at once,
-each distinct entry computed once) and no (N, K, D, D) intermediate exists. Centring the data keeps the subtraction well conditioned.
+Both halves of an iteration are matrix products over one feature matrix per
+block (:mod:`bayesgmm.quadratic`): ``Phi = [1, x, x_i x_j (i <= j)]``, the
+log densities of all components are ``Phi @ Theta`` and N_k, first and
+second of all components are ``(w r)^T @ Phi``. Each distinct entry of
+``x x^T`` is computed once, there is no (N, K, D) or (N, K, D, D)
+intermediate, and the block's features are reused from cache by the second
+product. Centring the data keeps the expanded squares well conditioned.
 
 Host-side initialisation (``initial_responsibilities``) reproduces
 scikit-learn's random stream, so a ``random_state`` gives the same
@@ -40,12 +44,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import gaussian
+from bayesgmm import gaussian, quadratic
 
-# Elements of one block's (block_size, n_components, n_features) intermediate:
-# small enough to stay in cache, large enough that matrix products are efficient.
-BLOCK_ELEMENTS = 1 << 20
+# Bytes of one block's feature matrix (block_size, F), see bayesgmm.quadratic:
+# small enough to stay in the last-level cache between the two matrix
+# products that read it, large enough that the per-block overhead of the
+# loop is amortised. Measured at N=1M, D=16, K=16 on 2 cores: 4096 rows for
+# float64 and 8192 for float32 were fastest (benchmarks/profile_em.py).
+BLOCK_BYTES = 1 << 23
 MIN_BLOCK_SIZE = 256
+# Relative difference of final lower bounds below which restarts tie.
+TIE_TOLERANCE = 1e-12
 MAX_BLOCK_SIZE = 1 << 16
 
 
@@ -118,8 +127,16 @@ def _bucket(count: int) -> int:
     return three_quarters if count <= three_quarters else power
 
 
-def block_layout(n_samples: int, n_components: int, n_features: int) -> tuple[int, int]:
+def block_layout(
+    n_samples: int, n_components: int, n_features: int, itemsize: int = 8
+) -> tuple[int, int]:
     """Block size and number of blocks for data of ``n_samples`` rows.
+
+    Parameters
+    ----------
+    n_samples, n_components, n_features : int
+    itemsize : int, default=8
+        Bytes per element of the data's dtype (4 for float32).
 
     Returns
     -------
@@ -127,7 +144,8 @@ def block_layout(n_samples: int, n_components: int, n_features: int) -> tuple[in
         ``block_size * n_blocks >= n_samples``, both bucketed so that nearby
         sample counts reuse the same compiled program.
     """
-    block_size = BLOCK_ELEMENTS // max(n_components * n_features, 1)
+    width = max(quadratic.feature_count(n_features, "full"), n_components)
+    block_size = BLOCK_BYTES // (width * itemsize)
     block_size = int(np.clip(block_size, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE))
     block_size = 1 << (block_size.bit_length() - 1)
     if n_samples <= block_size:
@@ -187,14 +205,28 @@ def from_blocks(blocks, n_samples: int) -> np.ndarray:
 def estimate_weighted_log_prob(X, params: GMMParams, covariance_type: str):
     """``log pi_k + log N(x | mu_k, Sigma_k)``, shape (n_samples, n_components).
 
-    ``X`` must be centred (at the data's weighted mean, as ``fit_gmm`` and
-    the estimator do): the diagonal types use the expanded, matrix-product
-    form of the squared distances.
+    One matrix product of the block's quadratic features against the
+    coefficients of all components (:mod:`bayesgmm.quadratic`). ``X`` must be
+    centred (at the data's weighted mean, as ``fit_gmm`` and the estimator
+    do): the expanded square is well conditioned only near the origin.
     """
-    log_prob = gaussian.log_gaussian_prob(
-        X, params.means, params.precisions_cholesky, covariance_type, expand=True
+    return _weighted_log_prob(quadratic.features(X, covariance_type), params, covariance_type)
+
+
+def _weighted_log_prob(Phi, params: GMMParams, covariance_type: str):
+    return Phi @ log_density_coefficients(params, covariance_type)
+
+
+def log_density_coefficients(params: GMMParams, covariance_type: str):
+    """``Theta`` of shape (F, K) with ``features(X) @ Theta = log pi_k + log N(x | mu_k, Sigma_k)``."""
+    return quadratic.coefficients(
+        params.weights, params.means, params.precisions_cholesky, covariance_type
     )
-    return log_prob + jnp.log(params.weights)
+
+
+def _normalise(weighted_log_prob):
+    log_prob_norm = jax.nn.logsumexp(weighted_log_prob, axis=1)
+    return log_prob_norm, weighted_log_prob - log_prob_norm[:, None]
 
 
 def e_step(X, params: GMMParams, covariance_type: str):
@@ -207,29 +239,38 @@ def e_step(X, params: GMMParams, covariance_type: str):
     log_resp : Array of shape (n_samples, n_components)
         ``log r_nk``.
     """
-    weighted = estimate_weighted_log_prob(X, params, covariance_type)
-    log_prob_norm = jax.nn.logsumexp(weighted, axis=1)
-    return log_prob_norm, weighted - log_prob_norm[:, None]
+    return _normalise(estimate_weighted_log_prob(X, params, covariance_type))
 
 
-def _outer_upper(X):
-    """The distinct products x_i x_j (i <= j) of every row: shape (n, D(D+1)/2)."""
-    n_features = X.shape[1]
-    return jnp.concatenate([X[:, i : i + 1] * X[:, i:] for i in range(n_features)], axis=1)
+class FeatureSums(NamedTuple):
+    """Raw sums of one pass (or one block) before they are split into moments.
+
+    Adding two of these adds their data; :func:`to_statistics` turns the
+    total into :class:`SufficientStats` once per pass.
+    """
+
+    features: jax.Array  # (K, F): sum_n w_n r_nk phi(x_n), see bayesgmm.quadratic
+    log_likelihood: jax.Array  # (): sum_n w_n log p(x_n)
+    total_weight: jax.Array  # (): sum_n w_n
 
 
-@functools.lru_cache(maxsize=None)
-def _packed_index(n_features: int) -> np.ndarray:
-    """(D, D) positions of x_i x_j in the :func:`_outer_upper` layout (symmetric)."""
-    rows, columns = np.triu_indices(n_features)
-    index = np.empty((n_features, n_features), dtype=np.int32)
-    index[rows, columns] = np.arange(rows.size)
-    index[columns, rows] = np.arange(rows.size)
-    return index
+def to_statistics(sums: FeatureSums, n_features: int, covariance_type: str) -> SufficientStats:
+    """Split :class:`FeatureSums` into the M-step's raw moments."""
+    weight_sum, first, second = quadratic.moments(sums.features, n_features, covariance_type)
+    return SufficientStats(weight_sum, first, second, sums.log_likelihood, sums.total_weight)
 
 
-def responsibility_statistics(X, sample_weight, resp, covariance_type: str):
-    """Sufficient statistics of one block for given responsibilities.
+def _feature_sums(Phi, sample_weight, resp, log_likelihood):
+    """One ``(K, B) @ (B, F)`` product of weighted responsibilities and features."""
+    # The (K, B) transpose is materialised (it is small) so that the product is
+    # a plain row-major matmul: folded into the dot as a transposed operand,
+    # XLA:CPU sends it to a slower kernel (about 1.4x on this product).
+    weighted_resp = lax.optimization_barrier((resp * sample_weight[:, None]).T)
+    return FeatureSums(weighted_resp @ Phi, log_likelihood, sample_weight.sum())
+
+
+def responsibility_sums(X, sample_weight, resp, covariance_type: str) -> FeatureSums:
+    """Feature sums of one block for given responsibilities (``log_likelihood`` zero).
 
     Parameters
     ----------
@@ -237,36 +278,53 @@ def responsibility_statistics(X, sample_weight, resp, covariance_type: str):
     sample_weight : Array of shape (block_size,)
     resp : Array of shape (block_size, n_components)
     covariance_type : str
-
-    Returns
-    -------
-    SufficientStats (with ``log_likelihood`` zero).
     """
-    n_features = X.shape[1]
-    weighted_resp = resp * sample_weight[:, None]
-    first = weighted_resp.T @ X
-    if covariance_type == "full":
-        # All K scatter matrices from one (K, block) @ (block, D(D+1)/2) product
-        # over the distinct entries of x x^T, then unpacked (symmetric).
-        second = (weighted_resp.T @ _outer_upper(X))[:, _packed_index(n_features)]
-    elif covariance_type == "tied":
-        # Responsibilities sum to one per point, so the pooled scatter is X^T W X.
-        second = (X * sample_weight[:, None]).T @ X
-    else:
-        second = weighted_resp.T @ jnp.square(X)
-    zero = jnp.zeros((), X.dtype)
-    return SufficientStats(weighted_resp.sum(axis=0), first, second, zero, sample_weight.sum())
+    Phi = quadratic.features(X, covariance_type)
+    return _feature_sums(Phi, sample_weight, resp, jnp.zeros((), X.dtype))
+
+
+def block_sums(X, sample_weight, theta, covariance_type: str) -> FeatureSums:
+    """E-step on one block, reduced at once to feature sums.
+
+    ``theta`` is :func:`log_density_coefficients` of the current parameters,
+    computed once per pass rather than once per block.
+
+    The block's features are built once and used by both matrix products
+    (log densities, then statistics) while they are still in cache; N_k and
+    the first and second moments of all components come from the second
+    product, with no (block, K, D) or (block, K, D, D) intermediate.
+    """
+    Phi = quadratic.features(X, covariance_type)
+    weighted = Phi @ theta
+    # Responsibilities and log p(x) from one exponential per entry (a
+    # logsumexp followed by exp(log_resp) would take two).
+    shift = lax.stop_gradient(jnp.max(weighted, axis=1, keepdims=True))
+    shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+    unnormalised = jnp.exp(weighted - shift)
+    total = jnp.sum(unnormalised, axis=1, keepdims=True)
+    log_prob_norm = (jnp.log(total) + shift)[:, 0]
+    return _feature_sums(
+        Phi, sample_weight, unnormalised / total, jnp.sum(sample_weight * log_prob_norm)
+    )
 
 
 def block_statistics(X, sample_weight, params: GMMParams, covariance_type: str):
-    """E-step on one block, reduced at once to sufficient statistics."""
-    log_prob_norm, log_resp = e_step(X, params, covariance_type)
-    stats = responsibility_statistics(X, sample_weight, jnp.exp(log_resp), covariance_type)
-    return stats._replace(log_likelihood=jnp.sum(sample_weight * log_prob_norm))
+    """:func:`block_sums` split into :class:`SufficientStats`."""
+    return to_statistics(
+        block_sums(X, sample_weight, log_density_coefficients(params, covariance_type), covariance_type),
+        X.shape[1],
+        covariance_type,
+    )
 
 
-def _add_stats(total: SufficientStats, block: SufficientStats) -> SufficientStats:
+def _add_stats(total, block):
     return jax.tree_util.tree_map(jnp.add, total, block)
+
+
+def _varying(tree, axis_name):
+    if hasattr(lax, "pcast"):
+        return lax.pcast(tree, (axis_name,), to="varying")
+    return lax.pvary(tree, (axis_name,))  # jax < 0.8
 
 
 def _scan_sum(block_fn, *block_arrays, axis_name=None):
@@ -275,13 +333,18 @@ def _scan_sum(block_fn, *block_arrays, axis_name=None):
     With ``axis_name`` (inside ``shard_map``) the per-device sums are then
     added across devices and processes: only the statistics travel.
     """
-    total = block_fn(*(array[0] for array in block_arrays))
-    if block_arrays[0].shape[0] > 1:
+    shapes = jax.eval_shape(block_fn, *(array[0] for array in block_arrays))
+    zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), shapes)
+    if axis_name is not None:
+        # Inside shard_map the per-block sums differ between devices, so the
+        # carry that starts at zero must be typed as varying over the axis.
+        zeros = _varying(zeros, axis_name)
 
-        def body(carry, blocks):
-            return _add_stats(carry, block_fn(*blocks)), None
+    def body(carry, blocks):
+        return _add_stats(carry, block_fn(*blocks)), None
 
-        total, _ = lax.scan(body, total, tuple(array[1:] for array in block_arrays))
+    # Scanning over the whole arrays (no ``array[1:]``, which would copy the data).
+    total, _ = lax.scan(body, zeros, block_arrays)
     if axis_name is not None:
         total = lax.psum(total, axis_name)
     return total
@@ -305,12 +368,14 @@ def accumulate_statistics(
     -------
     SufficientStats
     """
-    return _scan_sum(
-        lambda X, w: block_statistics(X, w, params, covariance_type),
+    theta = log_density_coefficients(params, covariance_type)
+    sums = _scan_sum(
+        lambda X, w: block_sums(X, w, theta, covariance_type),
         X_blocks,
         weight_blocks,
         axis_name=axis_name,
     )
+    return to_statistics(sums, X_blocks.shape[-1], covariance_type)
 
 
 def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GMMParams:
@@ -372,14 +437,14 @@ def params_from_responsibilities(
             return jax.nn.one_hot(resp, n_components, dtype=X_blocks.dtype)
         return resp
 
-    stats = _scan_sum(
-        lambda X, w, r: responsibility_statistics(X, w, dense(r), covariance_type),
+    sums = _scan_sum(
+        lambda X, w, r: responsibility_sums(X, w, dense(r), covariance_type),
         X_blocks,
         weight_blocks,
         resp_blocks,
         axis_name=axis_name,
     )
-    return m_step(stats, reg_covar, covariance_type)
+    return m_step(to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type)
 
 
 def all_finite(params: GMMParams):
@@ -603,8 +668,14 @@ def run_em(
     states = _over_mesh(batched, mesh, 2, 2)(
         X_blocks, weight_blocks, initial_params, initial_lower_bound
     )
-    # scikit-learn keeps the first restart with the largest bound.
-    best = jnp.argmax(jnp.where(jnp.isnan(states.lower_bound), -jnp.inf, states.lower_bound))
+    # scikit-learn keeps the first restart with the largest bound. Restarts
+    # that reach the same optimum (often with permuted labels) differ only by
+    # rounding, which depends on the device layout; bounds within
+    # TIE_TOLERANCE count as equal so the choice does not.
+    bounds = jnp.where(jnp.isnan(states.lower_bound), -jnp.inf, states.lower_bound)
+    largest = jnp.max(bounds)
+    ties = bounds >= largest - TIE_TOLERANCE * jnp.maximum(1.0, jnp.abs(largest))
+    best = jnp.argmax(ties)
     return jax.tree_util.tree_map(lambda leaf: leaf[best], states), jnp.any(states.failed)
 
 
@@ -879,10 +950,12 @@ class DataLayout(NamedTuple):
     mesh: object  # jax.sharding.Mesh or None
 
     @classmethod
-    def create(cls, n_rows: int, n_components: int, n_features: int, mesh=None) -> "DataLayout":
+    def create(
+        cls, n_rows: int, n_components: int, n_features: int, mesh=None, itemsize: int = 8
+    ) -> "DataLayout":
         n_local_devices = 1 if mesh is None else len(mesh.local_devices)
         rows_per_device = -(-_process_max(n_rows) // n_local_devices)
-        block_size, n_blocks = block_layout(rows_per_device, n_components, n_features)
+        block_size, n_blocks = block_layout(rows_per_device, n_components, n_features, itemsize)
         return cls(n_rows, rows_per_device, block_size, n_blocks, mesh)
 
     def blocks(self, array: np.ndarray, offset=None) -> np.ndarray:
@@ -953,9 +1026,11 @@ def local_rows(X):
 
 
 def _better(first: EMState, second: EMState) -> EMState:
-    """Keep the better of two best-of-batch states (the first on ties)."""
-    take_second = float(second.lower_bound) > float(first.lower_bound) or (
-        np.isneginf(float(first.lower_bound)) and not np.isneginf(float(second.lower_bound))
+    """Keep the better of two best-of-batch states (the first on ties, as in :func:`run_em`)."""
+    first_bound, second_bound = float(first.lower_bound), float(second.lower_bound)
+    margin = TIE_TOLERANCE * max(1.0, abs(first_bound)) if np.isfinite(first_bound) else 0.0
+    take_second = second_bound > first_bound + margin or (
+        np.isneginf(first_bound) and not np.isneginf(second_bound)
     )
     return second if take_second else first
 
@@ -1110,14 +1185,18 @@ def _fit_and_collect(
             else:
                 params = _process_zero_initialisation(X, weights, sample_weight, centre, init_options)
                 lower_bound = -np.inf
-            layout = DataLayout.create(n_samples, n_components, n_features, mesh)
+            layout = DataLayout.create(
+                n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize
+            )
             batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
             best, failed = run(
                 layout.put(X, offset=centre), layout.put(weights), batch,
                 jnp.full((1,), lower_bound, dtype),
             )
         else:
-            layout = DataLayout.create(n_samples, n_components, n_features, mesh)
+            layout = DataLayout.create(
+                n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize
+            )
             best, failed = _fit_restarts(
                 run, layout, X, weights if sample_weight is not None else None,
                 layout.put(X, offset=centre), layout.put(weights), **init_options,
@@ -1149,7 +1228,10 @@ def _process_zero_initialisation(X, weights, sample_weight, centre, init_options
     from jax.experimental import multihost_utils
 
     n_components, n_features = init_options["n_components"], X.shape[1]
-    layout = DataLayout(X.shape[0], X.shape[0], *block_layout(X.shape[0], n_components, n_features), None)
+    layout = DataLayout(
+        X.shape[0], X.shape[0],
+        *block_layout(X.shape[0], n_components, n_features, X.dtype.itemsize), None,
+    )
     if jax.process_index() == 0:
         # Process 0's rows stand in for the data at initialisation.
         params = initial_params(

@@ -288,7 +288,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = v.check_array(X, dtype, copy=False)
         v.check_n_features(X, self.n_features_in_)
         n_samples = X.shape[0]
-        block_size, n_blocks = em.block_layout(n_samples, self.n_components, X.shape[1])
+        block_size, n_blocks = em.block_layout(
+            n_samples, self.n_components, X.shape[1], X.dtype.itemsize
+        )
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)

@@ -103,12 +103,14 @@ def log_det_cholesky(precisions_cholesky, covariance_type: str, n_features: int)
     return n_features * jnp.log(precisions_cholesky)
 
 
-def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str, expand: bool = False):
+def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
     """Squared Mahalanobis distance of every point to every component.
 
-    The 'full' case is one matrix product of ``X`` against all stacked
-    factors, ``(n, D) @ (D, K*D)``, so that the K triangular maps cost one
-    BLAS call instead of K small ones.
+    The direct form, well conditioned wherever the data lie: the 'full' case
+    is one matrix product of ``X`` against all stacked factors,
+    ``(n, D) @ (D, K*D)``, so that the K triangular maps cost one BLAS call
+    instead of K small ones. (The EM core uses the expanded form of
+    :mod:`bayesgmm.quadratic` on centred data instead.)
 
     Parameters
     ----------
@@ -116,12 +118,6 @@ def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str, exp
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
-    expand : bool, default=False
-        For 'diag' and 'spherical', expand the square,
-        ``x^2 @ p - 2 x @ (mu p) + mu^2 p``: two (n, D) @ (D, K) products and
-        no (n, K, D) intermediate (scikit-learn's form). It cancels digits
-        when the data lie far from the origin relative to the spread, so use
-        it only on centred data (the EM core centres its data).
 
     Returns
     -------
@@ -140,26 +136,13 @@ def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str, exp
         projected = X @ precisions_cholesky
         projected_means = means @ precisions_cholesky
         return jnp.sum(jnp.square(projected[:, None, :] - projected_means), axis=-1)
-    if not expand:
-        difference = X[:, None, :] - means
-        if covariance_type == "diag":
-            return jnp.sum(jnp.square(difference * precisions_cholesky), axis=-1)
-        return jnp.sum(jnp.square(difference), axis=-1) * precisions_cholesky**2
+    difference = X[:, None, :] - means
     if covariance_type == "diag":
-        precisions = jnp.square(precisions_cholesky)
-        return (
-            jnp.square(X) @ precisions.T
-            - 2.0 * X @ (means * precisions).T
-            + jnp.sum(jnp.square(means) * precisions, axis=1)
-        )
-    precisions = jnp.square(precisions_cholesky)
-    squared_norms = jnp.sum(jnp.square(X), axis=1)[:, None]
-    return (
-        squared_norms - 2.0 * X @ means.T + jnp.sum(jnp.square(means), axis=1)
-    ) * precisions
+        return jnp.sum(jnp.square(difference * precisions_cholesky), axis=-1)
+    return jnp.sum(jnp.square(difference), axis=-1) * precisions_cholesky**2
 
 
-def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str, expand: bool = False):
+def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
     """Log density ``log N(x | mu_k, Sigma_k)`` of every point under every component.
 
     Parameters
@@ -168,8 +151,6 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str, expan
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
-    expand : bool, default=False
-        See :func:`squared_mahalanobis`; only for centred data.
 
     Returns
     -------
@@ -177,7 +158,7 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str, expan
     """
     n_features = X.shape[1]
     log_det = log_det_cholesky(precisions_cholesky, covariance_type, n_features)
-    distances = squared_mahalanobis(X, means, precisions_cholesky, covariance_type, expand)
+    distances = squared_mahalanobis(X, means, precisions_cholesky, covariance_type)
     return -0.5 * (n_features * LOG_2PI + distances) + log_det
 
 

@@ -5,13 +5,13 @@ Usage::
     python benchmarks/profile_em.py --n 1000000 --d 16 --k 16 [--covariance full] [--dtype float64]
 
 Times (medians of ``--repeats``) of the pieces of an iteration, each jitted on
-its own over the same blocked data: the log densities (one (B, D) @ (D, K*D)
-product per block plus the squared norms), the responsibilities (logsumexp),
-the statistics (one (D, B) @ (B, K*D) product per block), the M-step on the
-statistics (Cholesky of K covariances), and a whole iteration inside the
-fitted while-loop; plus the host-to-device transfer of the data and the
-device-to-host copy of the result. ``--block-elements`` overrides the block
-size (block_size * K * D elements) to compare layouts.
+its own over the same blocked data: the log densities (the block's quadratic
+features, then one (B, F) @ (F, K) product), the responsibilities
+(logsumexp), the statistics (one (K, B) @ (B, F) product per block), the
+M-step on the statistics (Cholesky of K covariances), and a whole iteration
+inside the fitted while-loop; plus the host-to-device transfer of the data and
+the device-to-host copy of the result. ``--block-bytes`` overrides the size of
+a block's feature matrix (bytes) to compare layouts.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--covariance", default="full")
     parser.add_argument("--dtype", default="float64")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--block-elements", type=int)
+    parser.add_argument("--block-bytes", type=int)
     args = parser.parse_args()
 
     import jax
@@ -51,13 +51,13 @@ def main() -> None:
 
     from bayesgmm import em, gaussian
 
-    if args.block_elements:
-        em.BLOCK_ELEMENTS = args.block_elements
+    if args.block_bytes:
+        em.BLOCK_BYTES = args.block_bytes
     n, d, k, covariance_type = args.n, args.d, args.k, args.covariance
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(n, d)) + rng.integers(0, k, n)[:, None] * 0.5).astype(args.dtype)
     X -= X.mean(axis=0)
-    layout = em.DataLayout.create(n, k, d)
+    layout = em.DataLayout.create(n, k, d, itemsize=np.dtype(args.dtype).itemsize)
     labels = rng.integers(0, k, n).astype(np.int32)[:, None]
     rows = []
     with em.precision_scope(args.dtype):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from bayesgmm import em, gaussian
+from bayesgmm import em, gaussian, quadratic
 
 
 def _random_covariances(rng, n_components, n_features):
@@ -16,6 +16,7 @@ def _random_covariances(rng, n_components, n_features):
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_log_gaussian_prob_matches_scipy(covariance_type):
+    """Both forms of the log density: direct, and quadratic features (bayesgmm.quadratic)."""
     rng = np.random.default_rng(0)
     n_components, n_features = 3, 4
     X = rng.normal(size=(50, n_features)) * 2
@@ -46,8 +47,15 @@ def test_log_gaussian_prob_matches_scipy(covariance_type):
         round_trip = gaussian.covariances_from_precisions_cholesky(
             precisions_cholesky, covariance_type
         )
+        # The EM core's form: quadratic features times coefficients (with the
+        # log weights folded in; uniform weights here).
+        weights = jnp.full(n_components, 1.0 / n_components)
+        expanded = quadratic.features(jnp.asarray(X), covariance_type) @ quadratic.coefficients(
+            weights, jnp.asarray(means), precisions_cholesky, covariance_type
+        )
         assert actual.dtype == jnp.float64
     np.testing.assert_allclose(actual, expected, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(expanded) - np.log(np.asarray(weights)), expected, rtol=1e-10)
     np.testing.assert_allclose(round_trip, covariances, rtol=1e-10)
 
 
