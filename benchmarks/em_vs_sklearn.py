@@ -17,7 +17,12 @@ Method
   reported separately (first fit minus a warm fit) and never counted as run
   time.
 * Each (library, case) runs in its own process so that the peak resident
-  memory (``ru_maxrss`` of that process) belongs to one library.
+  memory (``ru_maxrss`` of that process) belongs to one library. The two
+  libraries' processes alternate for ``--rounds`` rounds and each figure is
+  the median over the rounds: on a shared (virtual) machine the speed drifts
+  over minutes, and alternating exposes both libraries to the same drift.
+* The bayesgmm measured is the one in this checkout (its directory is put
+  first on ``sys.path``), not an installed copy.
 * The machine's matrix-multiply rate is measured here with NumPy on 4096 x
   4096 matrices; "achieved GFLOP/s" counts 3 N K D^2 flops per iteration of a
   'full' fit, the issue's convention.
@@ -40,6 +45,8 @@ import time
 import warnings
 
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPOSITORY)
 
 # name: (n_samples, n_features, n_components, covariance_type, dtype, kind)
 CASES = {
@@ -190,6 +197,19 @@ def spawn(case: str, library: str, repeats: int) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def combine(runs: list[dict]) -> dict:
+    """One library's rounds on one case: medians of the timings, the largest
+    peak memory, the spread of the per-round times."""
+    import numpy as np
+
+    combined = dict(runs[0])
+    for key in ("seconds", "compile"):
+        combined[key] = float(np.median([run[key] for run in runs]))
+    combined["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    combined["round_seconds"] = [run["seconds"] for run in runs]
+    return combined
+
+
 def format_table(rows: list[dict], rate64: float, rate32: float) -> str:
     lines = [
         "| case | N, D, K, covariance, dtype | scikit-learn ms/it | bayesgmm ms/it | ratio | bayesgmm GFLOP/s | share of matmul rate | compile s | peak RSS MB (sklearn / bayesgmm) |",
@@ -219,6 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per timing (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per case (median)")
     parser.add_argument("--output", help="also write the table as markdown to this file")
     parser.add_argument("--keep-openblas-env", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "LIBRARY"), help=argparse.SUPPRESS)
@@ -238,12 +259,22 @@ def main() -> None:
     rate64, rate32 = rates["float64"], rates["float32"]
     rows = []
     for case in args.cases.split(","):
-        row = {"case": case}
-        for library in ("sklearn", "bayesgmm"):
-            row[library] = spawn(case, library, args.repeats)
-            print(f"# {case} {library}: {json.dumps(row[library])}", file=sys.stderr, flush=True)
-        rows.append(row)
-    notes = []
+        rounds = {"sklearn": [], "bayesgmm": []}
+        for _ in range(args.rounds):
+            for library in ("sklearn", "bayesgmm"):
+                rounds[library].append(spawn(case, library, args.repeats))
+                print(f"# {case} {library}: {json.dumps(rounds[library][-1])}", file=sys.stderr, flush=True)
+        rows.append({"case": case, **{library: combine(runs) for library, runs in rounds.items()}})
+    notes = [
+        "Per-round bayesgmm ms/it (spread): " + "; ".join(
+            f"{row['case']} " + "/".join(f"{1e3 * t:.0f}" for t in row["bayesgmm"]["round_seconds"])
+            for row in rows
+        )
+        + ". scikit-learn: " + "; ".join(
+            f"{row['case']} " + "/".join(f"{1e3 * t:.0f}" for t in row["sklearn"]["round_seconds"])
+            for row in rows
+        )
+    ]
     by_case = {row["case"]: row for row in rows}
     if "large" in by_case and "large-float32" in by_case:
         f64, f32 = by_case["large"]["bayesgmm"], by_case["large-float32"]["bayesgmm"]
@@ -255,7 +286,8 @@ def main() -> None:
     header = (
         f"Machine: {machine_description()}\n\n"
         f"NumPy matrix-multiply rate (4096^2): float64 {rate64:.0f} GFLOP/s, float32 {rate32:.0f} GFLOP/s. "
-        f"Medians of {args.repeats} repeats; OpenBLAS environment overrides "
+        f"Each figure: median over {args.rounds} alternating rounds (one process per library "
+        f"and round) of medians of {args.repeats} repeats; OpenBLAS environment overrides "
         f"{'kept' if args.keep_openblas_env else 'removed'}.\n"
     )
     text = header + "\n" + format_table(rows, rate64, rate32) + "\n" + "".join(f"\n{note}\n" for note in notes)
