@@ -140,6 +140,22 @@ def test_refits_restarts_and_nearby_sizes_do_not_recompile(blobs_8d):
     assert _compilations(em.run_em) == warm_count
 
 
+def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
+    # float32 fits on the CPU are compiled without YNNPACK dots (faster there,
+    # benchmarks/RESULTS.md); float64 keeps XLA's defaults. Both agree.
+    X = blobs_8d[0][:-3, :7]  # a shape no other test compiles
+    default, float32_cpu = em.run_em._default, em.run_em._float32_cpu
+    before = (default._cache_size(), float32_cpu._cache_size())
+    single = GaussianMixture(4, dtype="float32", random_state=0, tol=1e-6).fit(X)
+    assert float32_cpu._cache_size() == before[1] + 1
+    assert default._cache_size() == before[0]
+    double = GaussianMixture(4, dtype="float64", random_state=0, tol=1e-6).fit(X)
+    assert float32_cpu._cache_size() == before[1] + 1
+    assert single.means_.dtype == np.float32
+    np.testing.assert_allclose(single.means_, double.means_, rtol=1e-4, atol=1e-4)
+    assert abs(single.lower_bound_ - double.lower_bound_) <= 1e-5 * abs(double.lower_bound_)
+
+
 def test_not_converged_warns(blobs_8d):
     with pytest.warns(ConvergenceWarning, match="did not converge"):
         GaussianMixture(4, max_iter=1, random_state=0).fit(blobs_8d[0])
