@@ -128,7 +128,11 @@ def _bucket(count: int) -> int:
 
 
 def block_layout(
-    n_samples: int, n_components: int, n_features: int, itemsize: int = 8
+    n_samples: int,
+    n_components: int,
+    n_features: int,
+    itemsize: int = 8,
+    covariance_type: str = "full",
 ) -> tuple[int, int]:
     """Block size and number of blocks for data of ``n_samples`` rows.
 
@@ -137,6 +141,9 @@ def block_layout(
     n_samples, n_components, n_features : int
     itemsize : int, default=8
         Bytes per element of the data's dtype (4 for float32).
+    covariance_type : str, default='full'
+        Sets the width of the feature matrix: 'diag' and 'spherical' have
+        narrow ones and so take longer blocks.
 
     Returns
     -------
@@ -144,7 +151,7 @@ def block_layout(
         ``block_size * n_blocks >= n_samples``, both bucketed so that nearby
         sample counts reuse the same compiled program.
     """
-    width = max(quadratic.feature_count(n_features, "full"), n_components)
+    width = max(quadratic.feature_count(n_features, covariance_type), n_components)
     block_size = BLOCK_BYTES // (width * itemsize)
     block_size = int(np.clip(block_size, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE))
     block_size = 1 << (block_size.bit_length() - 1)
@@ -980,11 +987,19 @@ class DataLayout(NamedTuple):
 
     @classmethod
     def create(
-        cls, n_rows: int, n_components: int, n_features: int, mesh=None, itemsize: int = 8
+        cls,
+        n_rows: int,
+        n_components: int,
+        n_features: int,
+        mesh=None,
+        itemsize: int = 8,
+        covariance_type: str = "full",
     ) -> "DataLayout":
         n_local_devices = 1 if mesh is None else len(mesh.local_devices)
         rows_per_device = -(-_process_max(n_rows) // n_local_devices)
-        block_size, n_blocks = block_layout(rows_per_device, n_components, n_features, itemsize)
+        block_size, n_blocks = block_layout(
+            rows_per_device, n_components, n_features, itemsize, covariance_type
+        )
         return cls(n_rows, rows_per_device, block_size, n_blocks, mesh)
 
     def blocks(self, array: np.ndarray, offset=None) -> np.ndarray:
@@ -1215,7 +1230,8 @@ def _fit_and_collect(
                 params = _process_zero_initialisation(X, weights, sample_weight, centre, init_options)
                 lower_bound = -np.inf
             layout = DataLayout.create(
-                n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize
+                n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize,
+                init_options["covariance_type"],
             )
             batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
             best, failed = run(
@@ -1224,7 +1240,8 @@ def _fit_and_collect(
             )
         else:
             layout = DataLayout.create(
-                n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize
+                n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize,
+                init_options["covariance_type"],
             )
             best, failed = _fit_restarts(
                 run, layout, X, weights if sample_weight is not None else None,
@@ -1259,7 +1276,11 @@ def _process_zero_initialisation(X, weights, sample_weight, centre, init_options
     n_components, n_features = init_options["n_components"], X.shape[1]
     layout = DataLayout(
         X.shape[0], X.shape[0],
-        *block_layout(X.shape[0], n_components, n_features, X.dtype.itemsize), None,
+        *block_layout(
+            X.shape[0], n_components, n_features, X.dtype.itemsize,
+            init_options["covariance_type"],
+        ),
+        None,
     )
     if jax.process_index() == 0:
         # Process 0's rows stand in for the data at initialisation.

@@ -289,7 +289,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         v.check_n_features(X, self.n_features_in_)
         n_samples = X.shape[0]
         block_size, n_blocks = em.block_layout(
-            n_samples, self.n_components, X.shape[1], X.dtype.itemsize
+            n_samples, self.n_components, X.shape[1], X.dtype.itemsize, self.covariance_type
         )
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)

@@ -57,7 +57,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(n, d)) + rng.integers(0, k, n)[:, None] * 0.5).astype(args.dtype)
     X -= X.mean(axis=0)
-    layout = em.DataLayout.create(n, k, d, itemsize=np.dtype(args.dtype).itemsize)
+    layout = em.DataLayout.create(
+        n, k, d, itemsize=np.dtype(args.dtype).itemsize, covariance_type=args.covariance
+    )
     labels = rng.integers(0, k, n).astype(np.int32)[:, None]
     rows = []
     with em.precision_scope(args.dtype):
