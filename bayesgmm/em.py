@@ -115,16 +115,17 @@ def precision_scope(dtype):
 
 
 def _bucket(count: int) -> int:
-    """Round ``count`` up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ...
+    """Round ``count`` up to a multiple of 1/16 of the next power of two.
 
-    Sizes within a bucket share one compiled program; at most a third of the
-    padded work is wasted.
+    Exact up to 16; then 18, 20, ..., 32, 36, 40, ..., 64, 72, ... Sizes
+    within a bucket share one compiled program, and less than an eighth of
+    the padded work (usually under a sixteenth) is wasted. (Coarser buckets,
+    1, 2, 3, 4, 6, 8, 12, ..., padded N = 100k, D = 10, K = 8 by 31 %.)
     """
-    if count <= 2:
+    if count <= 16:
         return max(count, 1)
-    power = 1 << (count - 1).bit_length()
-    three_quarters = 3 * power // 4
-    return three_quarters if count <= three_quarters else power
+    step = (1 << (count - 1).bit_length()) // 16
+    return -(-count // step) * step
 
 
 def block_layout(
@@ -302,17 +303,38 @@ def block_sums(X, sample_weight, theta, covariance_type: str) -> FeatureSums:
     product, with no (block, K, D) or (block, K, D, D) intermediate.
     """
     Phi = quadratic.features(X, covariance_type)
-    weighted = Phi @ theta
-    # Responsibilities and log p(x) from one exponential per entry (a
-    # logsumexp followed by exp(log_resp) would take two).
-    shift = lax.stop_gradient(jnp.max(weighted, axis=1, keepdims=True))
+    log_prob_norm, resp = normalise(Phi @ theta)
+    return _feature_sums(Phi, sample_weight, resp, jnp.sum(sample_weight * log_prob_norm))
+
+
+def normalise(weighted_log_prob):
+    """``log p(x)`` and the responsibilities, with one exponential per entry.
+
+    (A logsumexp followed by ``exp(log_resp)`` would take two.) Responsibilities
+    too small to be a normal floating-point number are exactly zero: subnormal
+    numbers slow every later multiplication by them many times over (a fit of
+    N=100k, D=10, K=8 ran at 20 ms per iteration instead of 6 once its
+    components had separated), and at below 1e-300 (float32: 1e-37) they
+    change no statistic.
+
+    Parameters
+    ----------
+    weighted_log_prob : Array of shape (n_samples, n_components)
+
+    Returns
+    -------
+    log_prob_norm : Array of shape (n_samples,)
+    resp : Array of shape (n_samples, n_components)
+    """
+    n_components = weighted_log_prob.shape[1]
+    shift = lax.stop_gradient(jnp.max(weighted_log_prob, axis=1, keepdims=True))
     shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
-    unnormalised = jnp.exp(weighted - shift)
+    exponent = weighted_log_prob - shift
+    # Below this, exp(exponent) / total (total <= K) could be subnormal.
+    smallest = float(np.log(jnp.finfo(exponent.dtype).tiny) + np.log(n_components) + 1.0)
+    unnormalised = jnp.exp(jnp.where(exponent < smallest, -jnp.inf, exponent))
     total = jnp.sum(unnormalised, axis=1, keepdims=True)
-    log_prob_norm = (jnp.log(total) + shift)[:, 0]
-    return _feature_sums(
-        Phi, sample_weight, unnormalised / total, jnp.sum(sample_weight * log_prob_norm)
-    )
+    return (jnp.log(total) + shift)[:, 0], unnormalised / total
 
 
 def block_statistics(X, sample_weight, params: GMMParams, covariance_type: str):
@@ -747,16 +769,31 @@ def initial_params_from_responsibilities(
     return _over_mesh(batched, mesh, 3, 0)(X_blocks, weight_blocks, resp_blocks)
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type",))
-def log_resp_and_norm(X_blocks, params: GMMParams, *, covariance_type: str):
-    """E-step over blocks for prediction.
+@functools.partial(jax.jit, static_argnames=("covariance_type", "output"))
+def predict_blocks(X_blocks, params: GMMParams, *, covariance_type: str, output: str):
+    """One prediction over blocks, computed and reduced on the device.
 
-    Returns
-    -------
-    log_prob_norm : Array of shape (n_blocks, block_size)
-    log_resp : Array of shape (n_blocks, block_size, n_components)
+    Parameters
+    ----------
+    X_blocks : Array of shape (n_blocks, block_size, n_features)
+        Centred like the fit's data.
+    params : GMMParams
+    covariance_type : str
+    output : {'proba', 'labels', 'log_prob_norm'}
+        The responsibilities (n_blocks, block_size, K); the most probable
+        component (n_blocks, block_size), int32; or ``log p(x)``
+        (n_blocks, block_size). Only that result leaves the device.
     """
-    return lax.map(lambda X: e_step(X, params, covariance_type), X_blocks)
+    theta = log_density_coefficients(params, covariance_type)
+
+    def block(X):
+        weighted = quadratic.features(X, covariance_type) @ theta
+        if output == "labels":
+            return jnp.argmax(weighted, axis=1).astype(jnp.int32)
+        log_prob_norm, resp = normalise(weighted)
+        return resp if output == "proba" else log_prob_norm
+
+    return lax.map(block, X_blocks)
 
 
 # --------------------------------------------------------------------------

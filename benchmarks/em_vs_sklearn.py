@@ -87,14 +87,9 @@ def make_data(n_samples, n_features, n_components, covariance_type, dtype):
 
 
 def _median_time(fn, repeats):
-    import numpy as np
+    from _timing import median_time
 
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return median_time(fn, repeats, warm_up=False)
 
 
 def run_child(case: str, library: str, repeats: int) -> dict:

@@ -19,19 +19,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import _timing
 import numpy as np
 
 
 def median_time(fn, repeats: int) -> float:
     import jax
 
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return _timing.median_time(lambda: jax.block_until_ready(fn()), repeats)
 
 
 def main() -> None:

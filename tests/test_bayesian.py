@@ -351,3 +351,20 @@ def test_unfitted_and_wrong_features(fitted):
     with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 2"):
         fitted.predict(np.ones((2, 3)))
     assert clone(fitted).get_params() == fitted.get_params()
+
+
+def test_chains_start_from_the_best_of_several_em_restarts():
+    # Five clusters, two of them close: single k-means starts differ by seed.
+    centres = np.array([[0.0, 0.0], [1.5, 0.0], [8.0, 8.0], [-8.0, 8.0], [0.0, -9.0]])
+    X = np.concatenate(
+        [centre + np.random.default_rng(i).normal(size=(60, 2)) for i, centre in enumerate(centres)]
+    )
+    for seed in range(4):
+        start = inference.fit_em(
+            X, None, n_components=5, covariance_type="full",
+            random_state=np.random.RandomState(seed), dtype=np.float64,
+        )
+        best_of = GaussianMixture(5, n_init=inference.EM_START_RESTARTS, random_state=seed).fit(X)
+        single = GaussianMixture(5, random_state=seed).fit(X)
+        assert start.lower_bound == pytest.approx(best_of.lower_bound_, rel=1e-10)
+        assert start.lower_bound >= single.lower_bound_ - 1e-12

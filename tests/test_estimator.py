@@ -99,6 +99,22 @@ def test_float32_is_float32_and_close_to_float64(blobs_8d):
     np.testing.assert_allclose(model32.means_, model64.means_, rtol=1e-4, atol=1e-4)
 
 
+def test_float32_holds_for_clusters_a_hundred_sigmas_apart():
+    # The documented limit of float32 (GaussianMixture's ``dtype``): the EM
+    # core expands squares around the data's mean, so the loss grows with
+    # (spread / sigma)^2. At a ratio of 100 the fit must still match float64.
+    rng = np.random.default_rng(3)
+    centres = np.array([[-100.0, 0.0, 50.0], [100.0, 20.0, -50.0], [0.0, -100.0, 0.0]])
+    X = np.concatenate([centre + rng.normal(size=(400, 3)) for centre in centres]) + 1e4
+    means_init = centres + 1e4 + 0.5
+    model64 = GaussianMixture(3, means_init=means_init, tol=1e-8).fit(X)
+    model32 = GaussianMixture(3, means_init=means_init, tol=1e-8, dtype="float32").fit(X)
+    np.testing.assert_allclose(model32.means_, model64.means_, rtol=0, atol=1e-2)
+    np.testing.assert_allclose(model32.covariances_, model64.covariances_, rtol=0.02, atol=0.02)
+    assert abs(model32.lower_bound_ - model64.lower_bound_) < 1e-3 * abs(model64.lower_bound_)
+    np.testing.assert_array_equal(model32.predict(X), model64.predict(X))
+
+
 def test_float64_leaves_global_jax_setting_alone(blobs_2d):
     before = jax.config.jax_enable_x64
     GaussianMixture(2, random_state=0).fit(blobs_2d[0]).score(blobs_2d[0])

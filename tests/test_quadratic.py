@@ -63,3 +63,22 @@ def test_packed_index_is_symmetric_and_covers_the_upper_triangle():
     np.testing.assert_array_equal(index, index.T)
     rows, columns = np.triu_indices(4)
     np.testing.assert_array_equal(index[rows, columns], np.arange(rows.size))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normalise_gives_zero_not_subnormal_responsibilities(dtype):
+    # Subnormal responsibilities slow every later product; they must be 0.
+    tiny = np.finfo(dtype).tiny
+    gaps = np.array([0.0, -5.0, -80.0, -700.0, -720.0, -740.0, -800.0, -np.inf])
+    weighted = np.stack([gaps, gaps[::-1]]).astype(dtype)
+    with em.precision_scope(dtype):
+        log_prob_norm, resp = em.normalise(jnp.asarray(weighted))
+    resp = np.asarray(resp)
+    assert not np.any((resp > 0) & (resp < tiny))
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-6)
+    expected = np.logaddexp.reduce(weighted.astype(np.float64), axis=1)
+    np.testing.assert_allclose(log_prob_norm, expected, rtol=1e-6)
+    # Everything representable as a normal number is kept exactly as softmax gives it.
+    reference = np.exp(weighted.astype(np.float64) - expected[:, None])
+    normal = reference >= 10 * len(gaps) * np.e * tiny
+    np.testing.assert_allclose(resp[normal], reference[normal], rtol=1e-5)
