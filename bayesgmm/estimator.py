@@ -17,6 +17,9 @@ from sklearn.utils import check_random_state
 from bayesgmm import _validation as v
 from bayesgmm import em, gaussian, streaming
 
+# Rows per device call of predict / predict_proba / score_samples.
+PREDICT_CHUNK_ROWS = 1 << 20
+
 
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by maximum likelihood with a JAX-jitted EM.
@@ -287,28 +290,39 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return hasattr(self, "means_")
 
     def _predict_blocks(self, X, output: str):
-        """Validate ``X``, lay it out in blocks and run one prediction on the device."""
+        """Validate ``X`` and run one prediction on the device, chunk by chunk.
+
+        Rows go to the device in chunks of at most :data:`PREDICT_CHUNK_ROWS`
+        (every chunk padded to the same layout, so one compiled program serves
+        them all): the extra memory of a prediction stays bounded however
+        large ``X`` is, a memory-mapped array included.
+        """
         self._check_fitted()
         dtype = self.means_.dtype
         X = v.check_array(X, dtype, copy=False)
         v.check_n_features(X, self.n_features_in_)
         n_samples = X.shape[0]
+        chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
         block_size, n_blocks = em.block_layout(
-            n_samples, self.n_components, X.shape[1], X.dtype.itemsize, self.covariance_type
+            chunk_rows, self.n_components, X.shape[1], X.dtype.itemsize, self.covariance_type
         )
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)
+        parts = []
         with em.precision_scope(dtype):
             params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
-            result = em.predict_blocks(
-                em.to_device(em.to_blocks(X, block_size, n_blocks, offset=centre)),
-                params,
-                covariance_type=self.covariance_type,
-                output=output,
-            )
-            # A writable copy of the rows the caller gave (the device buffer is read-only).
-            return np.array(em.from_blocks(result, n_samples))
+            for start in range(0, n_samples, chunk_rows):
+                chunk = np.asarray(X[start : start + chunk_rows])
+                result = em.predict_blocks(
+                    em.to_device(em.to_blocks(chunk, block_size, n_blocks, offset=centre)),
+                    params,
+                    covariance_type=self.covariance_type,
+                    output=output,
+                )
+                parts.append(em.from_blocks(result, chunk.shape[0]))
+        # A writable array of the rows the caller gave (device buffers are read-only).
+        return np.array(parts[0]) if len(parts) == 1 else np.concatenate(parts)
 
     def score_samples(self, X):
         """Log of the weighted sum of the component densities, per sample.
