@@ -74,6 +74,17 @@ def soft_accuracy(y_true, proba, align: bool = True) -> float:
     accuracy : float
         ``100 * mean_n proba[n, true class of n]``, in [0, 100]. For two
         classes this equals the document's ``100 * (n - sum |p - y|) / n``.
+
+    Examples
+    --------
+    Cluster labels that came out reversed are matched to the classes first:
+
+    >>> from bayesgmm.metrics import soft_accuracy
+    >>> proba = [[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]]
+    >>> round(soft_accuracy([0, 0, 1], proba), 2)
+    80.0
+    >>> round(soft_accuracy([0, 0, 1], proba, align=False), 2)
+    20.0
     """
     y_true, proba = _check_targets(y_true, proba, "proba")
     if proba.ndim != 2:
@@ -107,6 +118,12 @@ def hard_accuracy(y_true, labels_or_proba, align: bool = True) -> float:
     -------
     accuracy : float
         In [0, 100].
+
+    Examples
+    --------
+    >>> from bayesgmm.metrics import hard_accuracy
+    >>> hard_accuracy([0, 0, 1, 1], [1, 1, 0, 1])  # clusters 1 -> class 0, 0 -> class 1
+    75.0
     """
     y_true, predictions = _check_targets(y_true, labels_or_proba, "labels_or_proba")
     labels = predictions.argmax(axis=1) if predictions.ndim == 2 else predictions
@@ -129,6 +146,12 @@ def adjusted_rand_index(y_true, labels) -> float:
     -------
     ari : float
         1 for a perfect clustering up to relabelling, about 0 for a random one.
+
+    Examples
+    --------
+    >>> from bayesgmm.metrics import adjusted_rand_index
+    >>> adjusted_rand_index([0, 0, 1, 1], [1, 1, 0, 0])
+    1.0
     """
     y_true, predictions = _check_targets(y_true, labels, "labels")
     labels = predictions.argmax(axis=1) if predictions.ndim == 2 else predictions
@@ -152,6 +175,16 @@ def mean_log_predictive_density(model, X, sample_weight=None) -> float:
     -------
     mean_log_density : float
         ``sum_n w_n log p(x_n) / sum_n w_n`` (nats per point).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixture
+    >>> from bayesgmm.metrics import mean_log_predictive_density
+    >>> X = np.random.default_rng(0).normal(size=(500, 2))
+    >>> model = GaussianMixture(1, random_state=0).fit(X[:400])
+    >>> bool(-3.5 < mean_log_predictive_density(model, X[400:]) < -2.4)  # log N(0, I) is about -2.84
+    True
     """
     if not callable(getattr(model, "score_samples", None)):
         raise TypeError(

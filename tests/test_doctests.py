@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 MODULES = {
     "bayesgmm.estimator": 1,
     "bayesgmm.datasets": 1,
-    "bayesgmm.metrics": 0,
+    "bayesgmm.metrics": 4,
     "bayesgmm.alignment": 1,
     "bayesgmm._io": 1,
     "bayesgmm.persistence": 1,
