@@ -45,6 +45,8 @@ import sys
 import time
 import warnings
 
+import _markdown
+
 N_FEATURES = 8
 N_COMPONENTS = 8
 WRITE_ROWS = 250_000
@@ -243,14 +245,7 @@ def markdown(args, stream: dict, memory: list[dict], write_seconds: float, evict
 
 def write_section(path: str, section: str) -> None:
     """Replace this script's section of ``path`` (or append it)."""
-    text = open(path).read() if os.path.exists(path) else "# Results at scale\n"
-    if SECTION_BEGIN in text:
-        before, rest = text.split(SECTION_BEGIN, 1)
-        text = before + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as file:
-        file.write(text)
+    _markdown.write_section(path, section, SECTION_BEGIN, SECTION_END)
 
 
 def main() -> None:

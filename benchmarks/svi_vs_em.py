@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 
+import _markdown
 import numpy as np
 
 SECTION_BEGIN = "<!-- svi_vs_em.py: begin -->"
@@ -235,16 +236,8 @@ def _against_nuts(svi_result, nuts_result):
 
 
 def write_section(path: str, section: str) -> None:
-    """Replace this script's section of ``path`` (read just before writing), or append it."""
-    text = open(path).read() if os.path.exists(path) else "# Results at scale\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        before, rest = text.split(SECTION_BEGIN, 1)
-        after = rest.split(SECTION_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as handle:
-        handle.write(text)
+    """Replace this script's section of ``path`` (or append it)."""
+    _markdown.write_section(path, section, SECTION_BEGIN, SECTION_END)
 
 
 def main() -> None:
