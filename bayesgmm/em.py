@@ -161,6 +161,27 @@ def block_layout(
     return block_size, _bucket(-(-n_samples // block_size))
 
 
+def weighted_column_sum(weights: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``weights @ X`` on the host without BLAS.
+
+    After a multithreaded call, OpenBLAS's worker threads keep spinning for
+    about 0.1 s, and a device loop started meanwhile on the CPU backend
+    shares the cores with them: ``weights @ X`` right before EM made the
+    first ~100 ms of N=100k, D=10, K=8 fits run at 8.6 instead of 6.0 ms per
+    iteration. NumPy's einsum (without ``optimize``) uses its own loops.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_samples,)
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_features,)
+    """
+    return np.einsum("n,nd->d", weights, X)
+
+
 def _aligned_zeros(shape: tuple, dtype, alignment: int = 64) -> np.ndarray:
     """Zeros whose buffer starts on a 64-byte boundary, so the CPU backend can
     adopt it without a copy (see :func:`to_device`)."""
@@ -1194,7 +1215,11 @@ def fit_gmm(
     X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False)
     n_samples, n_features = X.shape
     weights = v.check_sample_weight(sample_weight, n_samples, dtype)
-    totals = process_sum(np.concatenate([[n_samples, np.count_nonzero(weights)], weights @ X, [weights.sum()]]))
+    totals = process_sum(
+        np.concatenate(
+            [[n_samples, np.count_nonzero(weights)], weighted_column_sum(weights, X), [weights.sum()]]
+        )
+    )
     v.check_n_samples(int(totals[0]), n_components)
     v.check_positive_weight_count(np.ones(int(totals[1])), n_components)
     if weights_init is not None:

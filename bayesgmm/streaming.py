@@ -459,8 +459,8 @@ def scan(
             )
         row_weights = np.ones(X.shape[0], dtype=dtype) if weights is None else weights
         reservoir.add(X.astype(dtype, copy=False), weights, random_state)
-        weighted_sum = weighted_sum + row_weights.astype(np.float64) @ X.astype(
-            np.float64, copy=False
+        weighted_sum = weighted_sum + em.weighted_column_sum(
+            row_weights.astype(np.float64), X.astype(np.float64, copy=False)
         )
         total_weight += float(row_weights.sum(dtype=np.float64))
         n_positive += int(np.count_nonzero(row_weights > 0))
@@ -1190,7 +1190,10 @@ def partial_fit_batch(
         v.check_n_samples(X.shape[0], n_components)
         v.check_positive_weight_count(weights, n_components)
     step = step_size(len(state.lower_bounds) if resume else 0, exponent, offset)
-    centre = state.centre if resume else (weights @ X / weights.sum()).astype(dtype)
+    if resume:
+        centre = state.centre
+    else:
+        centre = (em.weighted_column_sum(weights, X) / weights.sum()).astype(dtype)
     with em.precision_scope(dtype):
         if fitted is not None:
             params = em.GMMParams(*(jnp.asarray(leaf, dtype) for leaf in fitted))

@@ -271,3 +271,16 @@ def test_predictions_in_chunks_equal_one_call(blobs_8d, monkeypatch, tmp_path):
     for expected, actual in zip(whole, chunked):
         assert actual.shape == expected.shape and actual.flags.writeable
         np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weighted_column_sum_equals_the_matrix_product(dtype):
+    # The host-side centring sum avoids BLAS (whose spinning threads would
+    # share the cores with the EM loop that follows); it must still be weights @ X.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(1001, 7)).astype(dtype)
+    weights = rng.random(1001).astype(dtype)
+    result = em.weighted_column_sum(weights, X)
+    assert result.dtype == dtype and result.shape == (7,)
+    expected = weights.astype(np.float64) @ X.astype(np.float64)
+    np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
