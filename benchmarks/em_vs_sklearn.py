@@ -16,6 +16,9 @@ Method
   set-up both libraries do outside the loop. bayesgmm's compile time is
   reported separately (first fit minus a warm fit) and never counted as run
   time.
+* Before timing, each process repeats the measured call for 5 s (both
+  libraries): on the 2-core VM a fresh process's multithreaded JAX code
+  often runs 2-2.5x slower for its first seconds (``_timing.settle``).
 * Each (library, case) runs in its own process so that the peak resident
   memory (``ru_maxrss`` of that process) belongs to one library. The two
   libraries' processes alternate for ``--rounds`` rounds and each figure is
@@ -60,6 +63,8 @@ CASES = {
 }
 # Iteration counts (a, b) per library: scikit-learn is slow at the large sizes.
 ITERATIONS = {"bayesgmm": (2, 12), "sklearn": (1, 3)}
+# Both libraries run the measured call for this long before timing it (see _timing.settle).
+SETTLE_SECONDS = 5.0
 
 
 def make_data(n_samples, n_features, n_components, covariance_type, dtype):
@@ -92,6 +97,12 @@ def _median_time(fn, repeats):
     return median_time(fn, repeats, warm_up=False)
 
 
+def _settle(fn):
+    from _timing import settle
+
+    settle(fn, SETTLE_SECONDS)
+
+
 def run_child(case: str, library: str, repeats: int) -> dict:
     """Measure one library on one case in this process; return a JSON-able dict."""
     import numpy as np
@@ -122,6 +133,7 @@ def run_child(case: str, library: str, repeats: int) -> dict:
         start = time.perf_counter()
         whole_fit()
         first = time.perf_counter() - start
+        _settle(whole_fit)
         result["seconds"] = _median_time(whole_fit, repeats)
         result["first_fit"] = first
         result["compile"] = max(first - result["seconds"], 0.0)
@@ -133,6 +145,7 @@ def run_child(case: str, library: str, repeats: int) -> dict:
             start = time.perf_counter()
             fitted = model(count, **init).fit(X)
             first[count] = time.perf_counter() - start
+        _settle(lambda: model(b, **init).fit(X))
         times = {count: _median_time(lambda: model(count, **init).fit(X), repeats) for count in (a, b)}
         result["seconds"] = (times[b] - times[a]) / (b - a)
         result["compile"] = max(first[a] - times[a], 0.0) if library == "bayesgmm" else 0.0
@@ -144,6 +157,7 @@ def run_child(case: str, library: str, repeats: int) -> dict:
         start = time.perf_counter()
         fitted.predict_proba(X)
         first = time.perf_counter() - start
+        _settle(lambda: fitted.predict_proba(X))
         result["seconds"] = _median_time(lambda: fitted.predict_proba(X), repeats)
         result["compile"] = max(first - result["seconds"], 0.0) if library == "bayesgmm" else 0.0
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,7 +11,9 @@ features, then one (B, F) @ (F, K) product), the responsibilities
 M-step on the statistics (Cholesky of K covariances), and a whole iteration
 inside the fitted while-loop; plus the host-to-device transfer of the data and
 the device-to-host copy of the result. ``--block-bytes`` overrides the size of
-a block's feature matrix (bytes) to compare layouts.
+a block's feature matrix (bytes) to compare layouts. ``--operations`` traces
+one E-step pass with JAX's profiler and lists the time of every compiled
+operation (which product, which elementwise pass), see ``_thunks.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="float64")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--block-bytes", type=int)
+    parser.add_argument(
+        "--operations", action="store_true",
+        help="also trace one E-step pass and list the thread time of each compiled operation",
+    )
     args = parser.parse_args()
 
     import jax
@@ -117,6 +123,13 @@ def main() -> None:
         start = time.perf_counter()
         jax.tree_util.tree_map(np.asarray, state)
         rows.append(("device -> host (fitted state)", time.perf_counter() - start))
+        if args.operations:
+            from _thunks import operation_times
+
+            pass_wall, operations = operation_times(
+                jax.jit(lambda p: em.accumulate_statistics(X_blocks, weight_blocks, p, covariance_type)),
+                (params,), args.repeats,
+            )
     flops = 3 * n * k * d * d
     print(
         f"N={n:,} D={d} K={k} {covariance_type} {args.dtype}: blocks of {layout.block_size} rows "
@@ -125,6 +138,16 @@ def main() -> None:
     print("| piece | ms |\n|---|---:|")
     for name, seconds in rows:
         print(f"| {name} | {1e3 * seconds:.1f} |")
+    if args.operations:
+        threads = sum(seconds for _, _, seconds in operations)
+        print(
+            f"\nOne E-step pass, by compiled operation (XLA worker-thread time): wall "
+            f"{1e3 * pass_wall:.1f} ms, threads {1e3 * threads:.1f} ms\n"
+        )
+        print("| operation | from | ms per pass | share of thread time |\n|---|---|---:|---:|")
+        for name, source, seconds in operations:
+            if seconds >= 0.005 * threads:
+                print(f"| {name} | {source} | {1e3 * seconds:.1f} | {100 * seconds / threads:.0f} % |")
 
 
 if __name__ == "__main__":
