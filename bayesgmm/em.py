@@ -274,28 +274,40 @@ def e_step(X, params: GMMParams, covariance_type: str):
 class FeatureSums(NamedTuple):
     """Raw sums of one pass (or one block) before they are split into moments.
 
-    Adding two of these adds their data; :func:`to_statistics` turns the
-    total into :class:`SufficientStats` once per pass.
+    Adding two of these (from blocks of the same size) adds their data;
+    :func:`to_statistics` turns the total into :class:`SufficientStats` once
+    per pass. The log-likelihood and the weights are kept per row of a block
+    and summed once per pass: a sum over each block's rows was its own
+    reduction per block (about 6 % of a 'diag' pass at N=1M, D=16, K=16).
     """
 
     features: jax.Array  # (K, F): sum_n w_n r_nk phi(x_n), see bayesgmm.quadratic
-    log_likelihood: jax.Array  # (): sum_n w_n log p(x_n)
-    total_weight: jax.Array  # (): sum_n w_n
+    log_likelihood: jax.Array  # (B,): sum over blocks of w_n log p(x_n), row by row
+    total_weight: jax.Array  # (B,): sum over blocks of w_n, row by row
 
 
 def to_statistics(sums: FeatureSums, n_features: int, covariance_type: str) -> SufficientStats:
     """Split :class:`FeatureSums` into the M-step's raw moments."""
     weight_sum, first, second = quadratic.moments(sums.features, n_features, covariance_type)
-    return SufficientStats(weight_sum, first, second, sums.log_likelihood, sums.total_weight)
+    return SufficientStats(
+        weight_sum, first, second, jnp.sum(sums.log_likelihood), jnp.sum(sums.total_weight)
+    )
 
 
-def _feature_sums(Phi, sample_weight, resp, log_likelihood):
-    """One ``(K, B) @ (B, F)`` product of weighted responsibilities and features."""
-    # The (K, B) transpose is materialised (it is small) so that the product is
-    # a plain row-major matmul: folded into the dot as a transposed operand,
-    # XLA:CPU sends it to a slower kernel (about 1.4x on this product).
-    weighted_resp = lax.optimization_barrier((resp * sample_weight[:, None]).T)
-    return FeatureSums(weighted_resp @ Phi, log_likelihood, sample_weight.sum())
+def _feature_sums(Phi, sample_weight, resp, log_likelihood, covariance_type: str) -> FeatureSums:
+    """The product of weighted responsibilities and features, ``(w r)^T @ Phi``, (K, F)."""
+    weighted_resp = resp * sample_weight[:, None]
+    if covariance_type in ("diag", "spherical"):
+        # Narrow features (F = 2D + 1, D + 2): contracting the rows of both
+        # operands in place beats transposing (w r) first (N=1M, D=16, K=16,
+        # whole pass: 'diag' 55 vs 60 ms, 'spherical' 44 vs 56 ms).
+        sums = lax.dot_general(Phi, weighted_resp, (((0,), (0,)), ((), ()))).T
+    else:
+        # Wide features: the (K, B) transpose is materialised (it is small) so
+        # that the product is a plain row-major matmul; contracting the rows in
+        # place sends it to a slower kernel (173 vs 159 ms per pass at 1M/16/16).
+        sums = lax.optimization_barrier(weighted_resp.T) @ Phi
+    return FeatureSums(sums, log_likelihood, sample_weight)
 
 
 def responsibility_sums(X, sample_weight, resp, covariance_type: str) -> FeatureSums:
@@ -309,7 +321,7 @@ def responsibility_sums(X, sample_weight, resp, covariance_type: str) -> Feature
     covariance_type : str
     """
     Phi = quadratic.features(X, covariance_type)
-    return _feature_sums(Phi, sample_weight, resp, jnp.zeros((), X.dtype))
+    return _feature_sums(Phi, sample_weight, resp, jnp.zeros_like(sample_weight), covariance_type)
 
 
 def block_sums(X, sample_weight, theta, covariance_type: str) -> FeatureSums:
@@ -325,7 +337,7 @@ def block_sums(X, sample_weight, theta, covariance_type: str) -> FeatureSums:
     """
     Phi = quadratic.features(X, covariance_type)
     log_prob_norm, resp = normalise(Phi @ theta)
-    return _feature_sums(Phi, sample_weight, resp, jnp.sum(sample_weight * log_prob_norm))
+    return _feature_sums(Phi, sample_weight, resp, sample_weight * log_prob_norm, covariance_type)
 
 
 def normalise(weighted_log_prob):
