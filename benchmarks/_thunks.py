@@ -15,7 +15,8 @@ import collections
 import glob
 import re
 import tempfile
-import time
+
+from _timing import median_time
 
 # Events of the executor itself, not of an operation.
 _BOOKKEEPING = ("ThunkExecutor", "SlinkyThreadPool", "ThreadpoolListener", "end:", "while")
@@ -30,7 +31,7 @@ def _descriptions(hlo_text: str) -> dict[str, str]:
 
 
 def operation_times(compiled, args, repeats: int = 5) -> tuple[float, list[tuple[str, str, float]]]:
-    """Wall time per call and thread time per operation per call, in seconds.
+    """Median wall time per call and mean thread time per operation per call, in seconds.
 
     Parameters
     ----------
@@ -49,11 +50,7 @@ def operation_times(compiled, args, repeats: int = 5) -> tuple[float, list[tuple
     """
     import jax
 
-    jax.block_until_ready(compiled(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(compiled(*args))
-    wall = (time.perf_counter() - start) / repeats
+    wall = median_time(lambda: jax.block_until_ready(compiled(*args)), repeats)
     with tempfile.TemporaryDirectory() as directory:
         with jax.profiler.trace(directory):
             for _ in range(repeats):
