@@ -1,7 +1,9 @@
 """Checks at the Python boundary, run before any tracing or compilation.
 
-Every function here raises a plain ``ValueError`` whose message names the
-problem and what to change. Nothing here modifies the caller's arrays: inputs
+Every function here raises a plain ``ValueError`` (``TypeError`` for sparse
+input and non-numeric objects, as scikit-learn does) whose message names the
+problem and what to change; where scikit-learn has a message for the same
+problem, ours contains it, so ``sklearn.utils.estimator_checks`` recognises it. Nothing here modifies the caller's arrays: inputs
 are copied (``np.array(..., copy=True)``) whenever they are converted.
 """
 
@@ -110,6 +112,11 @@ def check_array(
     """
     if X is None:
         raise ValueError(f"{name} is None. Pass an array of shape (n_samples, n_features).")
+    if _is_sparse(X):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required. Use "
+            "'.toarray()' to convert to a dense numpy array."
+        )
     try:
         array = np.array(X, copy=True) if copy else np.asarray(X)
     except (TypeError, ValueError) as err:
@@ -117,15 +124,29 @@ def check_array(
             f"{name} could not be converted to a numeric array ({err}). Pass a "
             "2-D array of shape (n_samples, n_features) with rows of equal length."
         ) from None
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
+    if array.dtype == object:
+        # Numbers stored as Python objects (for instance from pandas) are
+        # converted like scikit-learn does; anything else raises NumPy's own
+        # TypeError ("float() argument must be a string or a real number").
+        try:
+            array = array.astype(np.float64)
+        except TypeError as err:
+            raise TypeError(
+                f"{name} has dtype object and holds a value that is not a number: {err}. "
+                "Convert the data to a numeric array of shape (n_samples, n_features)."
+            ) from None
+        except ValueError as err:
+            raise ValueError(
+                f"{name} must contain numbers, got dtype object ({err}). Convert the "
+                "data to a numeric array of shape (n_samples, n_features)."
+            ) from None
+    if np.iscomplexobj(array):
+        raise ValueError(f"Complex data not supported: {name} must be real-valued.")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ValueError(
             f"{name} must contain numbers, got dtype {array.dtype}. Convert the "
             "data to a numeric array of shape (n_samples, n_features)."
         )
-    if np.iscomplexobj(array):
-        raise ValueError(f"{name} must be real-valued, got complex data.")
     if array.ndim != 2:
         hint = (
             " Reshape your data with X.reshape(-1, 1) if it has a single "
@@ -137,11 +158,12 @@ def check_array(
             f"Expected a 2-D array for {name} of shape (n_samples, n_features), "
             f"got an array with {array.ndim} dimension(s) and shape {array.shape}.{hint}"
         )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(
-            f"{name} is empty: shape {array.shape}. At least one sample and one "
-            "feature are required."
-        )
+    for axis, what in ((0, "sample(s)"), (1, "feature(s)")):
+        if array.shape[axis] == 0:
+            raise ValueError(
+                f"{name} is empty: found array with 0 {what} (shape={array.shape}) "
+                "while a minimum of 1 is required."
+            )
     if array.shape[0] < min_samples:
         raise ValueError(
             f"{name} has {array.shape[0]} sample(s), but at least {min_samples} "
@@ -160,6 +182,12 @@ def check_array(
     return array
 
 
+def _is_sparse(X) -> bool:
+    """True for SciPy sparse matrices and arrays, without importing SciPy."""
+    module = type(X).__module__ or ""
+    return module.startswith("scipy.sparse") and hasattr(X, "toarray")
+
+
 def check_n_samples(n_samples: int, n_components: int) -> None:
     """Raise when there are fewer samples than components."""
     if n_samples < n_components:
@@ -170,12 +198,17 @@ def check_n_samples(n_samples: int, n_components: int) -> None:
         )
 
 
-def check_n_features(X: np.ndarray, n_features: int) -> None:
-    """Raise when ``X`` does not have the number of features seen in fit."""
+def check_n_features(X: np.ndarray, n_features: int, estimator: str = "the model") -> None:
+    """Raise when ``X`` does not have the number of features seen in fit.
+
+    The message is scikit-learn's ("X has 3 features, but GaussianMixture is
+    expecting 2 features as input"), so code written against scikit-learn
+    catches it the same way; ``estimator`` is the class name to put in it.
+    """
     if X.shape[1] != n_features:
         raise ValueError(
-            f"X has {X.shape[1]} features, but this model was fitted with "
-            f"{n_features} features. Pass data with the same columns as in fit."
+            f"X has {X.shape[1]} features, but {estimator} is expecting "
+            f"{n_features} features as input. Pass data with the same columns as in fit."
         )
 
 

@@ -519,7 +519,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
         X = v.check_array(X, self.means_.dtype)
-        v.check_n_features(X, self.n_features_in_)
+        v.check_n_features(X, self.n_features_in_, type(self).__name__)
         return X
 
     def _on_draws(self, function, X):

@@ -176,8 +176,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         v.check_int("verbose_interval", self.verbose_interval, 1)
         warm = self.warm_start and hasattr(self, "converged_")
-        if warm and np.ndim(X) == 2 and np.shape(X)[1] != self.n_features_in_:
-            v.check_n_features(np.empty((0, np.shape(X)[1])), self.n_features_in_)
+        if warm:
+            self._check_n_features(X)
         fit_function = streaming.fit_streaming if streaming.is_chunked(X) else em.fit_gmm
         result = fit_function(
             X,
@@ -238,6 +238,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             mean log-likelihood (stepwise average of the batches' values)
             and ``converged_`` says whether it changed by less than ``tol``.
         """
+        if hasattr(self, "means_"):
+            self._check_n_features(X)
         result, self._online_state_ = streaming.partial_fit_batch(
             X,
             sample_weight,
@@ -247,6 +249,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         self._set_result(result)
         return self
+
+    def _check_n_features(self, X) -> None:
+        """Raise scikit-learn's error when a 2-D ``X`` has other columns than in fit.
+
+        Chunked input is checked by :mod:`bayesgmm.streaming` as it reads it.
+        """
+        if not streaming.is_chunked(X) and np.ndim(X) == 2:
+            v.check_n_features(
+                np.empty((0, np.shape(X)[1])), self.n_features_in_, type(self).__name__
+            )
 
     def _model_options(self) -> dict:
         """The settings shared by every way of fitting (batch, streaming, online)."""
@@ -300,7 +312,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._check_fitted()
         dtype = self.means_.dtype
         X = v.check_array(X, dtype, copy=False)
-        v.check_n_features(X, self.n_features_in_)
+        v.check_n_features(X, self.n_features_in_, type(self).__name__)
         n_samples = X.shape[0]
         chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
         block_size, n_blocks = em.block_layout(

@@ -92,7 +92,7 @@ def _check_X(X, model) -> np.ndarray:
     X = check_array(X, np.dtype(np.float64))
     n_features = getattr(model, "n_features_in_", None)
     if n_features is not None:
-        check_n_features(X, n_features)
+        check_n_features(X, n_features, type(model).__name__)
     return X
 
 

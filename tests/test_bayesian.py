@@ -348,7 +348,7 @@ def test_unfitted_and_wrong_features(fitted):
         model.sample(3)
     with pytest.raises(NotFittedError):
         model.summary()
-    with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but BayesianGaussianMixture is expecting 2 features"):
         fitted.predict(np.ones((2, 3)))
     assert clone(fitted).get_params() == fitted.get_params()
 

@@ -198,7 +198,10 @@ def test_verbose_prints_like_sklearn(blobs_2d, capsys):
 
 BAD_FIT_INPUTS = [
     (dict(), np.zeros(5), None, "Expected a 2-D array for X"),
-    (dict(), np.zeros((0, 2)), None, "X is empty"),
+    (dict(), np.zeros((0, 2)), None, "X is empty: found array with 0 sample\\(s\\) \\(shape=\\(0, 2\\)\\) while a minimum of 1 is required"),
+    (dict(), np.zeros((12, 0)), None, "X is empty: found array with 0 feature\\(s\\) \\(shape=\\(12, 0\\)\\)"),
+    (dict(), np.ones((5, 2)) + 1j, None, "Complex data not supported: X must be real-valued"),
+    (dict(), np.array([[1.0, "a"], [2.0, 3.0]], dtype=object), None, "X must contain numbers, got dtype object"),
     (dict(), np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]), None, "X contains NaN \\(first at row 1, column 0\\)"),
     (dict(), np.array([[0.0, 1.0], [np.inf, 2.0], [1.0, 1.0]]), None, "X contains infinity"),
     (dict(), [["a", "b"], ["c", "d"]], None, "X must contain numbers"),
@@ -228,13 +231,29 @@ def test_bad_fit_input_raises_before_work(params, X, sample_weight, message):
     assert _compilations(em.run_em) == before
 
 
+def test_sparse_and_object_input_like_scikit_learn(blobs_2d):
+    from scipy import sparse
+
+    X = blobs_2d[0]
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        GaussianMixture(2).fit(sparse.csr_matrix(X))
+    # Numbers stored as Python objects are numbers: same fit as the float array.
+    as_objects = X.astype(object)
+    fitted = GaussianMixture(2, random_state=0).fit(as_objects)
+    np.testing.assert_array_equal(fitted.means_, GaussianMixture(2, random_state=0).fit(X).means_)
+    assert as_objects.dtype == object  # the caller's array is left alone
+    as_objects[0, 0] = {"not": "a number"}
+    with pytest.raises(TypeError, match="X has dtype object and holds a value that is not a number"):
+        GaussianMixture(2).fit(as_objects)
+
+
 def test_unfitted_and_wrong_features_at_predict(blobs_2d):
     with pytest.raises(NotFittedError, match="not fitted yet"):
         GaussianMixture().predict(blobs_2d[0])
     with pytest.raises(NotFittedError):
         GaussianMixture().sample(3)
     model = GaussianMixture(2, random_state=0).fit(blobs_2d[0])
-    with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 2 features"):
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 2 features as input"):
         model.predict_proba(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="Invalid value for 'n_samples': 0"):
         model.sample(0)

@@ -127,7 +127,7 @@ def test_probability_map_checks_its_input(document):
         plot.probability_map(model, XA, kind="interval")
     with pytest.raises(ValueError, match="kind must be"):
         plot.probability_map(model, XA, kind="entropy")
-    with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 2 features as input"):
         plot.ellipses(model, np.zeros((4, 3)))
     with pytest.raises(NotFittedError):
         plot.ellipses(GaussianMixture(2), XA)

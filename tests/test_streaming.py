@@ -428,7 +428,7 @@ def test_partial_fit_bad_input():
     with pytest.raises(ValueError, match="n_components = 4, n_samples = 3"):
         GaussianMixture(4).partial_fit(X[:3])
     model = GaussianMixture(2, random_state=0).partial_fit(X)
-    with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 2 features as input"):
         model.partial_fit(np.zeros((5, 3)))
     with pytest.raises(ValueError, match="contains NaN"):
         model.partial_fit(np.array([[0.0, np.nan]]))

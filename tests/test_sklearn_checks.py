@@ -1,0 +1,48 @@
+"""scikit-learn's own conformance suite (``check_estimator``) on both estimators.
+
+A drop-in for ``sklearn.mixture.GaussianMixture`` must pass the checks that
+scikit-learn runs on its own estimators: cloning, ``get_params``, fitted
+attributes, ``n_features_in_``, pickling, error messages on bad input (empty,
+complex, sparse, object data), idempotent fits, no change of the caller's data.
+
+One check is expected to fail, for the reason scikit-learn gives for its own
+``KMeans``: with integer sample weights the k-means initialisation draws from
+the random stream differently than on the repeated rows, so the two fits start
+from different points. Weighted EM itself is exact (see
+``test_estimator.py::test_integer_sample_weights_equal_repeated_rows``,
+which fixes the initialisation).
+"""
+
+import warnings
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from bayesgmm import BayesianGaussianMixture, GaussianMixture
+
+WEIGHTED_INIT = (
+    "sample_weight is not equivalent to removing/repeating samples: the "
+    "k-means initialisation uses the random stream differently (as for "
+    "scikit-learn's KMeans)."
+)
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": WEIGHTED_INIT,
+    "check_sample_weight_equivalence_on_sparse_data": WEIGHTED_INIT,
+}
+
+ESTIMATORS = [
+    GaussianMixture(n_components=2, max_iter=20),
+    # Few draws: the checks test the API, not the posterior.
+    BayesianGaussianMixture(
+        n_components=2, num_chains=1, num_warmup=10, num_samples=10,
+        max_tree_depth=3, progress_bar=False,
+    ),
+]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda _: EXPECTED_FAILURES)
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        # Tiny random data: convergence and R-hat warnings are expected.
+        warnings.simplefilter("ignore")
+        check(estimator)
