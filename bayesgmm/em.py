@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import gaussian, quadratic
+from bayesgmm import _program_cache, gaussian, quadratic
 
 # Bytes of one block's feature matrix (block_size, F), see bayesgmm.quadratic:
 # small enough to stay in the last-level cache between the two matrix
@@ -509,6 +509,62 @@ def params_from_responsibilities(
     return m_step(to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type)
 
 
+PRECISION_LOSS_LIMIT = 0.02
+# Measured: float32 fits of two clusters 30 to 1000 standard deviations from
+# the data's mean had covariances off by 1.3 to 8 times eps * mu^T P mu.
+PRECISION_LOSS_FACTOR = 8.0
+
+
+def check_precision(params: GMMParams, covariance_type: str, dtype) -> None:
+    """Raise when rounding has left a fit's covariances unreliable.
+
+    EM works with the expanded square (:mod:`bayesgmm.quadratic`) of data
+    centred at their mean. A component whose mean lies far from that centre
+    in units of its own spread loses covariance accuracy in proportion to
+    ``eps * mu^T P mu`` (:func:`bayesgmm.quadratic.mean_distances`), about
+    ``PRECISION_LOSS_FACTOR`` times that. Above ``PRECISION_LOSS_LIMIT``
+    (2 %) the fit raises: in float32 that is about 145 standard deviations
+    from the centre, a distance that well-separated tight clusters, or a
+    component collapsed onto ``reg_covar``, can reach; in float64 about
+    3 million. Such a fit is wrong without being non-finite, so it is
+    checked here rather than passed on silently.
+
+    Parameters
+    ----------
+    params : GMMParams
+        Host arrays of the fit, means relative to the centre of the data.
+    covariance_type : str
+    dtype : numpy.dtype
+        The dtype the fit ran in.
+
+    Raises
+    ------
+    ValueError
+        When the estimated relative error exceeds ``PRECISION_LOSS_LIMIT``.
+    """
+    from bayesgmm import _validation as v
+
+    distances = quadratic.mean_distances(
+        np.asarray(params.means, np.float64),
+        np.asarray(params.precisions_cholesky, np.float64),
+        covariance_type,
+        xp=np,
+    )
+    component = int(np.argmax(distances))
+    error = PRECISION_LOSS_FACTOR * np.finfo(dtype).eps * distances[component]
+    if error > PRECISION_LOSS_LIMIT:
+        remedy = "Pass dtype='float64' (the default). " if np.dtype(dtype) == np.float32 else ""
+        raise ValueError(
+            v.PRECISION_LOSS_MESSAGE.format(
+                component=component,
+                distance=float(np.sqrt(distances[component])),
+                dtype=np.dtype(dtype).name,
+                error=100 * error,
+                remedy=remedy,
+            )
+        )
+
+
 def all_finite(params: GMMParams):
     """Whether every mean and precision factor is finite (no singular covariance)."""
     return jnp.all(jnp.isfinite(params.precisions_cholesky)) & jnp.all(
@@ -748,9 +804,9 @@ class _CompiledPerDtype:
     dtype and platform, called like the function itself."""
 
     def __init__(self, fn, static_argnames, float32_cpu_options):
-        self._default = jax.jit(fn, static_argnames=static_argnames)
-        self._float32_cpu = jax.jit(
-            fn, static_argnames=static_argnames, compiler_options=float32_cpu_options
+        self._default = _program_cache.register(jax.jit(fn, static_argnames=static_argnames))
+        self._float32_cpu = _program_cache.register(
+            jax.jit(fn, static_argnames=static_argnames, compiler_options=float32_cpu_options)
         )
         functools.update_wrapper(self, fn)
 
@@ -760,6 +816,7 @@ class _CompiledPerDtype:
         return self._float32_cpu if on_cpu and data.dtype == jnp.float32 else self._default
 
     def __call__(self, data, *args, **kwargs):
+        _program_cache.release_if_full()
         return self._variant(data)(data, *args, **kwargs)
 
     def _cache_size(self) -> int:
@@ -770,6 +827,7 @@ class _CompiledPerDtype:
 run_em = _CompiledPerDtype(_run_em, _RUN_EM_STATIC, CPU_FLOAT32_COMPILER_OPTIONS)
 
 
+@_program_cache.bounded
 @functools.partial(
     jax.jit, static_argnames=("reg_covar", "covariance_type", "n_components", "mesh")
 )
@@ -802,6 +860,7 @@ def initial_params_from_responsibilities(
     return _over_mesh(batched, mesh, 3, 0)(X_blocks, weight_blocks, resp_blocks)
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type", "output"))
 def predict_blocks(X_blocks, params: GMMParams, *, covariance_type: str, output: str):
     """One prediction over blocks, computed and reduced on the device.
@@ -1333,6 +1392,7 @@ def _fit_and_collect(
                 flush=True,
             )
         params = GMMParams(*(to_host(leaf).astype(dtype) for leaf in best.params))
+        check_precision(params, init_options["covariance_type"], dtype)
         params = params._replace(means=params.means + centre)
         return EMResult(
             params=params,

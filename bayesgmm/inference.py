@@ -38,7 +38,7 @@ from numpyro import handlers
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
-from bayesgmm import alignment, em, gaussian
+from bayesgmm import _program_cache, alignment, em, gaussian
 from bayesgmm.model import (
     GaussianMixtureLikelihood,
     component_sites,
@@ -400,7 +400,7 @@ def _chains(keys, center, noise_scale, model_kwargs, *, n_components, covariance
 
 
 _STATIC = ("n_components", "covariance_type", "settings")
-_run_chains = jax.jit(_chains, static_argnames=_STATIC)
+_run_chains = _program_cache.bounded(jax.jit(_chains, static_argnames=_STATIC))
 
 
 def _with_progress_bar(settings: NUTSSettings, compiled_run):
@@ -524,6 +524,7 @@ def _logsumexp(log_prob):
     return jax.nn.logsumexp(log_prob, axis=-1)
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference, *,
                    n_components, covariance_type, settings):
@@ -592,16 +593,19 @@ def _to_numpy(params: em.GMMParams) -> em.GMMParams:
     return em.GMMParams(*(np.asarray(leaf) for leaf in params))
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
 def _log_responsibilities(X, params, covariance_type):
     return _per_draw(_log_softmax, X, params, covariance_type)
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
 def _log_likelihoods(X, params, covariance_type):
     return _per_draw(_logsumexp, X, params, covariance_type)
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
 def _responsibility_moments(X, params, covariance_type):
     # Welford's update: no cancellation when the spread is tiny against the mean.
@@ -810,6 +814,7 @@ def relabel_run(run: PosteriorRun, point_weight, covariance_type: str):
 # --------------------------------------------------------------------------
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("n_samples", "covariance_type"))
 def _replicate(keys, params, n_samples, covariance_type):
     def one_draw(args):

@@ -90,6 +90,40 @@ def features(X, covariance_type: str):
     return jnp.concatenate(columns, axis=1)
 
 
+def mean_distances(means, precisions_cholesky, covariance_type: str, xp=jnp):
+    """Squared Mahalanobis distance ``mu_k^T P_k mu_k`` of every mean from the origin.
+
+    With data centred at their mean this says how much the expanded square
+    loses to rounding: ``x^T P x``, ``2 mu^T P x`` and ``mu^T P mu`` are each
+    about this large for points of component k, while their sum (and the
+    M-step's ``second / N_k - mu mu^T``) is about ``D`` (the covariance).
+    The relative error of a component's covariance grows like
+    ``eps * mean_distances`` (``eps`` of the dtype); see
+    :func:`bayesgmm.em.check_precision`.
+
+    Parameters
+    ----------
+    means : Array of shape (n_components, n_features)
+    precisions_cholesky : Array, shape per ``covariance_type``
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    xp : module, default=jax.numpy
+        ``numpy`` to compute on the host.
+
+    Returns
+    -------
+    distances : Array of shape (n_components,)
+    """
+    if covariance_type == "full":
+        projected = xp.einsum("kd,kde->ke", means, precisions_cholesky)  # L^T mu
+    elif covariance_type == "tied":
+        projected = means @ precisions_cholesky
+    elif covariance_type == "diag":
+        projected = means * precisions_cholesky
+    else:
+        projected = means * precisions_cholesky[:, None]
+    return xp.sum(xp.square(projected), axis=1)
+
+
 def coefficients(weights, means, precisions_cholesky, covariance_type: str):
     """Coefficients ``Theta`` with ``features(X) @ Theta = log pi_k + log N(x | mu_k, Sigma_k)``.
 
@@ -118,17 +152,15 @@ def coefficients(weights, means, precisions_cholesky, covariance_type: str):
         # x^T P x = sum_i P_ii x_i^2 + 2 sum_{i<j} P_ij x_i x_j
         halves = np.where(rows == columns, 0.5, 1.0).astype(precisions.dtype)
         quadratic = -precisions[:, rows, columns] * halves
-        mean_term = jnp.sum(jnp.square(projected_means), axis=1)
     elif covariance_type == "diag":
         precisions = jnp.square(precisions_cholesky)
         linear = precisions * means
         quadratic = -0.5 * precisions
-        mean_term = jnp.sum(linear * means, axis=1)
     else:
         precisions = jnp.square(precisions_cholesky)
         linear = precisions[:, None] * means
         quadratic = -0.5 * precisions[:, None]
-        mean_term = precisions * jnp.sum(jnp.square(means), axis=1)
+    mean_term = mean_distances(means, precisions_cholesky, covariance_type)
     constant = jnp.log(weights) - 0.5 * (n_features * LOG_2PI + mean_term) + log_det
     return jnp.concatenate([constant[:, None], linear, quadratic], axis=1).T
 

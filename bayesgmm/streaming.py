@@ -72,8 +72,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesgmm import _program_cache, em
 from bayesgmm import _validation as v
-from bayesgmm import em
 
 # Bytes of data per chunk (rows = DEFAULT_CHUNK_BYTES / (n_features * itemsize)).
 # Small on purpose: XLA's temporaries and the allocator's retained memory
@@ -596,6 +596,7 @@ def zero_statistics(
     return em.SufficientStats(*(jnp.zeros(tuple(batch_shape) + shape, dtype) for shape in shapes))
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
 def add_chunk_statistics(
     total, X_blocks, weight_blocks, params: em.GMMParams, *, covariance_type: str
@@ -675,6 +676,7 @@ def _em_update_one(
     return jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), updated, state)
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type", "reg_covar", "tol", "max_iter"))
 def em_update(
     state: em.EMState,
@@ -1015,7 +1017,7 @@ def fit_streaming(
                 f"lower bound {float(best.lower_bound):.5f}",
                 flush=True,
             )
-        return _result(best, summary.centre, dtype)
+        return _result(best, summary.centre, covariance_type, dtype)
 
 
 def _chunk_rows(chunk_size: int | None, n_features: int, dtype) -> int:
@@ -1031,10 +1033,11 @@ def _warm_start_batch(warm_start, centre: np.ndarray, dtype):
     return params, jnp.full((1,), lower_bound, dtype)
 
 
-def _result(best: em.EMState, centre: np.ndarray, dtype) -> em.EMResult:
+def _result(best: em.EMState, centre: np.ndarray, covariance_type: str, dtype) -> em.EMResult:
     """The best restart's state as host arrays, means shifted back by ``centre``."""
     n_iter = int(best.n_iter)
     params = em.GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
+    em.check_precision(params, covariance_type, dtype)
     return em.EMResult(
         params=params._replace(means=params.means + centre),
         lower_bound=float(best.lower_bound),
@@ -1086,6 +1089,7 @@ def step_size(
     return 1.0 if n_updates == 0 else float((n_updates + offset) ** -exponent)
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type", "reg_covar"))
 def stepwise_update(
     statistics,
@@ -1235,6 +1239,7 @@ def partial_fit_batch(
             )
         statistics = em.SufficientStats(*(np.asarray(leaf) for leaf in statistics))
         params = em.GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in params))
+        em.check_precision(params, covariance_type, dtype)
     history = state.lower_bounds if resume else np.empty(0, dtype)
     history = np.append(history, statistics.log_likelihood).astype(dtype)
     result = em.EMResult(

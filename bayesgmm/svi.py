@@ -60,8 +60,8 @@ from numpyro.infer.initialization import init_to_sample, init_to_value
 from numpyro.infer.util import unconstrain_fn
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm import _validation as v
-from bayesgmm import em, inference
+from bayesgmm import _program_cache, em
+from bayesgmm import _validation as v, inference
 from bayesgmm.model import gmm_model
 
 __all__ = [
@@ -313,6 +313,7 @@ def _with_progress_bar(settings: SVISettings, compiled_run):
 # --------------------------------------------------------------------------
 
 
+@_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "settings"))
 def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, reference, *,
              n_components, covariance_type, settings: SVISettings):

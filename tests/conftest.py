@@ -1,8 +1,26 @@
 """Shared fixtures: small data sets with known structure."""
 
+import gc
+
+import jax
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    The suite compiles a few thousand programs (scikit-learn's estimator
+    checks alone try dozens of shapes). Each keeps its machine code mapped,
+    and a process that holds them all reaches Linux's default limit of 65530
+    memory maps (``vm.max_map_count``), where LLVM crashes while compiling
+    the next one. No test relies on another module's compiled programs.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
