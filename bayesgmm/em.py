@@ -792,39 +792,65 @@ def _run_em(
 
 
 _RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh")
-# XLA:CPU sends float32 matrix products to YNNPACK by default; on the skinny
-# products of an EM pass its own emitter is faster (N=1M, D=16, K=16, 2 cores:
-# 60-80 ms per iteration against 95-103 ms). float64 is faster with the
-# default (160 ms against 195 ms), and other backends ignore the option.
-CPU_FLOAT32_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+_YNN = "xla_cpu_experimental_ynn_fusion_type"
+# XLA:CPU hands matrix products and reductions to YNNPACK by default. What is
+# fastest depends on the dtype and on the width of the features (measured per
+# E-step pass at N=1M, D=16, K=16 on 2 cores, medians of 21 interleaved runs):
+# - float32: XLA's own emitter for everything ('full' 86 vs 102 ms; 'diag' and
+#   'spherical' equal, 30 and 28 ms).
+# - float64 'diag' and 'spherical': YNNPACK for the elementwise fusions too
+#   (the exponential of the responsibilities and the feature build):
+#   'diag' 50 vs 53 ms, 'spherical' 37 vs 45 ms.
+# - float64 'full' and 'tied': the default (160 ms; 210 with elementwise YNN).
+# Other backends ignore these options.
+CPU_COMPILER_OPTIONS = {
+    "float32": {_YNN: ""},
+    "float64-narrow": {
+        _YNN: "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"
+    },
+}
 
 
-class _CompiledPerDtype:
+def cpu_variant(dtype, covariance_type: str) -> str | None:
+    """The key of ``CPU_COMPILER_OPTIONS`` for a fit, or None for XLA's defaults."""
+    if np.dtype(dtype) == np.float32:
+        return "float32"
+    if covariance_type in ("diag", "spherical"):
+        return "float64-narrow"
+    return None
+
+
+class _CompiledPerVariant:
     """``jax.jit`` of one function with compiler options chosen by the data's
-    dtype and platform, called like the function itself."""
+    dtype, the covariance type and the platform, called like the function itself."""
 
-    def __init__(self, fn, static_argnames, float32_cpu_options):
+    def __init__(self, fn, static_argnames, cpu_options):
         self._default = _program_cache.register(jax.jit(fn, static_argnames=static_argnames))
-        self._float32_cpu = _program_cache.register(
-            jax.jit(fn, static_argnames=static_argnames, compiler_options=float32_cpu_options)
-        )
+        self._cpu = {
+            name: _program_cache.register(
+                jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+            )
+            for name, options in cpu_options.items()
+        }
         functools.update_wrapper(self, fn)
 
-    def _variant(self, data):
+    def _variant(self, data, covariance_type):
         platforms = {device.platform for device in getattr(data, "devices", lambda: ())()}
         on_cpu = platforms == {"cpu"} if platforms else jax.default_backend() == "cpu"
-        return self._float32_cpu if on_cpu and data.dtype == jnp.float32 else self._default
+        name = cpu_variant(data.dtype, covariance_type) if on_cpu else None
+        return self._default if name is None else self._cpu[name]
 
-    def __call__(self, data, *args, **kwargs):
+    def __call__(self, data, *args, covariance_type, **kwargs):
         _program_cache.release_if_full()
-        return self._variant(data)(data, *args, **kwargs)
+        jitted = self._variant(data, covariance_type)
+        return jitted(data, *args, covariance_type=covariance_type, **kwargs)
 
     def _cache_size(self) -> int:
-        """Compiled programs held (both variants), for tests that count compilations."""
-        return self._default._cache_size() + self._float32_cpu._cache_size()
+        """Compiled programs held (all variants), for tests that count compilations."""
+        return self._default._cache_size() + sum(fn._cache_size() for fn in self._cpu.values())
 
 
-run_em = _CompiledPerDtype(_run_em, _RUN_EM_STATIC, CPU_FLOAT32_COMPILER_OPTIONS)
+run_em = _CompiledPerVariant(_run_em, _RUN_EM_STATIC, CPU_COMPILER_OPTIONS)
 
 
 @_program_cache.bounded

@@ -158,9 +158,9 @@ def test_refits_restarts_and_nearby_sizes_do_not_recompile(blobs_8d):
 
 def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
     # float32 fits on the CPU are compiled without YNNPACK dots (faster there,
-    # benchmarks/RESULTS.md); float64 keeps XLA's defaults. Both agree.
+    # see em.CPU_COMPILER_OPTIONS); float64 'full' keeps XLA's defaults. Both agree.
     X = blobs_8d[0][:-3, :7]  # a shape no other test compiles
-    default, float32_cpu = em.run_em._default, em.run_em._float32_cpu
+    default, float32_cpu = em.run_em._default, em.run_em._cpu["float32"]
     before = (default._cache_size(), float32_cpu._cache_size())
     single = GaussianMixture(4, dtype="float32", random_state=0, tol=1e-6).fit(X)
     assert float32_cpu._cache_size() == before[1] + 1
@@ -170,6 +170,18 @@ def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
     assert single.means_.dtype == np.float32
     np.testing.assert_allclose(single.means_, double.means_, rtol=1e-4, atol=1e-4)
     assert abs(single.lower_bound_ - double.lower_bound_) <= 1e-5 * abs(double.lower_bound_)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float64_narrow_features_compile_with_elementwise_ynn(blobs_8d, covariance_type):
+    X = blobs_8d[0][:-5, :6]  # a shape no other test compiles
+    narrow = em.run_em._cpu["float64-narrow"]
+    before = (narrow._cache_size(), em.run_em._default._cache_size())
+    GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    assert narrow._cache_size() == before[0] + 1
+    assert em.run_em._default._cache_size() == before[1]
+    GaussianMixture(4, covariance_type="full", random_state=0).fit(X)
+    assert narrow._cache_size() == before[0] + 1
 
 
 def test_not_converged_warns(blobs_8d):
