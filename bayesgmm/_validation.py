@@ -28,8 +28,9 @@ ILL_DEFINED_COVARIANCE_MESSAGE = (
     "or collapsed samples). Try to decrease the number of components, "
     "increase reg_covar, or scale the input data."
 )
+PRECISION_LOSS_PREFIX = "The fit lost its accuracy to rounding"
 PRECISION_LOSS_MESSAGE = (
-    "The fit lost its accuracy to rounding: the mean of component {component} lies "
+    PRECISION_LOSS_PREFIX + ": the mean of component {component} lies "
     "{distance:.3g} standard deviations (Mahalanobis distance) from the mean of the "
     "data, so in {dtype} its covariance is only known to about {error:.2g} %. "
     "{remedy}Standardise the features (for instance with "

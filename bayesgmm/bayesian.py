@@ -376,8 +376,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
             ).params
         except ValueError as error:
-            # Only a degenerate EM solution falls back; anything else is a real error.
-            if not str(error).startswith(v.ILL_DEFINED_COVARIANCE_MESSAGE):
+            # Only a degenerate EM solution (or one that rounding spoiled) falls
+            # back; anything else is a real error.
+            if not str(error).startswith(
+                (v.ILL_DEFINED_COVARIANCE_MESSAGE, v.PRECISION_LOSS_PREFIX)
+            ):
                 raise
             warnings.warn(
                 f"The EM fit that initialises the chains failed ({error}); the chains "

@@ -240,6 +240,20 @@ def test_degenerate_em_start_falls_back_to_the_prior():
     assert model.em_params_ is None and np.all(np.isfinite(model.means_))
 
 
+def test_em_start_spoiled_by_rounding_falls_back_to_the_prior(monkeypatch):
+    from bayesgmm import _validation
+
+    def spoiled(*args, **kwargs):
+        raise ValueError(_validation.PRECISION_LOSS_MESSAGE.format(
+            component=0, distance=300.0, dtype="float32", error=8.6, remedy=""))
+
+    monkeypatch.setattr(inference, "fit_em", spoiled)
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    with pytest.warns(UserWarning, match="failed \\(The fit lost its accuracy to rounding"):
+        model = _fit(X, n_components=1, reg_covar=0.0, num_warmup=100, num_samples=50)
+    assert model.em_params_ is None and np.all(np.isfinite(model.means_))
+
+
 def test_chains_start_on_a_line_of_points():
     """A barely positive definite EM covariance still gives valid starting points."""
     t = np.linspace(-1.0, 1.0, 200)
