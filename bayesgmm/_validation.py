@@ -3,8 +3,9 @@
 Every function here raises a plain ``ValueError`` (``TypeError`` for sparse
 input and non-numeric objects, as scikit-learn does) whose message names the
 problem and what to change; where scikit-learn has a message for the same
-problem, ours contains it, so ``sklearn.utils.estimator_checks`` recognises it. Nothing here modifies the caller's arrays: inputs
-are copied (``np.array(..., copy=True)``) whenever they are converted.
+problem, ours contains it, so ``sklearn.utils.estimator_checks`` recognises
+it. Nothing here modifies the caller's arrays: inputs are copied
+(``np.array(..., copy=True)``) whenever they are converted.
 """
 
 from __future__ import annotations
