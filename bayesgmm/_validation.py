@@ -273,7 +273,7 @@ def _check_shape(array: np.ndarray, shape: tuple, name: str) -> None:
     if array.shape != tuple(shape):
         raise ValueError(
             f"The parameter '{name}' should have the shape of {tuple(shape)}, "
-            f"but got {array.shape}."
+            f"but got {array.shape}"
         )
 
 
@@ -288,27 +288,33 @@ def _as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
 
 
 def check_weights(weights, n_components: int, dtype: np.dtype) -> np.ndarray:
-    """Validate user-provided mixture weights: shape (n_components,), a simplex."""
-    weights = _as_float_array(weights, "weights_init", dtype)
-    _check_shape(weights, (n_components,), "weights_init")
+    """Validate user-provided mixture weights: shape (n_components,), a simplex.
+
+    The messages are scikit-learn's (which calls the parameter 'weights').
+    Weights that arrive as float32 are checked at float32's tolerance (1e-6),
+    as scikit-learn does, also when the fit itself runs in float64.
+    """
+    given = np.asarray(weights).dtype if hasattr(weights, "dtype") else None
+    weights = _as_float_array(weights, "weights", dtype)
+    _check_shape(weights, (n_components,), "weights")
     if np.any(weights < 0) or np.any(weights > 1):
         raise ValueError(
-            "The parameter 'weights_init' should be in the range [0, 1], but got "
-            f"max value {weights.max():.5f}, min value {weights.min():.5f}."
+            "The parameter 'weights' should be in the range [0, 1], but got "
+            f"max value {weights.max():.5f}, min value {weights.min():.5f}"
         )
-    atol = 1e-6 if dtype == np.float32 else 1e-8
+    atol = 1e-6 if np.float32 in (given, np.dtype(dtype)) else 1e-8
     if abs(1.0 - float(weights.sum())) > atol:
         raise ValueError(
-            "The parameter 'weights_init' should be normalized, but got "
-            f"sum(weights_init) = {weights.sum():.5f}. Divide by the sum."
+            "The parameter 'weights' should be normalized, but got "
+            f"sum(weights) = {weights.sum():.5f}. Divide weights_init by its sum."
         )
     return weights
 
 
 def check_means(means, n_components: int, n_features: int, dtype: np.dtype) -> np.ndarray:
     """Validate user-provided means: shape (n_components, n_features), finite."""
-    means = _as_float_array(means, "means_init", dtype)
-    _check_shape(means, (n_components, n_features), "means_init")
+    means = _as_float_array(means, "means", dtype)
+    _check_shape(means, (n_components, n_features), "means")
     return means
 
 
@@ -338,12 +344,9 @@ def check_precisions(
     (n_components,). Matrices must be symmetric positive definite, and
     diagonal or spherical precisions strictly positive.
     """
-    precisions = _as_float_array(precisions, "precisions_init", dtype)
-    _check_shape(
-        precisions,
-        precisions_shape(covariance_type, n_components, n_features),
-        "precisions_init",
-    )
+    name = f"{covariance_type} precision"
+    precisions = _as_float_array(precisions, name, dtype)
+    _check_shape(precisions, precisions_shape(covariance_type, n_components, n_features), name)
     if covariance_type in ("diag", "spherical"):
         if np.any(precisions <= 0.0):
             raise ValueError(f"'{covariance_type} precision' should be positive.")

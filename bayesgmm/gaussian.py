@@ -54,7 +54,11 @@ def precisions_cholesky_from_covariances(covariances, covariance_type: str):
 
 
 def precisions_cholesky_from_precisions(precisions, covariance_type: str):
-    """Cholesky factors of precision matrices (lower factor ``P``, ``P @ P.T``).
+    """Upper-triangular factors ``U`` of precision matrices, ``U @ U.T = precisions``.
+
+    The convention of scikit-learn's ``precisions_cholesky_`` (and of the
+    factors :func:`precisions_cholesky_from_covariances` returns): the lower
+    Cholesky factor of the matrix with rows and columns reversed, reversed back.
 
     Parameters
     ----------
@@ -63,8 +67,13 @@ def precisions_cholesky_from_precisions(precisions, covariance_type: str):
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     """
     if covariance_type in ("full", "tied"):
-        return jnp.linalg.cholesky(precisions)
+        return _reverse(jnp.linalg.cholesky(_reverse(precisions)))
     return jnp.sqrt(precisions)
+
+
+def _reverse(matrices):
+    """Rows and columns in reverse order (the last two axes)."""
+    return jnp.flip(matrices, axis=(-2, -1))
 
 
 def precisions_from_cholesky(precisions_cholesky, covariance_type: str):
@@ -81,8 +90,9 @@ def covariances_from_precisions_cholesky(precisions_cholesky, covariance_type: s
         identity = jnp.broadcast_to(
             jnp.eye(n_features, dtype=precisions_cholesky.dtype), precisions_cholesky.shape
         )
-        # P is triangular (upper when built from covariances, lower when built
-        # from precisions); a general solve handles both.
+        # P is upper triangular in bayesgmm's fits, but user-supplied factors
+        # (precisions_cholesky_ set by hand, older pickles) may be lower; a
+        # general solve handles both.
         inverse = jnp.linalg.solve(precisions_cholesky, identity)
         return jnp.swapaxes(inverse, -1, -2) @ inverse
     return 1.0 / precisions_cholesky**2

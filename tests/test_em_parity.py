@@ -107,6 +107,28 @@ def test_max_iter_zero_returns_initialisation(blobs_2d):
     np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_precisions_init_gives_scikit_learns_upper_factor(blobs_2d, covariance_type):
+    # scikit-learn's precisions_cholesky_ is upper triangular, also when it
+    # comes from precisions_init (which its own max_iter=0 fit cannot show).
+    X, _ = blobs_2d
+    factors = np.array([[[2.0, 0.0], [0.7, 1.0]], [[1.0, 0.0], [-0.4, 3.0]]])
+    precisions = factors @ np.swapaxes(factors, 1, 2)
+    if covariance_type == "tied":
+        precisions = precisions[0]
+    ours = GaussianMixture(
+        2, covariance_type=covariance_type, precisions_init=precisions,
+        means_init=[[0.0, 0.0], [1.0, 1.0]], weights_init=[0.5, 0.5], max_iter=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X)
+    factor = ours.precisions_cholesky_
+    assert np.all(np.tril(factor, -1) == 0.0)
+    np.testing.assert_allclose(factor @ np.swapaxes(factor, -1, -2), precisions, rtol=1e-12)
+    np.testing.assert_allclose(ours.precisions_, precisions, rtol=1e-12)
+
+
 def test_warm_start_continues_like_sklearn(blobs_8d):
     X, _ = blobs_8d
     params = dict(n_components=4, warm_start=True, max_iter=2, random_state=0, tol=1e-10)

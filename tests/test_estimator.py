@@ -223,16 +223,30 @@ BAD_FIT_INPUTS = [
     (dict(n_components=0), np.zeros((5, 2)), None, "Invalid value for 'n_components': 0"),
     (dict(tol=-1.0), np.zeros((5, 2)), None, "Invalid value for 'tol'"),
     (dict(dtype="int8"), np.zeros((5, 2)), None, "dtype must be 'float64' or 'float32'"),
-    (dict(n_components=2, weights_init=[0.5, 0.6]), np.ones((5, 2)), None, "'weights_init' should be normalized"),
-    (dict(n_components=2, weights_init=[0.5, 0.3, 0.2]), np.ones((5, 2)), None, "'weights_init' should have the shape of \\(2,\\)"),
-    (dict(n_components=2, means_init=np.zeros((2, 3))), np.ones((5, 2)), None, "'means_init' should have the shape of \\(2, 2\\)"),
+    (dict(n_components=2, weights_init=[0.5, 0.6]), np.ones((5, 2)), None, "The parameter 'weights' should be normalized, but got sum\\(weights\\) = 1.10000"),
+    (dict(n_components=2, weights_init=[0.5, 0.3, 0.2]), np.ones((5, 2)), None, "The parameter 'weights' should have the shape of \\(2,\\)"),
+    (dict(n_components=2, means_init=np.zeros((2, 3))), np.ones((5, 2)), None, "The parameter 'means' should have the shape of \\(2, 2\\)"),
     (dict(n_components=1, precisions_init=-np.eye(2)[None]), np.ones((5, 2)), None, "'full precision' should be symmetric, positive-definite"),
+    (dict(n_components=2, weights_init=[1.2, 1.5]), np.ones((5, 2)), None, "The parameter 'weights' should be in the range \\[0, 1\\], but got max value 1.50000, min value 1.20000"),
+    (dict(n_components=2, covariance_type="diag", precisions_init=np.ones((2, 3))), np.ones((5, 2)), None, "The parameter 'diag precision' should have the shape of \\(2, 2\\), but got \\(2, 3\\)"),
     (dict(n_components=2, covariance_type="spherical", precisions_init=[1.0, 0.0]), np.ones((5, 2)), None, "'spherical precision' should be positive"),
     (dict(), np.ones((5, 2)), np.ones(4), "sample_weight has shape \\(4,\\), expected \\(5,\\)"),
     (dict(), np.ones((5, 2)), -np.ones(5), "sample_weight contains negative values"),
     (dict(), np.ones((5, 2)), np.zeros(5), "sample_weight is zero for every sample"),
     (dict(n_components=3), np.ones((5, 2)), [1, 1, 0, 0, 0], "Only 2 sample\\(s\\) have a positive sample_weight"),
 ]
+
+
+def test_float32_weights_init_is_checked_at_float32_tolerance():
+    # As scikit-learn does: float32 weights summing to 1 within float32's
+    # rounding (here 1 + 2.2e-8) are accepted also by a float64 fit.
+    weights = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    assert abs(1.0 - float(weights.astype(np.float64).sum())) > 1e-8
+    X = np.random.RandomState(0).randn(100, 3)
+    model = GaussianMixture(4, weights_init=weights, random_state=0).fit(X)
+    assert model.weights_.dtype == np.float64
+    with pytest.raises(ValueError, match="should be normalized"):
+        GaussianMixture(4, weights_init=weights.astype(np.float64) + [0, 0, 0, 2e-6]).fit(X)
 
 
 @pytest.mark.parametrize("params, X, sample_weight, message", BAD_FIT_INPUTS)

@@ -97,3 +97,24 @@ def test_blocks_round_trip():
     assert blocks.shape == (3, 4, 3)
     np.testing.assert_array_equal(em.from_blocks(blocks, 10), X)
     assert not blocks.reshape(-1, 3)[10:].any()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_precisions_cholesky_from_precisions_is_scikit_learns(covariance_type):
+    """Upper-triangular U with U U^T = P, as scikit-learn's ``precisions_cholesky_``."""
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
+
+    rng = np.random.default_rng(1)
+    full = _random_covariances(rng, 3, 4)
+    precisions = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
+    }[covariance_type]
+    with em.precision_scope(np.float64):
+        ours = np.asarray(gaussian.precisions_cholesky_from_precisions(precisions, covariance_type))
+    expected = _compute_precision_cholesky_from_precisions(precisions, covariance_type, xp=np)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
+    if covariance_type in ("full", "tied"):
+        assert np.all(np.tril(ours, -1) == 0.0)

@@ -280,7 +280,7 @@ def test_array_errors_before_reading_any_data(tmp_path):
     source = ChunkedArray(np.zeros((10, 2)), rows_per_chunk=5)
     with pytest.raises(ValueError, match="sample_weight has shape \\(9,\\), expected \\(10,\\)"):
         GaussianMixture(2).fit(source, sample_weight=np.ones(9))
-    with pytest.raises(ValueError, match="'means_init' should have the shape of \\(2, 2\\)"):
+    with pytest.raises(ValueError, match="The parameter 'means' should have the shape of \\(2, 2\\)"):
         GaussianMixture(2, means_init=np.zeros((2, 3))).fit(source)
     with pytest.raises(ValueError, match="run on one device"):
         streaming.fit_streaming(source, n_components=2, devices=1)
