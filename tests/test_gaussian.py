@@ -14,6 +14,16 @@ def _random_covariances(rng, n_components, n_features):
     return factors @ np.swapaxes(factors, 1, 2) + 0.5 * np.eye(n_features)
 
 
+def _of_type(full, covariance_type):
+    """(K, D, D) matrices reduced to the parameter shape of ``covariance_type``."""
+    return {
+        "full": full,
+        "tied": full[0],
+        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
+    }[covariance_type]
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_log_gaussian_prob_matches_scipy(covariance_type):
     """Both forms of the log density: direct, and quadratic features (bayesgmm.quadratic)."""
@@ -22,12 +32,7 @@ def test_log_gaussian_prob_matches_scipy(covariance_type):
     X = rng.normal(size=(50, n_features)) * 2
     means = rng.normal(size=(n_components, n_features))
     full = _random_covariances(rng, n_components, n_features)
-    covariances = {
-        "full": full,
-        "tied": full[0],
-        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
-        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
-    }[covariance_type]
+    covariances = _of_type(full, covariance_type)
     as_full = {
         "full": lambda k: full[k],
         "tied": lambda k: full[0],
@@ -106,12 +111,7 @@ def test_precisions_cholesky_from_precisions_is_scikit_learns(covariance_type):
 
     rng = np.random.default_rng(1)
     full = _random_covariances(rng, 3, 4)
-    precisions = {
-        "full": full,
-        "tied": full[0],
-        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
-        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
-    }[covariance_type]
+    precisions = _of_type(full, covariance_type)
     with em.precision_scope(np.float64):
         ours = np.asarray(gaussian.precisions_cholesky_from_precisions(precisions, covariance_type))
     expected = _compute_precision_cholesky_from_precisions(precisions, covariance_type, xp=np)
