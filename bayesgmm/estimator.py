@@ -67,11 +67,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     dtype : {'float64', 'float32'}, default='float64'
         float64 is computed in JAX's x64 mode inside a scoped context; the
         global JAX setting is never changed. float32 is about twice as fast.
-        The EM core works with raw moments of the centred data, so float32
-        loses about ``eps * (spread / sigma)^2`` in the log densities, where
-        ``spread`` is the data's extent around their mean and ``sigma`` a
-        component's smallest standard deviation: negligible up to a ratio of
-        about 100, use float64 for clusters that are tighter still.
+        The EM core works with raw moments of the centred data, which lose
+        about ``eps * (distance / sigma)^2`` in the log densities, where
+        ``distance`` is a component's distance from the data's mean and
+        ``sigma`` its smallest standard deviation. Where that would cost a
+        covariance more than 2 % (float32: a ratio above about 145; float64:
+        about 3 million, e.g. a component collapsed onto duplicated rows far
+        from the rest) the fit is redone in the direct form, per component
+        as scikit-learn computes it, and predictions use that form too.
     devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh, default=None
         Shard the samples over several devices with JAX's own sharding: each
         device runs the E-step on its rows and only the K*D^2 statistics
@@ -321,6 +324,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)
+        direct = not em.expanded_form_is_accurate(params, self.covariance_type, dtype)
         parts = []
         with em.precision_scope(dtype):
             params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
@@ -331,6 +335,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     params,
                     covariance_type=self.covariance_type,
                     output=output,
+                    direct=direct,
                 )
                 parts.append(em.from_blocks(result, chunk.shape[0]))
         # A writable array of the rows the caller gave (device buffers are read-only).

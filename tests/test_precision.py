@@ -1,17 +1,24 @@
-"""Rounding in the expanded square: accurate where it can be, an error where it cannot.
+"""Rounding in the expanded square: the fast form where it is accurate, the direct form where not.
 
 EM evaluates ``x^T P x - 2 mu^T P x + mu^T P mu`` on data centred at their
-mean (:mod:`bayesgmm.quadratic`). That is exact enough in float64 for any
+mean (:mod:`bayesgmm.quadratic`). That is exact enough in float64 for
 realistic data, and more accurate than scikit-learn's own 'diag' and
-'spherical' paths when the data sit far from the origin. In float32 a
-component far from the centre in units of its own spread loses its
-covariance to rounding; such a fit must raise, not return wrong numbers.
+'spherical' paths when the data sit far from the origin. A component far
+from the centre in units of its own spread (float32 beyond ~145 standard
+deviations, float64 beyond ~3 million: a cluster collapsed onto duplicated
+points) loses its covariance to rounding there; the in-memory fit is then
+redone in the direct form, and streamed and online fits raise rather than
+return wrong numbers.
 """
+
+import warnings
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from bayesgmm import GaussianMixture, em
 
@@ -55,27 +62,112 @@ def test_far_tight_clusters_are_recovered_in_float64():
     np.testing.assert_allclose(model.covariances_, 1.0, rtol=0.15)
 
 
+def _sorted_covariances(model):
+    if model.covariance_type == "tied":
+        return model.covariances_
+    return model.covariances_[np.argsort(model.means_[:, 0])]
+
+
+@pytest.mark.parametrize("offset", [1e4, 300.0])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-def test_float32_fit_that_rounding_ruins_raises(covariance_type):
-    # Clusters 1e4 standard deviations from the centre: float32 keeps ~7 digits
-    # of x^2 ~ 1e8, so the covariances (~1) are lost. 'spherical' used to come
-    # back finite and wrong (variance ~13); the others fail as non-finite.
-    X = _far_clusters()
-    with pytest.raises(ValueError, match="(lost its accuracy to rounding|ill-defined empirical covariance).*float64"):
-        GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float32").fit(X)
+def test_float32_fit_far_from_the_centre_is_redone_in_the_direct_form(covariance_type, offset):
+    # Clusters 300 and 1e4 standard deviations from the centre: in the
+    # expanded square float32 loses the covariances (~1) to rounding
+    # ('spherical' used to come back finite with variance ~13; the others
+    # failed or were 6-8 % off). The fit is redone in the direct form and
+    # agrees with float64 (measured: 4e-5 at 1e4, 8e-7 at 300; scikit-learn's
+    # float32 fails at 1e4 for 'tied', 'diag' and 'spherical' and is 2-6 %
+    # off at 300 for them).
+    X = _far_clusters(offset=offset)
+    single = GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float32").fit(X)
+    double = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    assert single.covariances_.dtype == np.float32
+    np.testing.assert_allclose(_sorted_covariances(single), _sorted_covariances(double), rtol=0, atol=2e-4)
+    # Predictions use the direct form too: log densities within float32's
+    # resolution of x itself (x ~ 1e4 is known to 1e-3).
+    np.testing.assert_allclose(single.score_samples(X), double.score_samples(X), rtol=0, atol=2e-2)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
-def test_float32_fit_that_is_finite_but_inaccurate_raises(covariance_type):
-    # 300 standard deviations: the float32 fit comes back finite with its
-    # covariances 6 to 8 % off (measured against float64); it must not pass.
-    X = _far_clusters(offset=300.0)
-    message = (
-        LOST + r": the mean of component \d lies [0-9.e+]+ standard deviations .* "
-        r"in float32 its covariance is only known to about [0-9.e+]+ %\. Pass dtype='float64'"
+def _count_direct_runs(monkeypatch):
+    calls = []
+    original = em.run_em
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["direct"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(em, "run_em", spy)
+    return calls
+
+
+def test_direct_form_only_when_the_expanded_square_is_inaccurate(monkeypatch):
+    calls = _count_direct_runs(monkeypatch)
+    GaussianMixture(2, random_state=0, dtype="float32").fit(_far_clusters(offset=30.0))
+    assert calls == [False]
+    GaussianMixture(2, random_state=0, dtype="float32").fit(_far_clusters(offset=300.0))
+    assert calls == [False, False, True]
+
+
+def test_duplicated_points_far_away_fit_like_scikit_learn():
+    # A group of identical rows ~5e6 of its own standard deviations
+    # (sqrt(reg_covar)) from the data's mean, in float64: scikit-learn fits
+    # it exactly (it centres per component); so must bayesgmm.
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(100, 2) * 1000, np.full((20, 2), 5000.0)])
+    reference = SklearnGaussianMixture(2, random_state=0).fit(X)
+    ours = GaussianMixture(2, random_state=0).fit(X)
+    assert ours.n_iter_ == reference.n_iter_
+    np.testing.assert_allclose(ours.lower_bounds_, reference.lower_bounds_, rtol=1e-12)
+    collapsed = int(np.argmax(ours.weights_ < 0.5))
+    np.testing.assert_allclose(ours.covariances_[collapsed], 1e-6 * np.eye(2), rtol=1e-9, atol=1e-20)
+    np.testing.assert_allclose(ours.score_samples(X), reference.score_samples(X), rtol=1e-12)
+
+
+def test_collapse_without_reg_covar_is_returned_as_scikit_learn_does():
+    # scikit-learn's test_gaussian_mixture_setting_best_params: one iteration
+    # from a start that collapses a spherical component (variance ~4e-16
+    # with reg_covar=0) must return a model, not raise.
+    X = np.random.RandomState(0).uniform(size=(30, 3))
+    means_init = np.array([
+        [0.670637869618158, 0.21038256107384043, 0.12892629765485303],
+        [0.09394051075844147, 0.5759464955561779, 0.929296197576212],
+        [0.5033230372781258, 0.9569852381759425, 0.08654043447295741],
+        [0.18578301420435747, 0.5531158970919712, 0.19388943970532435],
+        [0.4548589928173794, 0.35182513658825276, 0.568146063202464],
+        [0.609279894978321, 0.7929063819678847, 0.9620097270828052],
+    ])
+    precisions_init = np.array(
+        [999999.999604483, 999999.9990869573, 553.7603944542167, 204.78596008931834,
+         15.867423501783637, 85.4595728389735]
     )
-    with pytest.raises(ValueError, match=message):
-        GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float32").fit(X)
+    weights_init = [
+        0.03333333333333341, 0.03333333333333341, 0.06666666666666674, 0.06666666666666674,
+        0.7000000000000001, 0.10000000000000007,
+    ]
+    params = dict(
+        n_components=6, covariance_type="spherical", reg_covar=0, means_init=means_init,
+        weights_init=weights_init, precisions_init=precisions_init, max_iter=1, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = SklearnGaussianMixture(**params).fit(X)
+        ours = GaussianMixture(**params).fit(X)
+    assert not ours.converged_ and ours.n_iter_ == 1
+    np.testing.assert_allclose(ours.lower_bound_, reference.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-10)
+    assert np.min(ours.covariances_) < 1e-12
+
+
+def test_float32_fits_data_with_constant_features_per_cluster():
+    # load_digits: pixels a component holds constant get variance reg_covar,
+    # mu^T P mu ~ 1e8; the expanded square failed in float32 ("ill-defined
+    # covariance"), the direct form fits it as scikit-learn's float32 does.
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data
+    single = GaussianMixture(10, random_state=0, dtype="float32").fit(X)
+    double = GaussianMixture(10, random_state=0).fit(X)
+    np.testing.assert_allclose(single.lower_bound_, double.lower_bound_, rtol=1e-4)
 
 
 def test_float32_keeps_fits_that_rounding_leaves_accurate():
