@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).parent / "scripts" / "multi_device_fit.py"
@@ -33,6 +34,14 @@ def test_sharded_fit_equals_single_device(report, covariance_type):
     assert result["max_parameter_difference"] <= 1e-10
     assert result["lower_bound_difference"] <= 1e-10
     assert result["restart_difference"] <= 1e-10
+
+
+def test_direct_form_fit_is_sharded_like_the_fast_one(report):
+    result = report["direct_form"]
+    assert result["lower_bound_difference"] <= 1e-10
+    assert result["score_difference"] <= 1e-8
+    # The collapsed component keeps exactly reg_covar on every device layout.
+    np.testing.assert_allclose(result["smallest_variances"], [1e-6, 1e-6], rtol=1e-9)
 
 
 def test_presharded_jax_array_is_fitted_on_its_mesh(report):

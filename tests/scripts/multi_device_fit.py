@@ -39,6 +39,17 @@ for covariance_type in ("full", "tied", "diag", "spherical"):
         "restart_difference": restart_difference,
     }
 
+# A fit redone in the direct form (a cluster collapsed onto duplicated rows far
+# from the rest) runs sharded too.
+rng = np.random.RandomState(0)
+X_far = np.vstack([rng.randn(100, 2) * 1000, np.full((20, 2), 5000.0)])
+far = [GaussianMixture(2, random_state=0, devices=devices).fit(X_far) for devices in (None, 4)]
+report["direct_form"] = {
+    "lower_bound_difference": abs(far[0].lower_bound_ - far[1].lower_bound_),
+    "score_difference": float(np.max(np.abs(far[0].score_samples(X_far) - far[1].score_samples(X_far)))),
+    "smallest_variances": [float(np.min(np.diagonal(model.covariances_, axis1=1, axis2=2))) for model in far],
+}
+
 # Data already sharded over a mesh: the fit runs on that mesh.
 mesh = Mesh(np.array(jax.devices()), ("data",))
 X_even = X[:1000]
