@@ -34,8 +34,8 @@ PRECISION_LOSS_MESSAGE = (
     PRECISION_LOSS_PREFIX + ": the mean of component {component} lies "
     "{distance:.3g} standard deviations (Mahalanobis distance) from the mean of the "
     "data, so in {dtype} its covariance is only known to about {error:.2g} %. "
-    "{remedy}Streamed and online fits work in that fast form only: fit the data in "
-    "memory (which redoes such a fit in the direct form), standardise the features "
+    "{remedy}Online fits (partial_fit) work in that fast form only: fit the data with "
+    "fit (which redoes such a fit in the direct form), standardise the features "
     "(for instance with sklearn.preprocessing.StandardScaler) or increase reg_covar "
     "if the component has collapsed."
 )

@@ -645,8 +645,9 @@ def expanded_form_is_accurate(params: GMMParams, covariance_type: str, dtype) ->
 def check_precision(params: GMMParams, covariance_type: str, dtype) -> None:
     """Raise when rounding has left a fit's covariances unreliable.
 
-    For the fits that work with the expanded square only (streamed and
-    online fits; the in-memory fit switches to the direct form instead):
+    For the fits that work with the expanded square only (online fits,
+    ``partial_fit``; ``fit``, in memory or streamed, switches to the direct
+    form instead):
     above ``PRECISION_LOSS_LIMIT`` of estimated covariance error
     (:func:`precision_loss`) the fit is wrong without being non-finite, so it
     is checked here rather than passed on silently.

@@ -62,6 +62,7 @@ page cache.
 from __future__ import annotations
 
 import collections.abc
+import copy
 import functools
 import mmap
 import numbers
@@ -597,9 +598,10 @@ def zero_statistics(
 
 
 @_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type",))
+@functools.partial(jax.jit, static_argnames=("covariance_type", "direct"))
 def add_chunk_statistics(
-    total, X_blocks, weight_blocks, params: em.GMMParams, *, covariance_type: str
+    total, X_blocks, weight_blocks, params: em.GMMParams, *, covariance_type: str,
+    direct: bool = False,
 ):
     """``total`` plus the statistics of one chunk, for every restart.
 
@@ -611,18 +613,23 @@ def add_chunk_statistics(
     weight_blocks : Array of shape (n_blocks, block_size)
     params : GMMParams
         Leaves with a leading axis of length n_init.
+    direct : bool, default=False
+        The direct form (:func:`bayesgmm.em.block_sums_direct`): moments
+        about each restart's current means.
 
     Returns
     -------
     SufficientStats like ``total``.
     """
     chunk = jax.vmap(
-        lambda restart: em.accumulate_statistics(X_blocks, weight_blocks, restart, covariance_type)
+        lambda restart: em.accumulate_statistics(
+            X_blocks, weight_blocks, restart, covariance_type, direct=direct
+        )
     )(params)
     return jax.tree_util.tree_map(jnp.add, total, chunk)
 
 
-def statistics_pass(chunks, params: em.GMMParams, covariance_type: str):
+def statistics_pass(chunks, params: em.GMMParams, covariance_type: str, direct: bool = False):
     """One pass over the chunks: the summed statistics of every restart.
 
     The statistics of chunk i are dispatched (asynchronously), then chunk
@@ -637,6 +644,8 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str):
     params : GMMParams
         On the device, leaves with a leading axis of length n_init.
     covariance_type : str
+    direct : bool, default=False
+        See :func:`add_chunk_statistics`.
 
     Returns
     -------
@@ -651,7 +660,9 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str):
     pending = jax.device_put(next(iterator))
     previous = None
     while pending is not None:
-        total = add_chunk_statistics(total, *pending, params, covariance_type=covariance_type)
+        total = add_chunk_statistics(
+            total, *pending, params, covariance_type=covariance_type, direct=direct
+        )
         host = next(iterator, None)
         pending = None if host is None else jax.device_put(host)
         if previous is not None:
@@ -666,18 +677,22 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str):
 
 
 def _em_update_one(
-    state: em.EMState, stats: em.SufficientStats, *, covariance_type, reg_covar, tol, max_iter
+    state: em.EMState, stats: em.SufficientStats, *, covariance_type, reg_covar, tol, max_iter,
+    direct,
 ):
     """:func:`bayesgmm.em.em_step` for one restart; a finished restart is kept as it is."""
     updated = em.em_step(
-        state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar
+        state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
+        shift=state.params.means if direct else None,
     )
     active = em.is_active(state, max_iter)
     return jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), updated, state)
 
 
 @_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type", "reg_covar", "tol", "max_iter"))
+@functools.partial(
+    jax.jit, static_argnames=("covariance_type", "reg_covar", "tol", "max_iter", "direct")
+)
 def em_update(
     state: em.EMState,
     stats: em.SufficientStats,
@@ -686,14 +701,19 @@ def em_update(
     reg_covar: float,
     tol: float,
     max_iter: int,
+    direct: bool = False,
 ):
-    """M-step and convergence test for every restart (leading axis of the leaves)."""
+    """M-step and convergence test for every restart (leading axis of the leaves).
+
+    With ``direct``, ``stats`` hold moments about each restart's current means.
+    """
     update = functools.partial(
         _em_update_one,
         covariance_type=covariance_type,
         reg_covar=reg_covar,
         tol=tol,
         max_iter=max_iter,
+        direct=direct,
     )
     return jax.vmap(update)(state, stats)
 
@@ -734,6 +754,7 @@ def initial_params_from_sample(
     means_init,
     precisions_init,
     verbose=0,
+    direct=False,
 ) -> em.GMMParams:
     """Initial (centred) parameters of every restart from the initialisation sample.
 
@@ -775,6 +796,7 @@ def initial_params_from_sample(
         weights_init=weights_init,
         means_init=None if means_init is None else means_init - centre,
         precisions_init=precisions_init,
+        direct=direct,
     )
 
 
@@ -799,45 +821,46 @@ def run_streaming_em(
     max_iter: int,
     dtype,
     verbose_interval: int = 0,
-) -> em.EMState:
+    direct: bool = False,
+) -> em.EMState | None:
     """EM from ``params`` until every restart has converged or run ``max_iter`` passes.
+
+    ``direct``: every pass in the direct form (:func:`add_chunk_statistics`).
 
     Returns
     -------
-    EMState of the best restart (largest final lower bound, the first on ties).
-
-    Raises
-    ------
-    ValueError
-        As soon as a restart meets a covariance that is not positive definite.
+    EMState of the best restart (largest final lower bound, the first on ties),
+    or None as soon as a restart meets a covariance that is not positive
+    definite (the rest of the passes would be wasted).
     """
     update = functools.partial(
-        em_update, covariance_type=covariance_type, reg_covar=reg_covar, tol=tol, max_iter=max_iter
+        em_update, covariance_type=covariance_type, reg_covar=reg_covar, tol=tol,
+        max_iter=max_iter, direct=direct,
     )
     state = initial_state(params, initial_lower_bound, max_iter)
     em.REPORTER.start(verbose_interval)
     try:
         return _iterate_passes(
             state, update, source, summary, layout, covariance_type, max_iter, dtype,
-            verbose_interval,
+            verbose_interval, direct,
         )
     finally:
         em.REPORTER.stop()
 
 
 def _iterate_passes(
-    state, update, source, summary, layout, covariance_type, max_iter, dtype, verbose_interval
+    state, update, source, summary, layout, covariance_type, max_iter, dtype, verbose_interval,
+    direct,
 ):
     """One pass over the chunks per EM iteration until no restart is active."""
     while True:
         if bool(jnp.any(state.failed)):
-            message = v.ILL_DEFINED_COVARIANCE_MESSAGE
-            raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))
+            return None
         if not bool(jnp.any(em.is_active(state, max_iter))):
             break
         chunks = staged_chunks(source, layout, summary.centre, summary.n_samples, dtype)
         previous, state = state, update(
-            state, statistics_pass(chunks, state.params, covariance_type)
+            state, statistics_pass(chunks, state.params, covariance_type, direct)
         )
         if verbose_interval:
             _report_progress(state, previous, max_iter)
@@ -978,8 +1001,10 @@ def fit_streaming(
         n_components,
         summary.n_features,
     )
-    with em.precision_scope(dtype):
-        start = time.perf_counter()
+    # A second attempt in the direct form must start where the first did.
+    retry_random_state = copy.deepcopy(random_state)
+
+    def attempt(direct, random_state):
         if warm_start is not None:
             params, initial_lower_bound = _warm_start_batch(warm_start, summary.centre, dtype)
         else:
@@ -994,10 +1019,11 @@ def fit_streaming(
                 init_params=init_params,
                 random_state=random_state,
                 verbose=verbose,
+                direct=direct,
                 **initial_values,
             )
             initial_lower_bound = jnp.full((params.weights.shape[0],), -jnp.inf, dtype)
-        best = run_streaming_em(
+        return run_streaming_em(
             source,
             summary,
             layout,
@@ -1009,7 +1035,22 @@ def fit_streaming(
             max_iter=max_iter,
             dtype=dtype,
             verbose_interval=verbose_interval if verbose >= 2 else 0,
+            direct=direct,
         )
+
+    with em.precision_scope(dtype):
+        start = time.perf_counter()
+        best = attempt(False, random_state)
+        # As the in-memory fit does (bayesgmm.em._fit_and_collect): components
+        # too far from the centre for the expanded square, or a failure that
+        # rounding may have caused, and the passes are redone in the direct form.
+        if best is None or not em.expanded_form_is_accurate(
+            em._host_params(best, dtype), covariance_type, dtype
+        ):
+            best = attempt(True, retry_random_state)
+        if best is None:
+            message = v.ILL_DEFINED_COVARIANCE_MESSAGE
+            raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))
         if verbose:
             status = "converged" if bool(best.converged) else "did not converge"
             print(
@@ -1017,7 +1058,7 @@ def fit_streaming(
                 f"lower bound {float(best.lower_bound):.5f}",
                 flush=True,
             )
-        return _result(best, summary.centre, covariance_type, dtype)
+        return _result(best, summary.centre, dtype)
 
 
 def _chunk_rows(chunk_size: int | None, n_features: int, dtype) -> int:
@@ -1033,11 +1074,10 @@ def _warm_start_batch(warm_start, centre: np.ndarray, dtype):
     return params, jnp.full((1,), lower_bound, dtype)
 
 
-def _result(best: em.EMState, centre: np.ndarray, covariance_type: str, dtype) -> em.EMResult:
+def _result(best: em.EMState, centre: np.ndarray, dtype) -> em.EMResult:
     """The best restart's state as host arrays, means shifted back by ``centre``."""
     n_iter = int(best.n_iter)
-    params = em.GMMParams(*(np.asarray(leaf, dtype=dtype) for leaf in best.params))
-    em.check_precision(params, covariance_type, dtype)
+    params = em._host_params(best, dtype)
     return em.EMResult(
         params=params._replace(means=params.means + centre),
         lower_bound=float(best.lower_bound),

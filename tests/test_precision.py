@@ -123,6 +123,16 @@ def test_duplicated_points_far_away_fit_like_scikit_learn():
     np.testing.assert_allclose(ours.score_samples(X), reference.score_samples(X), rtol=1e-12)
 
 
+def test_streamed_fit_of_far_duplicates_equals_the_in_memory_fit():
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(100, 2) * 1000, np.full((20, 2), 5000.0)])
+    memory = GaussianMixture(2, random_state=0).fit(X)
+    streamed = GaussianMixture(2, random_state=0).fit(lambda: iter([X[:50], X[50:]]))
+    assert streamed.n_iter_ == memory.n_iter_
+    np.testing.assert_allclose(streamed.lower_bound_, memory.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(streamed.covariances_, memory.covariances_, rtol=1e-8)
+
+
 def test_collapse_without_reg_covar_is_returned_as_scikit_learn_does():
     # scikit-learn's test_gaussian_mixture_setting_best_params: one iteration
     # from a start that collapses a spherical component (variance ~4e-16
@@ -178,13 +188,20 @@ def test_float32_keeps_fits_that_rounding_leaves_accurate():
     np.testing.assert_allclose(single.covariances_, double.covariances_, rtol=0, atol=2e-3)
 
 
-def test_streamed_and_online_float32_fits_are_checked_too():
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_streamed_float32_fit_is_redone_in_the_direct_form_too(covariance_type):
+    X = _far_clusters(offset=300.0)
+    streamed = GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float32")
+    streamed.fit(lambda: iter([X[:400], X[400:]]))
+    double = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    np.testing.assert_allclose(_sorted_covariances(streamed), _sorted_covariances(double), rtol=0, atol=2e-4)
+
+
+def test_online_float32_fit_that_rounding_ruins_raises():
     X = _far_clusters(offset=300.0)
     model = GaussianMixture(2, covariance_type="spherical", random_state=0, dtype="float32")
-    with pytest.raises(ValueError, match=LOST):
-        model.fit(lambda: iter([X[:400], X[400:]]))
-    model = GaussianMixture(2, covariance_type="spherical", random_state=0, dtype="float32")
-    with pytest.raises(ValueError, match=LOST):
+    message = LOST + r".* Online fits \(partial_fit\) work in that fast form only"
+    with pytest.raises(ValueError, match=message):
         model.partial_fit(X)
 
 
