@@ -1,8 +1,11 @@
 """Pure Gaussian math in JAX for every covariance type.
 
-Conventions follow scikit-learn. ``precisions_cholesky`` holds a factor ``P``
-of each precision matrix with ``precision = P @ P.T``; for a covariance
-``Sigma = L @ L.T`` (``L`` lower triangular) it is ``P = inv(L).T``:
+Each function takes the covariance type by name (or as an entry of
+:mod:`bayesgmm.structures`) and calls that entry's function, so the
+per-type math is written once, in the table. Conventions follow
+scikit-learn. ``precisions_cholesky`` holds a factor ``P`` of each precision
+matrix with ``precision = P @ P.T``; for a covariance ``Sigma = L @ L.T``
+(``L`` lower triangular) it is ``P = inv(L).T``:
 
 =============  ===========================  ===========================
 type           covariances                  precisions_cholesky
@@ -20,12 +23,11 @@ entries (never an exception inside traced code); callers check finiteness.
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
-LOG_2PI = math.log(2.0 * math.pi)
+from bayesgmm import structures
+
+LOG_2PI = structures.LOG_2PI
 
 
 def precisions_cholesky_from_covariances(covariances, covariance_type: str):
@@ -35,7 +37,7 @@ def precisions_cholesky_from_covariances(covariances, covariance_type: str):
     ----------
     covariances : Array
         Shape per ``covariance_type`` (see the module docstring).
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
 
     Returns
     -------
@@ -43,14 +45,7 @@ def precisions_cholesky_from_covariances(covariances, covariance_type: str):
         Same shape as ``covariances``; NaN where a covariance is not positive
         definite.
     """
-    if covariance_type in ("full", "tied"):
-        covariance_cholesky = jnp.linalg.cholesky(covariances)
-        identity = jnp.broadcast_to(
-            jnp.eye(covariances.shape[-1], dtype=covariances.dtype), covariances.shape
-        )
-        inverse_cholesky = solve_triangular(covariance_cholesky, identity, lower=True)
-        return jnp.swapaxes(inverse_cholesky, -1, -2)
-    return jnp.where(covariances > 0, 1.0 / jnp.sqrt(jnp.where(covariances > 0, covariances, 1.0)), jnp.nan)
+    return structures.get(covariance_type).precisions_cholesky_from_covariances(covariances)
 
 
 def precisions_cholesky_from_precisions(precisions, covariance_type: str):
@@ -64,38 +59,19 @@ def precisions_cholesky_from_precisions(precisions, covariance_type: str):
     ----------
     precisions : Array
         Shape per ``covariance_type``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
     """
-    if covariance_type in ("full", "tied"):
-        return _reverse(jnp.linalg.cholesky(_reverse(precisions)))
-    return jnp.sqrt(precisions)
-
-
-def _reverse(matrices):
-    """Rows and columns in reverse order (the last two axes)."""
-    return jnp.flip(matrices, axis=(-2, -1))
+    return structures.get(covariance_type).precisions_cholesky_from_precisions(precisions)
 
 
 def precisions_from_cholesky(precisions_cholesky, covariance_type: str):
     """Precisions ``P @ P.T`` (or ``P**2`` for diag and spherical)."""
-    if covariance_type in ("full", "tied"):
-        return precisions_cholesky @ jnp.swapaxes(precisions_cholesky, -1, -2)
-    return precisions_cholesky**2
+    return structures.get(covariance_type).precisions_from_cholesky(precisions_cholesky)
 
 
 def covariances_from_precisions_cholesky(precisions_cholesky, covariance_type: str):
     """Covariances ``inv(P @ P.T)`` computed through the triangular factor."""
-    if covariance_type in ("full", "tied"):
-        n_features = precisions_cholesky.shape[-1]
-        identity = jnp.broadcast_to(
-            jnp.eye(n_features, dtype=precisions_cholesky.dtype), precisions_cholesky.shape
-        )
-        # P is upper triangular in bayesgmm's fits, but user-supplied factors
-        # (precisions_cholesky_ set by hand, older pickles) may be lower; a
-        # general solve handles both.
-        inverse = jnp.linalg.solve(precisions_cholesky, identity)
-        return jnp.swapaxes(inverse, -1, -2) @ inverse
-    return 1.0 / precisions_cholesky**2
+    return structures.get(covariance_type).covariances_from_precisions_cholesky(precisions_cholesky)
 
 
 def log_det_cholesky(precisions_cholesky, covariance_type: str, n_features: int):
@@ -105,12 +81,7 @@ def log_det_cholesky(precisions_cholesky, covariance_type: str, n_features: int)
     -------
     log_det : Array of shape (n_components,), or a scalar for 'tied'.
     """
-    if covariance_type in ("full", "tied"):
-        diagonal = jnp.diagonal(precisions_cholesky, axis1=-2, axis2=-1)
-        return jnp.sum(jnp.log(diagonal), axis=-1)
-    if covariance_type == "diag":
-        return jnp.sum(jnp.log(precisions_cholesky), axis=-1)
-    return n_features * jnp.log(precisions_cholesky)
+    return structures.get(covariance_type).log_det_cholesky(precisions_cholesky, n_features)
 
 
 def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
@@ -127,29 +98,13 @@ def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
     X : Array of shape (n_samples, n_features)
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
 
     Returns
     -------
     distances : Array of shape (n_samples, n_components)
     """
-    n_samples, n_features = X.shape
-    n_components = means.shape[0]
-    if covariance_type == "full":
-        stacked = jnp.transpose(precisions_cholesky, (1, 0, 2)).reshape(
-            n_features, n_components * n_features
-        )
-        projected = (X @ stacked).reshape(n_samples, n_components, n_features)
-        projected_means = jnp.einsum("kd,kde->ke", means, precisions_cholesky)
-        return jnp.sum(jnp.square(projected - projected_means), axis=-1)
-    if covariance_type == "tied":
-        projected = X @ precisions_cholesky
-        projected_means = means @ precisions_cholesky
-        return jnp.sum(jnp.square(projected[:, None, :] - projected_means), axis=-1)
-    difference = X[:, None, :] - means
-    if covariance_type == "diag":
-        return jnp.sum(jnp.square(difference * precisions_cholesky), axis=-1)
-    return jnp.sum(jnp.square(difference), axis=-1) * precisions_cholesky**2
+    return structures.get(covariance_type).squared_mahalanobis(X, means, precisions_cholesky)
 
 
 def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
@@ -160,7 +115,7 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
     X : Array of shape (n_samples, n_features)
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
 
     Returns
     -------
@@ -174,10 +129,5 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str):
 
 def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:
     """Number of free parameters of a mixture, as used by BIC and AIC."""
-    covariance_parameters = {
-        "full": n_components * n_features * (n_features + 1) / 2.0,
-        "diag": n_components * n_features,
-        "tied": n_features * (n_features + 1) / 2.0,
-        "spherical": n_components,
-    }[covariance_type]
-    return int(covariance_parameters + n_features * n_components + n_components - 1)
+    return structures.n_parameters(covariance_type, n_components, n_features)
+

@@ -27,41 +27,26 @@ component's standard deviation. The EM core centres the data at their
 weighted mean, which keeps this small for data whose clusters are not
 extremely tight relative to their spread; the M-step's raw moments
 (``second / N_k - mu mu^T``) have the same conditioning.
+
+Each function looks the covariance type up in :mod:`bayesgmm.structures`,
+where the per-type forms are written.
 """
 
 from __future__ import annotations
 
-import functools
-
 import jax.numpy as jnp
-import numpy as np
 
-from bayesgmm import gaussian
+from bayesgmm import structures
 
-LOG_2PI = gaussian.LOG_2PI
+LOG_2PI = structures.LOG_2PI
+
+# The packed order of the products x_i x_j, shared with the table's moments.
+packed_index = structures.packed_index
 
 
 def feature_count(n_features: int, covariance_type: str) -> int:
     """Number of features ``F`` of :func:`features`."""
-    if covariance_type in ("full", "tied"):
-        return 1 + n_features + n_features * (n_features + 1) // 2
-    if covariance_type == "diag":
-        return 1 + 2 * n_features
-    return 2 + n_features
-
-
-@functools.lru_cache(maxsize=None)
-def packed_index(n_features: int) -> np.ndarray:
-    """(D, D) position of ``x_i x_j`` among the packed products (symmetric).
-
-    The packed products are ordered row by row of the upper triangle:
-    ``x_0 x_0, x_0 x_1, ..., x_0 x_{D-1}, x_1 x_1, ...``.
-    """
-    rows, columns = np.triu_indices(n_features)
-    index = np.empty((n_features, n_features), dtype=np.int32)
-    index[rows, columns] = np.arange(rows.size)
-    index[columns, rows] = np.arange(rows.size)
-    return index
+    return structures.get(covariance_type).feature_count(n_features)
 
 
 def features(X, covariance_type: str):
@@ -70,7 +55,7 @@ def features(X, covariance_type: str):
     Parameters
     ----------
     X : Array of shape (n_samples, n_features)
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
 
     Returns
     -------
@@ -78,16 +63,7 @@ def features(X, covariance_type: str):
         ``[1, x, x_i x_j (i <= j)]`` for 'full' and 'tied', ``[1, x, x^2]``
         for 'diag', ``[1, x, |x|^2]`` for 'spherical'.
     """
-    n_samples, n_features = X.shape
-    columns = [jnp.ones((n_samples, 1), X.dtype), X]
-    if covariance_type in ("full", "tied"):
-        # Row i of the upper triangle: x_i * x_{i..D-1}.
-        columns += [X[:, i : i + 1] * X[:, i:] for i in range(n_features)]
-    elif covariance_type == "diag":
-        columns.append(jnp.square(X))
-    else:
-        columns.append(jnp.sum(jnp.square(X), axis=1, keepdims=True))
-    return jnp.concatenate(columns, axis=1)
+    return structures.get(covariance_type).features(X)
 
 
 def mean_distances(means, precisions_cholesky, covariance_type: str, xp=jnp):
@@ -105,7 +81,7 @@ def mean_distances(means, precisions_cholesky, covariance_type: str, xp=jnp):
     ----------
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
     xp : module, default=jax.numpy
         ``numpy`` to compute on the host.
 
@@ -113,15 +89,7 @@ def mean_distances(means, precisions_cholesky, covariance_type: str, xp=jnp):
     -------
     distances : Array of shape (n_components,)
     """
-    if covariance_type == "full":
-        projected = xp.einsum("kd,kde->ke", means, precisions_cholesky)  # L^T mu
-    elif covariance_type == "tied":
-        projected = means @ precisions_cholesky
-    elif covariance_type == "diag":
-        projected = means * precisions_cholesky
-    else:
-        projected = means * precisions_cholesky[:, None]
-    return xp.sum(xp.square(projected), axis=1)
+    return structures.get(covariance_type).mean_distances(means, precisions_cholesky, xp)
 
 
 def coefficients(weights, means, precisions_cholesky, covariance_type: str):
@@ -133,36 +101,13 @@ def coefficients(weights, means, precisions_cholesky, covariance_type: str):
     means : Array of shape (n_components, n_features)
     precisions_cholesky : Array, shape per ``covariance_type``
         ``P = L L^T`` as in scikit-learn.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
 
     Returns
     -------
     Theta : Array of shape (F, n_components)
     """
-    n_components, n_features = means.shape
-    log_det = gaussian.log_det_cholesky(precisions_cholesky, covariance_type, n_features)
-    if covariance_type in ("full", "tied"):
-        factors = precisions_cholesky
-        if covariance_type == "tied":
-            factors = jnp.broadcast_to(factors, (n_components, n_features, n_features))
-        projected_means = jnp.einsum("kd,kde->ke", means, factors)  # L^T mu
-        linear = jnp.einsum("kde,ke->kd", factors, projected_means)  # P mu
-        precisions = jnp.einsum("kde,kfe->kdf", factors, factors)
-        rows, columns = np.triu_indices(n_features)
-        # x^T P x = sum_i P_ii x_i^2 + 2 sum_{i<j} P_ij x_i x_j
-        halves = np.where(rows == columns, 0.5, 1.0).astype(precisions.dtype)
-        quadratic = -precisions[:, rows, columns] * halves
-    elif covariance_type == "diag":
-        precisions = jnp.square(precisions_cholesky)
-        linear = precisions * means
-        quadratic = -0.5 * precisions
-    else:
-        precisions = jnp.square(precisions_cholesky)
-        linear = precisions[:, None] * means
-        quadratic = -0.5 * precisions[:, None]
-    mean_term = mean_distances(means, precisions_cholesky, covariance_type)
-    constant = jnp.log(weights) - 0.5 * (n_features * LOG_2PI + mean_term) + log_det
-    return jnp.concatenate([constant[:, None], linear, quadratic], axis=1).T
+    return structures.get(covariance_type).coefficients(weights, means, precisions_cholesky)
 
 
 def moments(sums, n_features: int, covariance_type: str):
@@ -172,7 +117,7 @@ def moments(sums, n_features: int, covariance_type: str):
     ----------
     sums : Array of shape (n_components, F)
     n_features : int
-    covariance_type : str
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or CovarianceStructure
 
     Returns
     -------
@@ -186,15 +131,4 @@ def moments(sums, n_features: int, covariance_type: str):
         'spherical' the mean of the diagonal repeated D times (K, D), so that
         the M-step treats 'diag' and 'spherical' alike.
     """
-    weight_sum = sums[:, 0]
-    first = sums[:, 1 : 1 + n_features]
-    rest = sums[:, 1 + n_features :]
-    if covariance_type in ("full", "tied"):
-        second = rest[:, packed_index(n_features)]
-        if covariance_type == "tied":
-            second = second.sum(axis=0)
-    elif covariance_type == "diag":
-        second = rest
-    else:
-        second = jnp.broadcast_to(rest / n_features, first.shape)
-    return weight_sum, first, second
+    return structures.get(covariance_type).moments(sums, n_features)

@@ -1,0 +1,637 @@
+"""The covariance-structure table: everything a covariance type decides, in one entry.
+
+A :class:`CovarianceStructure` bundles the shapes, the free-parameter count
+and the pure functions (Cholesky conversions, log densities, quadratic
+features, M-step, sampling) of one covariance type. The rest of the library
+looks an entry up with :func:`get` and calls its fields instead of branching
+on the type's name, so adding a structure is adding an entry (and its tests).
+
+Shapes, following scikit-learn (``P`` is the precision Cholesky factor, with
+``precision = P @ P.T``; for ``Sigma = L @ L.T`` it is ``P = inv(L).T``):
+
+=============  ===========================  ===========================
+name           covariances                  precisions_cholesky
+=============  ===========================  ===========================
+``full``       (n_components, D, D)         (n_components, D, D)
+``tied``       (D, D)                       (D, D)
+``diag``       (n_components, D)            (n_components, D), 1/sqrt(var)
+``spherical``  (n_components,)              (n_components,), 1/sqrt(var)
+=============  ===========================  ===========================
+
+The functions are not jitted, so that they compose under ``jit`` and ``vmap``
+at the caller's boundary; an entry is a tuple of strings, booleans and
+functions, hence hashable and usable as a static argument. A covariance that
+is not positive definite yields NaN entries, never an exception inside
+traced code. This module imports only NumPy and JAX, so that
+:mod:`bayesgmm.gaussian` and :mod:`bayesgmm.quadratic` can delegate to it.
+
+Examples
+--------
+>>> from bayesgmm import structures
+>>> structures.get("diag").parameter_shape(3, 4)
+(3, 4)
+>>> structures.n_parameters("full", 2, 3)
+19
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class CovarianceStructure(NamedTuple):
+    """One covariance type: its shapes, counts and pure math.
+
+    ``K`` is the number of components, ``D`` the number of features, ``F``
+    the number of quadratic features, ``B`` a block of samples. "Parameter
+    shape" is the shape of both ``covariances`` and ``precisions_cholesky``
+    (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        ``'full'``, ``'tied'``, ``'diag'`` or ``'spherical'``.
+    component_axis : bool
+        Whether the parameters have a leading component axis (False for
+        ``'tied'``: one covariance shared by all components).
+    narrow_features : bool
+        True where ``F`` grows linearly in ``D`` (``'diag'``: ``1 + 2D``,
+        ``'spherical'``: ``D + 2``), which decides the orientation of the
+        feature products.
+    parameter_shape : callable ``(n_components, n_features) -> tuple``
+    n_covariance_parameters : callable ``(n_components, n_features) -> float``
+        Free covariance parameters (scikit-learn's count, mclust's
+        ``nMclustParams``).
+    precisions_cholesky_from_covariances : callable ``(covariances) -> precisions_cholesky``
+        NaN where a covariance is not positive definite.
+    precisions_cholesky_from_precisions : callable ``(precisions) -> precisions_cholesky``
+        Upper-triangular factors ``U`` with ``U @ U.T = precisions`` (the
+        convention of scikit-learn's ``precisions_cholesky_``).
+    precisions_from_cholesky : callable ``(precisions_cholesky) -> precisions``
+    covariances_from_precisions_cholesky : callable ``(precisions_cholesky) -> covariances``
+    log_det_cholesky : callable ``(precisions_cholesky, n_features) -> log_det``
+        ``log|P|``, shape (K,), or a scalar for ``'tied'``.
+    squared_mahalanobis : callable ``(X (n, D), means (K, D), precisions_cholesky) -> (n, K)``
+        The direct form.
+    feature_count : callable ``(n_features) -> int``
+        ``F`` of :attr:`features`.
+    features : callable ``(X (n, D)) -> Phi (n, F)``
+        ``[1, x, x_i x_j (i <= j)]`` ('full', 'tied'), ``[1, x, x^2]``
+        ('diag'), ``[1, x, |x|^2]`` ('spherical').
+    mean_distances : callable ``(means (K, D), precisions_cholesky, xp=jax.numpy) -> (K,)``
+        ``mu_k^T P_k mu_k``; ``xp=numpy`` computes on the host.
+    coefficients : callable ``(weights (K,), means (K, D), precisions_cholesky) -> Theta (F, K)``
+        ``features(X) @ Theta = log pi_k + log N(x | mu_k, Sigma_k)``.
+    moments : callable ``(sums (K, F), n_features) -> (weight_sum (K,), first (K, D), second)``
+        ``second`` is (K, D, D) for 'full', (D, D) for 'tied' (summed over
+        components), (K, D) for 'diag' and 'spherical' (for 'spherical' the
+        mean of the diagonal repeated D times).
+    m_step_covariances : callable ``(nk (K,), means (K, D), second, reg_covar) -> covariances``
+        Maximum-likelihood covariances from the raw moments of :attr:`moments`
+        and ``means = first / nk`` (``nk`` as the caller floors it), plus
+        ``reg_covar`` on the diagonal; 'full' and 'tied' are symmetrised.
+    centred_second : callable ``(scaled (B, K, D), difference (B, K, D)) -> (K, F - 1 - D)``
+        The second-moment block of moments about each component's own
+        centre, packed like :attr:`features`.
+    inactive_parameters : callable ``(n_components, n_features, dtype) -> (covariances, precisions_cholesky)``
+        Identity parameters (NumPy arrays) for padding components that carry
+        weight 0; ``(None, None)`` without a component axis.
+    sample : callable ``(rng, mean (D,), covariance, count) -> (count, D)``
+        scikit-learn's draws for one component from a ``np.random.RandomState``.
+    component_covariance : callable ``(covariances, k) -> covariance``
+        Component ``k``'s covariance (for 'tied', the shared one).
+    full_matrices : callable ``(covariances, n_components, n_features) -> (K, D, D)``
+        The covariances as a new NumPy array of dense matrices.
+    """
+
+    name: str
+    component_axis: bool
+    narrow_features: bool
+    parameter_shape: Callable[[int, int], tuple]
+    n_covariance_parameters: Callable[[int, int], float]
+    precisions_cholesky_from_covariances: Callable
+    precisions_cholesky_from_precisions: Callable
+    precisions_from_cholesky: Callable
+    covariances_from_precisions_cholesky: Callable
+    log_det_cholesky: Callable
+    squared_mahalanobis: Callable
+    feature_count: Callable[[int], int]
+    features: Callable
+    mean_distances: Callable
+    coefficients: Callable
+    moments: Callable
+    m_step_covariances: Callable
+    centred_second: Callable
+    inactive_parameters: Callable
+    sample: Callable
+    component_covariance: Callable
+    full_matrices: Callable
+
+
+@functools.lru_cache(maxsize=None)
+def packed_index(n_features: int) -> np.ndarray:
+    """(D, D) position of ``x_i x_j`` among the packed products (symmetric).
+
+    The packed products are ordered row by row of the upper triangle:
+    ``x_0 x_0, x_0 x_1, ..., x_0 x_{D-1}, x_1 x_1, ...``.
+    """
+    rows, columns = np.triu_indices(n_features)
+    index = np.empty((n_features, n_features), dtype=np.int32)
+    index[rows, columns] = np.arange(rows.size)
+    index[columns, rows] = np.arange(rows.size)
+    return index
+
+
+# -- Cholesky conversions ---------------------------------------------------
+
+
+def _matrix_precisions_cholesky_from_covariances(covariances):
+    covariance_cholesky = jnp.linalg.cholesky(covariances)
+    identity = jnp.broadcast_to(
+        jnp.eye(covariances.shape[-1], dtype=covariances.dtype), covariances.shape
+    )
+    inverse_cholesky = solve_triangular(covariance_cholesky, identity, lower=True)
+    return jnp.swapaxes(inverse_cholesky, -1, -2)
+
+
+def _variance_precisions_cholesky_from_covariances(covariances):
+    # The inner where keeps the square root and the division away from
+    # non-positive variances (no inf or NaN in either branch, nor in their
+    # gradients); the outer one marks those variances NaN.
+    return jnp.where(covariances > 0, 1.0 / jnp.sqrt(jnp.where(covariances > 0, covariances, 1.0)), jnp.nan)
+
+
+def _reverse(matrices):
+    """Rows and columns in reverse order (the last two axes)."""
+    return jnp.flip(matrices, axis=(-2, -1))
+
+
+def _matrix_precisions_cholesky_from_precisions(precisions):
+    # The lower Cholesky factor of the reversed matrix, reversed back, is
+    # the upper-triangular factor scikit-learn stores.
+    return _reverse(jnp.linalg.cholesky(_reverse(precisions)))
+
+
+def _variance_precisions_cholesky_from_precisions(precisions):
+    return jnp.sqrt(precisions)
+
+
+def _matrix_precisions_from_cholesky(precisions_cholesky):
+    return precisions_cholesky @ jnp.swapaxes(precisions_cholesky, -1, -2)
+
+
+def _variance_precisions_from_cholesky(precisions_cholesky):
+    return precisions_cholesky**2
+
+
+def _matrix_covariances_from_precisions_cholesky(precisions_cholesky):
+    n_features = precisions_cholesky.shape[-1]
+    identity = jnp.broadcast_to(
+        jnp.eye(n_features, dtype=precisions_cholesky.dtype), precisions_cholesky.shape
+    )
+    # P is upper triangular in bayesgmm's fits, but user-supplied factors
+    # (precisions_cholesky_ set by hand, older pickles) may be lower; a
+    # general solve handles both.
+    inverse = jnp.linalg.solve(precisions_cholesky, identity)
+    return jnp.swapaxes(inverse, -1, -2) @ inverse
+
+
+def _variance_covariances_from_precisions_cholesky(precisions_cholesky):
+    return 1.0 / precisions_cholesky**2
+
+
+def _matrix_log_det(precisions_cholesky, n_features: int):
+    diagonal = jnp.diagonal(precisions_cholesky, axis1=-2, axis2=-1)
+    return jnp.sum(jnp.log(diagonal), axis=-1)
+
+
+def _diag_log_det(precisions_cholesky, n_features: int):
+    return jnp.sum(jnp.log(precisions_cholesky), axis=-1)
+
+
+def _spherical_log_det(precisions_cholesky, n_features: int):
+    return n_features * jnp.log(precisions_cholesky)
+
+
+# -- Direct squared Mahalanobis distances ------------------------------------
+
+
+def _full_squared_mahalanobis(X, means, precisions_cholesky):
+    # One product of X against all stacked factors, (n, D) @ (D, K*D): the K
+    # triangular maps cost one BLAS call instead of K small ones.
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    stacked = jnp.transpose(precisions_cholesky, (1, 0, 2)).reshape(
+        n_features, n_components * n_features
+    )
+    projected = (X @ stacked).reshape(n_samples, n_components, n_features)
+    projected_means = jnp.einsum("kd,kde->ke", means, precisions_cholesky)
+    return jnp.sum(jnp.square(projected - projected_means), axis=-1)
+
+
+def _tied_squared_mahalanobis(X, means, precisions_cholesky):
+    projected = X @ precisions_cholesky
+    projected_means = means @ precisions_cholesky
+    return jnp.sum(jnp.square(projected[:, None, :] - projected_means), axis=-1)
+
+
+def _diag_squared_mahalanobis(X, means, precisions_cholesky):
+    difference = X[:, None, :] - means
+    return jnp.sum(jnp.square(difference * precisions_cholesky), axis=-1)
+
+
+def _spherical_squared_mahalanobis(X, means, precisions_cholesky):
+    difference = X[:, None, :] - means
+    return jnp.sum(jnp.square(difference), axis=-1) * precisions_cholesky**2
+
+
+# -- Quadratic features ------------------------------------------------------
+
+
+def _matrix_feature_count(n_features: int) -> int:
+    return 1 + n_features + n_features * (n_features + 1) // 2
+
+
+def _diag_feature_count(n_features: int) -> int:
+    return 1 + 2 * n_features
+
+
+def _spherical_feature_count(n_features: int) -> int:
+    return 2 + n_features
+
+
+def _with_constant_and_linear(X, quadratic_columns):
+    """``[1, x, quadratic_columns(X)...]`` as one (n, F) array."""
+    columns = [jnp.ones((X.shape[0], 1), X.dtype), X]
+    columns += quadratic_columns(X)
+    return jnp.concatenate(columns, axis=1)
+
+
+def _matrix_features(X):
+    # Row i of the upper triangle: x_i * x_{i..D-1}.
+    return _with_constant_and_linear(X, lambda X: [X[:, i : i + 1] * X[:, i:] for i in range(X.shape[1])])
+
+
+def _diag_features(X):
+    return _with_constant_and_linear(X, lambda X: [jnp.square(X)])
+
+
+def _spherical_features(X):
+    return _with_constant_and_linear(X, lambda X: [jnp.sum(jnp.square(X), axis=1, keepdims=True)])
+
+
+def _squared_norms(projected, xp):
+    return xp.sum(xp.square(projected), axis=1)
+
+
+def _full_mean_distances(means, precisions_cholesky, xp=jnp):
+    return _squared_norms(xp.einsum("kd,kde->ke", means, precisions_cholesky), xp)  # L^T mu
+
+
+def _tied_mean_distances(means, precisions_cholesky, xp=jnp):
+    return _squared_norms(means @ precisions_cholesky, xp)
+
+
+def _diag_mean_distances(means, precisions_cholesky, xp=jnp):
+    return _squared_norms(means * precisions_cholesky, xp)
+
+
+def _spherical_mean_distances(means, precisions_cholesky, xp=jnp):
+    return _squared_norms(means * precisions_cholesky[:, None], xp)
+
+
+def _full_linear_and_quadratic(means, factors):
+    """The coefficients of ``x`` and of the packed ``x_i x_j``, (K, D) and (K, D(D+1)/2)."""
+    n_features = means.shape[1]
+    projected_means = jnp.einsum("kd,kde->ke", means, factors)  # L^T mu
+    linear = jnp.einsum("kde,ke->kd", factors, projected_means)  # P mu
+    precisions = jnp.einsum("kde,kfe->kdf", factors, factors)
+    rows, columns = np.triu_indices(n_features)
+    # x^T P x = sum_i P_ii x_i^2 + 2 sum_{i<j} P_ij x_i x_j
+    halves = np.where(rows == columns, 0.5, 1.0).astype(precisions.dtype)
+    quadratic = -precisions[:, rows, columns] * halves
+    return linear, quadratic
+
+
+def _tied_linear_and_quadratic(means, precisions_cholesky):
+    n_components, n_features = means.shape
+    factors = jnp.broadcast_to(precisions_cholesky, (n_components, n_features, n_features))
+    return _full_linear_and_quadratic(means, factors)
+
+
+def _diag_linear_and_quadratic(means, precisions_cholesky):
+    precisions = jnp.square(precisions_cholesky)
+    return precisions * means, -0.5 * precisions
+
+
+def _spherical_linear_and_quadratic(means, precisions_cholesky):
+    precisions = jnp.square(precisions_cholesky)
+    return precisions[:, None] * means, -0.5 * precisions[:, None]
+
+
+def _coefficients_of(log_det_cholesky, mean_distances, linear_and_quadratic):
+    """``coefficients(weights, means, precisions_cholesky) -> (F, K)`` of one structure."""
+
+    def coefficients(weights, means, precisions_cholesky):
+        n_features = means.shape[1]
+        log_det = log_det_cholesky(precisions_cholesky, n_features)
+        linear, quadratic = linear_and_quadratic(means, precisions_cholesky)
+        mean_term = mean_distances(means, precisions_cholesky)
+        constant = jnp.log(weights) - 0.5 * (n_features * LOG_2PI + mean_term) + log_det
+        return jnp.concatenate([constant[:, None], linear, quadratic], axis=1).T
+
+    return coefficients
+
+
+def _moments_of(second_moment):
+    """``moments(sums, n_features)`` of one structure, from its (rest, first, D) -> second."""
+
+    def moments(sums, n_features: int):
+        weight_sum = sums[:, 0]
+        first = sums[:, 1 : 1 + n_features]
+        rest = sums[:, 1 + n_features :]
+        return weight_sum, first, second_moment(rest, first, n_features)
+
+    return moments
+
+
+def _full_second(rest, first, n_features):
+    return rest[:, packed_index(n_features)]
+
+
+def _tied_second(rest, first, n_features):
+    return rest[:, packed_index(n_features)].sum(axis=0)
+
+
+def _diag_second(rest, first, n_features):
+    return rest
+
+
+def _spherical_second(rest, first, n_features):
+    # The mean of the diagonal repeated D times, so that the M-step treats
+    # 'diag' and 'spherical' alike.
+    return jnp.broadcast_to(rest / n_features, first.shape)
+
+
+# -- M-step and moments about the components' centres ------------------------
+
+
+def _matrix_m_step_covariances_of(centred_scatter):
+    """``m_step_covariances`` of 'full' or 'tied' from ``(nk, second, outer) -> scatter``."""
+
+    def m_step_covariances(nk, means, second, reg_covar):
+        outer = means[:, :, None] * means[:, None, :]
+        identity = jnp.eye(means.shape[1], dtype=means.dtype)
+        covariances = centred_scatter(nk, second, outer) + reg_covar * identity
+        # The subtraction of the means' outer products may leave rounding asymmetry.
+        return 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
+
+    return m_step_covariances
+
+
+def _full_scatter(nk, second, outer):
+    return second / nk[:, None, None] - outer
+
+
+def _tied_scatter(nk, second, outer):
+    return (second - jnp.einsum("k,kde->de", nk, outer)) / nk.sum()
+
+
+def _diag_m_step_covariances(nk, means, second, reg_covar):
+    return second / nk[:, None] - jnp.square(means) + reg_covar
+
+
+def _spherical_m_step_covariances(nk, means, second, reg_covar):
+    return _diag_m_step_covariances(nk, means, second, reg_covar).mean(axis=1)
+
+
+def _matrix_centred_second(scaled, difference):
+    rows, columns = np.triu_indices(difference.shape[-1])
+    return jnp.einsum("bkd,bke->kde", scaled, difference)[:, rows, columns]
+
+
+def _diag_centred_second(scaled, difference):
+    return jnp.einsum("bkd,bkd->kd", scaled, difference)
+
+
+def _spherical_centred_second(scaled, difference):
+    return jnp.einsum("bkd,bkd->k", scaled, difference)[:, None]
+
+
+# -- Host-side helpers (NumPy) -----------------------------------------------
+
+
+def _identity_parameters_of(shape):
+    """``inactive_parameters`` whose covariances and factors are ones of ``shape(K, D)``."""
+
+    def inactive_parameters(n_components: int, n_features: int, dtype):
+        covariances = np.ones(shape(n_components, n_features), dtype=dtype)
+        return covariances, covariances.copy()
+
+    return inactive_parameters
+
+
+def _full_inactive_parameters(n_components: int, n_features: int, dtype):
+    covariances = np.tile(np.eye(n_features, dtype=dtype), (n_components, 1, 1))
+    return covariances, covariances.copy()
+
+
+def _tied_inactive_parameters(n_components: int, n_features: int, dtype):
+    # The shared covariance has no per-component slot to pad.
+    return None, None
+
+
+def _matrix_sample(rng, mean, covariance, count):
+    return rng.multivariate_normal(mean, covariance, int(count))
+
+
+def _variance_sample(rng, mean, covariance, count):
+    return mean + rng.standard_normal(size=(int(count), mean.shape[0])) * np.sqrt(covariance)
+
+
+def _component_covariance(covariances, k):
+    return covariances[k]
+
+
+def _shared_covariance(covariances, k):
+    return covariances
+
+
+def _full_full_matrices(covariances, n_components, n_features):
+    return np.array(covariances, copy=True)
+
+
+def _tied_full_matrices(covariances, n_components, n_features):
+    return np.broadcast_to(np.asarray(covariances), (n_components, n_features, n_features)).copy()
+
+
+def _diag_full_matrices(covariances, n_components, n_features):
+    return np.asarray(covariances)[:, :, None] * np.eye(n_features)
+
+
+def _spherical_full_matrices(covariances, n_components, n_features):
+    variances = np.repeat(np.asarray(covariances)[:, None], n_features, axis=1)
+    return _diag_full_matrices(variances, n_components, n_features)
+
+
+# -- The table ---------------------------------------------------------------
+
+_FULL = CovarianceStructure(
+    name="full",
+    component_axis=True,
+    narrow_features=False,
+    parameter_shape=lambda n_components, n_features: (n_components, n_features, n_features),
+    n_covariance_parameters=lambda n_components, n_features: n_components * n_features * (n_features + 1) / 2.0,
+    precisions_cholesky_from_covariances=_matrix_precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions=_matrix_precisions_cholesky_from_precisions,
+    precisions_from_cholesky=_matrix_precisions_from_cholesky,
+    covariances_from_precisions_cholesky=_matrix_covariances_from_precisions_cholesky,
+    log_det_cholesky=_matrix_log_det,
+    squared_mahalanobis=_full_squared_mahalanobis,
+    feature_count=_matrix_feature_count,
+    features=_matrix_features,
+    mean_distances=_full_mean_distances,
+    coefficients=_coefficients_of(_matrix_log_det, _full_mean_distances, _full_linear_and_quadratic),
+    moments=_moments_of(_full_second),
+    m_step_covariances=_matrix_m_step_covariances_of(_full_scatter),
+    centred_second=_matrix_centred_second,
+    inactive_parameters=_full_inactive_parameters,
+    sample=_matrix_sample,
+    component_covariance=_component_covariance,
+    full_matrices=_full_full_matrices,
+)
+
+_TIED = CovarianceStructure(
+    name="tied",
+    component_axis=False,
+    narrow_features=False,
+    parameter_shape=lambda n_components, n_features: (n_features, n_features),
+    n_covariance_parameters=lambda n_components, n_features: n_features * (n_features + 1) / 2.0,
+    precisions_cholesky_from_covariances=_matrix_precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions=_matrix_precisions_cholesky_from_precisions,
+    precisions_from_cholesky=_matrix_precisions_from_cholesky,
+    covariances_from_precisions_cholesky=_matrix_covariances_from_precisions_cholesky,
+    log_det_cholesky=_matrix_log_det,
+    squared_mahalanobis=_tied_squared_mahalanobis,
+    feature_count=_matrix_feature_count,
+    features=_matrix_features,
+    mean_distances=_tied_mean_distances,
+    coefficients=_coefficients_of(_matrix_log_det, _tied_mean_distances, _tied_linear_and_quadratic),
+    moments=_moments_of(_tied_second),
+    m_step_covariances=_matrix_m_step_covariances_of(_tied_scatter),
+    centred_second=_matrix_centred_second,
+    inactive_parameters=_tied_inactive_parameters,
+    sample=_matrix_sample,
+    component_covariance=_shared_covariance,
+    full_matrices=_tied_full_matrices,
+)
+
+_DIAG = CovarianceStructure(
+    name="diag",
+    component_axis=True,
+    narrow_features=True,
+    parameter_shape=lambda n_components, n_features: (n_components, n_features),
+    n_covariance_parameters=lambda n_components, n_features: float(n_components * n_features),
+    precisions_cholesky_from_covariances=_variance_precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions=_variance_precisions_cholesky_from_precisions,
+    precisions_from_cholesky=_variance_precisions_from_cholesky,
+    covariances_from_precisions_cholesky=_variance_covariances_from_precisions_cholesky,
+    log_det_cholesky=_diag_log_det,
+    squared_mahalanobis=_diag_squared_mahalanobis,
+    feature_count=_diag_feature_count,
+    features=_diag_features,
+    mean_distances=_diag_mean_distances,
+    coefficients=_coefficients_of(_diag_log_det, _diag_mean_distances, _diag_linear_and_quadratic),
+    moments=_moments_of(_diag_second),
+    m_step_covariances=_diag_m_step_covariances,
+    centred_second=_diag_centred_second,
+    inactive_parameters=_identity_parameters_of(lambda n_components, n_features: (n_components, n_features)),
+    sample=_variance_sample,
+    component_covariance=_component_covariance,
+    full_matrices=_diag_full_matrices,
+)
+
+_SPHERICAL = CovarianceStructure(
+    name="spherical",
+    component_axis=True,
+    narrow_features=True,
+    parameter_shape=lambda n_components, n_features: (n_components,),
+    n_covariance_parameters=lambda n_components, n_features: float(n_components),
+    precisions_cholesky_from_covariances=_variance_precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions=_variance_precisions_cholesky_from_precisions,
+    precisions_from_cholesky=_variance_precisions_from_cholesky,
+    covariances_from_precisions_cholesky=_variance_covariances_from_precisions_cholesky,
+    log_det_cholesky=_spherical_log_det,
+    squared_mahalanobis=_spherical_squared_mahalanobis,
+    feature_count=_spherical_feature_count,
+    features=_spherical_features,
+    mean_distances=_spherical_mean_distances,
+    coefficients=_coefficients_of(_spherical_log_det, _spherical_mean_distances, _spherical_linear_and_quadratic),
+    moments=_moments_of(_spherical_second),
+    m_step_covariances=_spherical_m_step_covariances,
+    centred_second=_spherical_centred_second,
+    inactive_parameters=_identity_parameters_of(lambda n_components, n_features: (n_components,)),
+    sample=_variance_sample,
+    component_covariance=_component_covariance,
+    full_matrices=_spherical_full_matrices,
+)
+
+STRUCTURES = types.MappingProxyType({entry.name: entry for entry in (_FULL, _TIED, _DIAG, _SPHERICAL)})
+"""Every structure by name, in a fixed order ('full', 'tied', 'diag', 'spherical'); read-only."""
+
+
+def get(name) -> CovarianceStructure:
+    """The table entry of a covariance type.
+
+    Parameters
+    ----------
+    name : str or CovarianceStructure
+        One of ``STRUCTURES``; an entry is returned as it is, so that callers
+        may accept either.
+
+    Returns
+    -------
+    CovarianceStructure
+
+    Raises
+    ------
+    ValueError
+        For any other value, naming the valid choices.
+    """
+    if isinstance(name, CovarianceStructure):
+        return name
+    if isinstance(name, str) and name in STRUCTURES:
+        return STRUCTURES[name]
+    raise ValueError(
+        f"Invalid value for 'covariance_type': {name!r}. It must be one of "
+        f"{', '.join(repr(choice) for choice in STRUCTURES)}."
+    )
+
+
+def n_parameters(structure_or_name, n_components: int, n_features: int) -> int:
+    """Number of free parameters of a mixture, as used by BIC and AIC.
+
+    Covariance parameters, ``n_features`` per mean and ``n_components - 1``
+    weights (they sum to one).
+
+    Parameters
+    ----------
+    structure_or_name : str or CovarianceStructure
+    n_components : int
+    n_features : int
+
+    Returns
+    -------
+    int
+    """
+    covariance_parameters = get(structure_or_name).n_covariance_parameters(n_components, n_features)
+    return int(covariance_parameters + n_features * n_components + n_components - 1)
