@@ -57,6 +57,16 @@ MIN_BLOCK_SIZE = 256
 # Relative difference of final lower bounds below which restarts tie.
 TIE_TOLERANCE = 1e-12
 MAX_BLOCK_SIZE = 1 << 16
+# Fits carry their components padded to a multiple of COMPONENT_BUCKET, the
+# extra ones inactive (weight exactly zero), so that a sweep over
+# n_components = 1..16 compiles one program instead of one per value (a
+# compilation costs 0.7-2 s, a small fit a few milliseconds). Padding costs
+# work in every pass, so it applies only while one pass over the padded
+# components stays below PADDING_WORK_LIMIT multiply-adds per product
+# (rows x features x components); larger fits, where a compilation is small
+# beside the fit itself, keep their exact number of components.
+COMPONENT_BUCKET = 16
+PADDING_WORK_LIMIT = 1 << 24
 
 
 class GMMParams(NamedTuple):
@@ -97,6 +107,7 @@ class EMResult(NamedTuple):
     n_iter: int
     converged: bool
     lower_bounds: np.ndarray  # (n_iter,)
+    failed: bool = False  # a covariance stayed singular (see fit_sweep)
 
 
 # --------------------------------------------------------------------------
@@ -127,6 +138,103 @@ def _bucket(count: int) -> int:
         return max(count, 1)
     step = (1 << (count - 1).bit_length()) // 16
     return -(-count // step) * step
+
+
+def component_bucket(
+    n_components: int, n_rows: int, n_features: int, covariance_type: str = "full"
+) -> int:
+    """The number of components a fit of ``n_components`` carries (see ``COMPONENT_BUCKET``).
+
+    Parameters
+    ----------
+    n_components : int
+        Active components of the model.
+    n_rows : int
+        Rows one device holds (after bucketing of the sample count).
+    n_features : int
+    covariance_type : str
+
+    Returns
+    -------
+    n_padded : int
+        ``n_components`` rounded up to a multiple of ``COMPONENT_BUCKET`` when
+        the padded work per pass is below ``PADDING_WORK_LIMIT``, else
+        ``n_components``.
+    """
+    padded = -(-n_components // COMPONENT_BUCKET) * COMPONENT_BUCKET
+    width = quadratic.feature_count(n_features, covariance_type)
+    if max(n_rows, 1) * width * padded > PADDING_WORK_LIMIT:
+        return n_components
+    return padded
+
+
+def active_components(n_components: int, n_padded: int) -> np.ndarray:
+    """Mask of shape (n_padded,): True for the ``n_components`` active components."""
+    return np.arange(n_padded) < n_components
+
+
+def _inactive_covariance(covariance_type: str, n_features: int, dtype):
+    """The covariance (and precision factor) of one inactive component; None for 'tied'."""
+    if covariance_type == "tied":
+        return None
+    if covariance_type == "full":
+        return np.eye(n_features, dtype=dtype)
+    if covariance_type == "diag":
+        return np.ones(n_features, dtype)
+    return np.ones((), dtype)
+
+
+def _padded(leaf, n_padded: int, fill, axis: int = 0):
+    """``leaf`` with copies of ``fill`` appended along its component ``axis`` up to ``n_padded``."""
+    leaf = np.asarray(leaf)
+    extra = n_padded - leaf.shape[axis]
+    if extra <= 0 or fill is None:
+        return leaf
+    fill = np.broadcast_to(np.asarray(fill, leaf.dtype), leaf.shape[:axis] + (extra,) + leaf.shape[axis + 1 :])
+    return np.concatenate([leaf, fill], axis=axis)
+
+
+def pad_components(params: GMMParams, n_padded: int, covariance_type: str) -> GMMParams:
+    """Host parameters of K components with ``n_padded - K`` inactive ones appended.
+
+    Inactive components have weight exactly zero (so ``log pi_k = -inf``
+    removes them from every responsibility, statistic and bound), mean zero
+    and identity covariance and precision factor (finite, so the fit's
+    finiteness checks see only the active components).
+
+    Parameters
+    ----------
+    params : GMMParams
+        NumPy arrays; leaves may have one leading batch axis.
+    n_padded : int
+    covariance_type : str
+
+    Returns
+    -------
+    GMMParams with ``n_padded`` components.
+    """
+    weights = np.asarray(params.weights)
+    axis = weights.ndim - 1
+    means = np.asarray(params.means)
+    fill = _inactive_covariance(covariance_type, means.shape[-1], means.dtype)
+    return GMMParams(
+        _padded(weights, n_padded, 0.0, axis),
+        _padded(means, n_padded, 0.0, axis),
+        _padded(params.covariances, n_padded, fill, axis),
+        _padded(params.precisions_cholesky, n_padded, fill, axis),
+    )
+
+
+def active_params(params: GMMParams, n_components: int, covariance_type: str) -> GMMParams:
+    """The first ``n_components`` components of padded (unbatched) parameters."""
+    if params.weights.shape[0] == n_components:
+        return params
+    weights, means = params.weights[:n_components], params.means[:n_components]
+    if covariance_type == "tied":
+        return GMMParams(weights, means, params.covariances, params.precisions_cholesky)
+    return GMMParams(
+        weights, means, params.covariances[:n_components], params.precisions_cholesky[:n_components]
+    )
 
 
 def block_layout(
@@ -509,7 +617,9 @@ def accumulate_statistics(
     return to_statistics(sums, X_blocks.shape[-1], covariance_type)
 
 
-def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GMMParams:
+def m_step(
+    stats: SufficientStats, reg_covar: float, covariance_type: str, active=None
+) -> GMMParams:
     """Maximum-likelihood parameters from sufficient statistics.
 
     Parameters
@@ -518,6 +628,10 @@ def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GM
     reg_covar : float
         Added to the diagonal of every covariance.
     covariance_type : str
+    active : Array of shape (n_components,) of bool, optional
+        The active components (default: all). Inactive ones keep weight
+        exactly zero, mean zero and identity covariance, whatever their
+        statistics (see :func:`pad_components`).
 
     Returns
     -------
@@ -527,21 +641,31 @@ def m_step(stats: SufficientStats, reg_covar: float, covariance_type: str) -> GM
     dtype = stats.first.dtype
     n_features = stats.first.shape[1]
     nk = stats.weight_sum + 10 * jnp.finfo(dtype).eps
-    means = stats.first / nk[:, None]
+    divisor = nk
+    if active is not None:
+        nk = jnp.where(active, nk, 0.0)
+        divisor = jnp.where(active, nk, 1.0)
+    means = stats.first / divisor[:, None]
     if covariance_type in ("full", "tied"):
         outer = means[:, :, None] * means[:, None, :]
         identity = jnp.eye(n_features, dtype=dtype)
         if covariance_type == "full":
-            covariances = stats.second / nk[:, None, None] - outer
+            covariances = stats.second / divisor[:, None, None] - outer
         else:
             covariances = (stats.second - jnp.einsum("k,kde->de", nk, outer)) / nk.sum()
         covariances = covariances + reg_covar * identity
         # Symmetrise: the subtraction above may leave rounding asymmetry.
         covariances = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
+        if active is not None and covariance_type == "full":
+            covariances = jnp.where(active[:, None, None], covariances, identity)
     else:
-        covariances = stats.second / nk[:, None] - jnp.square(means) + reg_covar
+        covariances = stats.second / divisor[:, None] - jnp.square(means) + reg_covar
         if covariance_type == "spherical":
             covariances = covariances.mean(axis=1)
+        if active is not None:
+            covariances = jnp.where(
+                active.reshape(active.shape + (1,) * (covariances.ndim - 1)), covariances, 1.0
+            )
     precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
         covariances, covariance_type
     )
@@ -557,6 +681,7 @@ def params_from_responsibilities(
     n_components: int,
     axis_name=None,
     direct: bool = False,
+    active=None,
 ) -> GMMParams:
     """M-step from given responsibilities (the initialisation).
 
@@ -564,7 +689,7 @@ def params_from_responsibilities(
     or (n_blocks, block_size) integer labels (-1: no component), expanded to
     one-hot rows one block at a time. With ``direct``, a second pass takes
     the second moments about the means of the first (:func:`centred_sums`),
-    as the direct-form EM loop does.
+    as the direct-form EM loop does. ``active``: see :func:`m_step`.
     """
     def dense(resp):
         if jnp.issubdtype(resp.dtype, jnp.integer):
@@ -578,7 +703,9 @@ def params_from_responsibilities(
         resp_blocks,
         axis_name=axis_name,
     )
-    params = m_step(to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type)
+    params = m_step(
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
+    )
     if not direct:
         return params
     shift = params.means
@@ -591,7 +718,9 @@ def params_from_responsibilities(
         resp_blocks,
         axis_name=axis_name,
     )
-    params = m_step(to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type)
+    params = m_step(
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
+    )
     return params._replace(means=params.means + shift)
 
 
@@ -778,7 +907,7 @@ def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMSt
 
 def em_step(
     state: EMState, stats: SufficientStats, *, covariance_type: str, tol: float, reg_covar: float,
-    shift=None,
+    shift=None, active=None,
 ) -> EMState:
     """One EM update of one restart from the statistics of its E-step.
 
@@ -787,8 +916,9 @@ def em_step(
     scikit-learn. Shared by the in-memory loop and the streaming fit.
     ``shift`` (n_components, n_features): the points the statistics' moments
     were taken about (:func:`centred_sums`), added back to the means.
+    ``active`` (n_components,): the active components (:func:`m_step`).
     """
-    params = m_step(stats, reg_covar, covariance_type)
+    params = m_step(stats, reg_covar, covariance_type, active)
     if shift is not None:
         params = params._replace(means=params.means + shift)
     lower_bound = stats.log_likelihood / stats.total_weight
@@ -807,6 +937,7 @@ def _em_loop(
     weight_blocks,
     params: GMMParams,
     initial_lower_bound,
+    active,
     *,
     covariance_type: str,
     tol: float,
@@ -822,7 +953,7 @@ def _em_loop(
         )
         new_state = em_step(
             state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
-            shift=state.params.means if direct else None,
+            shift=state.params.means if direct else None, active=active,
         )
         if report:
             change = new_state.lower_bound - state.lower_bound
@@ -861,6 +992,7 @@ def _run_em(
     weight_blocks,
     initial_params: GMMParams,
     initial_lower_bound,
+    active,
     *,
     covariance_type: str,
     tol: float,
@@ -870,7 +1002,7 @@ def _run_em(
     mesh=None,
     direct: bool = False,
 ):
-    """Run EM for a batch of initialisations and pick the best on the device.
+    """Run EM for a batch of candidates, each to its own convergence.
 
     Parameters
     ----------
@@ -880,8 +1012,13 @@ def _run_em(
         Every leaf has a leading axis of length ``n_init``; the restarts run
         batched (``vmap``), so their number changes the program but their
         values never recompile it.
+        Candidates may be restarts, seeds or models with different numbers
+        of components: padded to one ``n_components`` (:func:`pad_components`),
+        they share the program.
     initial_lower_bound : Array of shape (n_init,)
         ``-inf`` for a fresh start, the previous bound for a warm start.
+    active : Array of shape (n_init, n_components) of bool
+        Each candidate's active components (:func:`active_components`).
     covariance_type, tol, reg_covar, max_iter, report : static
         ``report`` sends every iteration's bound to :data:`REPORTER` on the
         host (verbose printing, progress bar).
@@ -898,10 +1035,11 @@ def _run_em(
 
     Returns
     -------
-    best : EMState
-        The state of the restart with the largest final lower bound.
-    failed : Array of shape ()
-        Whether any restart met a covariance that is not positive definite.
+    states : EMState
+        Every candidate's final state (leading axis n_init). Under ``vmap`` a
+        candidate that has stopped keeps its state while others iterate, so
+        each equals the candidate's fit on its own. ``failed`` says whether
+        a covariance stopped being positive definite.
     """
     loop = functools.partial(
         _em_loop,
@@ -913,19 +1051,36 @@ def _run_em(
         axis_name=_axis_name(mesh),
         direct=direct,
     )
-    batched = jax.vmap(loop, in_axes=(None, None, 0, 0))
-    states = _over_mesh(batched, mesh, 2, 2)(
-        X_blocks, weight_blocks, initial_params, initial_lower_bound
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, 0))
+    return _over_mesh(batched, mesh, 2, 3)(
+        X_blocks, weight_blocks, initial_params, initial_lower_bound, active
     )
-    # scikit-learn keeps the first restart with the largest bound. Restarts
-    # that reach the same optimum (often with permuted labels) differ only by
-    # rounding, which depends on the device layout; bounds within
-    # TIE_TOLERANCE count as equal so the choice does not.
-    bounds = jnp.where(jnp.isnan(states.lower_bound), -jnp.inf, states.lower_bound)
-    largest = jnp.max(bounds)
-    ties = bounds >= largest - TIE_TOLERANCE * jnp.maximum(1.0, jnp.abs(largest))
-    best = jnp.argmax(ties)
-    return jax.tree_util.tree_map(lambda leaf: leaf[best], states), jnp.any(states.failed)
+
+
+def best_candidate(lower_bounds) -> int:
+    """Index of the candidate to keep: the first whose final bound ties the largest.
+
+    scikit-learn keeps the first restart with the largest bound. Restarts
+    that reach the same optimum (often with permuted labels) differ only by
+    rounding, which depends on the device layout and on the order of sums;
+    bounds within ``TIE_TOLERANCE`` (relative) count as equal so the choice
+    does not. NaN counts as ``-inf``. The one rule for every fit.
+
+    Parameters
+    ----------
+    lower_bounds : array-like of shape (n_candidates,)
+
+    Returns
+    -------
+    int
+    """
+    bounds = np.asarray(lower_bounds, np.float64)
+    bounds = np.where(np.isnan(bounds), -np.inf, bounds)
+    largest = np.max(bounds)
+    if not np.isfinite(largest):
+        return int(np.argmax(bounds))
+    ties = bounds >= largest - TIE_TOLERANCE * max(1.0, abs(largest))
+    return int(np.argmax(ties))
 
 
 _RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "direct")
@@ -998,6 +1153,7 @@ def initial_params_from_responsibilities(
     X_blocks,
     weight_blocks,
     resp_blocks,
+    active,
     *,
     reg_covar: float,
     covariance_type: str,
@@ -1009,19 +1165,20 @@ def initial_params_from_responsibilities(
 
     ``resp_blocks`` has shape (n_blocks, block_size, n_init, n_components), or
     (n_blocks, block_size, n_init) integer labels, so that it shards along the
-    block axis like the data.
+    block axis like the data; ``active`` (n_init, n_components) marks each
+    restart's active components (:func:`m_step`).
     """
 
-    def batched(X_blocks, weight_blocks, resp_blocks):
+    def batched(X_blocks, weight_blocks, resp_blocks, active):
         return jax.vmap(
-            lambda resp: params_from_responsibilities(
+            lambda resp, mask: params_from_responsibilities(
                 X_blocks, weight_blocks, resp, reg_covar, covariance_type, n_components,
-                _axis_name(mesh), direct,
+                _axis_name(mesh), direct, mask,
             ),
-            in_axes=2,
-        )(resp_blocks)
+            in_axes=(2, 0),
+        )(resp_blocks, active)
 
-    return _over_mesh(batched, mesh, 3, 0)(X_blocks, weight_blocks, resp_blocks)
+    return _over_mesh(batched, mesh, 3, 1)(X_blocks, weight_blocks, resp_blocks, active)
 
 
 @_program_cache.bounded
@@ -1129,8 +1286,8 @@ def initial_params(
     X_blocks,
     weight_blocks,
     resp,
+    active: np.ndarray,
     *,
-    n_components: int,
     covariance_type: str,
     reg_covar: float,
     weights_init=None,
@@ -1138,55 +1295,60 @@ def initial_params(
     precisions_init=None,
     direct: bool = False,
 ) -> GMMParams:
-    """Initial parameters for a batch of restarts, user-given values taking precedence.
+    """Initial parameters for a batch of candidates, user-given values taking precedence.
 
     Parameters
     ----------
     layout : DataLayout
     X_blocks, weight_blocks : Array
         The data as laid out by ``layout``.
-    resp : ndarray of shape (n_samples, n_init, n_components) or (n_samples, n_init)
-        Initial responsibilities on the host (or int32 labels, see
-        :func:`initial_responsibilities`); None when weights, means and
-        precisions are all given.
+    resp : ndarray of shape (n_samples, n_candidates, n_padded) or (n_samples, n_candidates)
+        Initial responsibilities on the host, zero for inactive components
+        (or int32 labels, see :func:`initial_responsibilities`); None when
+        weights, means and precisions are all given.
+    active : ndarray of shape (n_candidates, n_padded) of bool
+        Each candidate's active components (:func:`active_components`).
+    weights_init, means_init, precisions_init : ndarray, optional
+        Of the active components (one candidate's ``n_components``); padded here.
     direct : bool, default=False
         Second moments about the initial means (for the direct-form fit).
 
     Returns
     -------
-    GMMParams whose leaves have a leading axis of length n_init.
+    GMMParams whose leaves have a leading axis of length n_candidates and
+    ``n_padded`` components.
     """
+    n_candidates, n_padded = active.shape
+    params = None
     if resp is not None:
         params = initial_params_from_responsibilities(
             X_blocks,
             weight_blocks,
             layout.put(resp),
+            jnp.asarray(active),
             reg_covar=reg_covar,
             covariance_type=covariance_type,
-            n_components=n_components,
+            n_components=n_padded,
             mesh=layout.mesh,
             direct=direct,
         )
-        n_init = resp.shape[1]
-    else:
-        params, n_init = None, 1
+    dtype = X_blocks.dtype
 
-    def batched(value):
-        value = jnp.asarray(value, X_blocks.dtype)
-        return jnp.broadcast_to(value, (n_init,) + value.shape)
+    def given(value, fill):
+        value = _padded(np.asarray(value, dtype), n_padded, fill)
+        return jnp.broadcast_to(jnp.asarray(value), (n_candidates,) + value.shape)
 
-    weights = batched(weights_init) if weights_init is not None else params.weights
-    means = batched(means_init) if means_init is not None else params.means
-    if precisions_init is not None:
-        precisions_cholesky = gaussian.precisions_cholesky_from_precisions(
-            batched(precisions_init), covariance_type
+    weights = params.weights if weights_init is None else given(weights_init, 0.0)
+    means = params.means if means_init is None else given(means_init, 0.0)
+    if precisions_init is None:
+        return GMMParams(weights, means, params.covariances, params.precisions_cholesky)
+    with precision_scope(dtype):
+        factors = gaussian.precisions_cholesky_from_precisions(
+            jnp.asarray(precisions_init, dtype), covariance_type
         )
-        covariances = gaussian.covariances_from_precisions_cholesky(
-            precisions_cholesky, covariance_type
-        )
-    else:
-        precisions_cholesky, covariances = params.precisions_cholesky, params.covariances
-    return GMMParams(weights, means, covariances, precisions_cholesky)
+        covariances = gaussian.covariances_from_precisions_cholesky(factors, covariance_type)
+    fill = _inactive_covariance(covariance_type, X_blocks.shape[-1], dtype)
+    return GMMParams(weights, means, given(covariances, fill), given(factors, fill))
 
 
 def n_init_batches(n_init: int, layout: "DataLayout", n_components: int, n_features: int) -> int:
@@ -1282,6 +1444,8 @@ class DataLayout(NamedTuple):
 
     Rows are split into ``n_local_devices`` contiguous parts of ``rows_per_device``
     rows; each part is zero-padded to ``n_blocks_per_device * block_size`` rows.
+    ``n_components`` is the number of components a fit over this layout
+    carries (:func:`component_bucket`).
     """
 
     n_rows: int  # rows held by this process
@@ -1289,6 +1453,7 @@ class DataLayout(NamedTuple):
     block_size: int
     n_blocks_per_device: int
     mesh: object  # jax.sharding.Mesh or None
+    n_components: int = 1
 
     @classmethod
     def create(
@@ -1299,13 +1464,17 @@ class DataLayout(NamedTuple):
         mesh=None,
         itemsize: int = 8,
         covariance_type: str = "full",
+        pad_components: bool = False,
     ) -> "DataLayout":
+        """The layout of ``n_rows`` rows; ``pad_components`` pads the components to their bucket."""
         n_local_devices = 1 if mesh is None else len(mesh.local_devices)
         rows_per_device = -(-_process_max(n_rows) // n_local_devices)
+        if pad_components:
+            n_components = component_bucket(n_components, rows_per_device, n_features, covariance_type)
         block_size, n_blocks = block_layout(
             rows_per_device, n_components, n_features, itemsize, covariance_type
         )
-        return cls(n_rows, rows_per_device, block_size, n_blocks, mesh)
+        return cls(n_rows, rows_per_device, block_size, n_blocks, mesh, n_components)
 
     def blocks(self, array: np.ndarray, offset=None) -> np.ndarray:
         """Host array (n_rows, ...) -> padded (n_local_devices * n_blocks, block_size, ...)."""
@@ -1374,21 +1543,37 @@ def local_rows(X):
 # --------------------------------------------------------------------------
 
 
-def _better(first: EMState, second: EMState) -> EMState:
-    """Keep the better of two best-of-batch states (the first on ties, as in :func:`run_em`)."""
-    first_bound, second_bound = float(first.lower_bound), float(second.lower_bound)
-    margin = TIE_TOLERANCE * max(1.0, abs(first_bound)) if np.isfinite(first_bound) else 0.0
-    take_second = second_bound > first_bound + margin or (
-        np.isneginf(first_bound) and not np.isneginf(second_bound)
-    )
-    return second if take_second else first
+def fit_gmm(X, sample_weight=None, *, n_components: int, **settings) -> EMResult:
+    """Fit one Gaussian mixture by EM (validation, initialisation, jitted loop).
+
+    :func:`fit_sweep` for one value of ``n_components``; raises when a
+    covariance becomes singular. See :func:`fit_sweep` for the parameters.
+
+    Returns
+    -------
+    EMResult
+        NumPy arrays of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        On invalid input (before any work), or when a covariance becomes
+        singular during the fit (increase ``reg_covar``).
+    """
+    (result,) = fit_sweep(X, sample_weight, n_components=[n_components], **settings)
+    if result.failed:
+        from bayesgmm import _validation as v
+
+        message = v.ILL_DEFINED_COVARIANCE_MESSAGE
+        raise ValueError(message + (v.FLOAT32_HINT if result.params.means.dtype == np.float32 else ""))
+    return result
 
 
-def fit_gmm(
+def fit_sweep(
     X,
     sample_weight=None,
     *,
-    n_components: int,
+    n_components,
     covariance_type: str = "full",
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
@@ -1404,8 +1589,18 @@ def fit_gmm(
     verbose: int = 0,
     verbose_interval: int = 10,
     devices=None,
-) -> EMResult:
-    """Fit a Gaussian mixture by EM (validation, initialisation, jitted loop).
+) -> list[EMResult]:
+    """Fit mixtures of several sizes, each with ``n_init`` restarts, in one compiled run.
+
+    Every candidate (a value of ``n_components`` and one of its restarts)
+    carries the same padded number of components (:func:`component_bucket`),
+    so all run batched in one program (:func:`run_em`): one matrix product
+    per block serves the components of every candidate side by side, and
+    each candidate stops at its own convergence. The result for each value
+    of ``n_components`` equals ``fit_gmm`` with that value alone, and the
+    fit of scikit-learn's ``GaussianMixture(n_components=k, n_init=n_init,
+    random_state=random_state)`` (the restarts of each value draw from
+    ``check_random_state(random_state)`` in turn, as separate fits would).
 
     Parameters
     ----------
@@ -1416,7 +1611,10 @@ def fit_gmm(
     sample_weight : array-like of shape (n_samples,), optional
         Non-negative weights; every statistic (initialisation included) is
         weighted. ``None`` means unit weights.
-    n_components, covariance_type, tol, reg_covar, max_iter, n_init, \
+    n_components : sequence of int
+        The sizes to fit. ``weights_init``, ``means_init``,
+        ``precisions_init`` and ``warm_start`` need a single size.
+    covariance_type, tol, reg_covar, max_iter, n_init, \
     init_params, random_state, weights_init, means_init, precisions_init
         As in :class:`sklearn.mixture.GaussianMixture`.
     dtype : {'float64', 'float32'}
@@ -1435,27 +1633,35 @@ def fit_gmm(
 
     Returns
     -------
-    EMResult
-        NumPy arrays of ``dtype``.
+    list of EMResult
+        One per value of ``n_components``, in order; ``failed`` is True where
+        a covariance stayed singular (its parameters are then not usable).
 
     Raises
     ------
     ValueError
-        On invalid input (before any work), or when a covariance becomes
-        singular during the fit (increase ``reg_covar``).
+        On invalid input, before any work.
     """
     from sklearn.utils import check_random_state
 
     from bayesgmm import _validation as v
 
     dtype = v.check_dtype(dtype)
-    v.check_int("n_components", n_components, 1)
+    if not isinstance(n_components, (list, tuple, np.ndarray)):
+        n_components = [n_components]
+    sizes = [v.check_int("n_components", value, 1) for value in n_components]
     v.check_choice("covariance_type", covariance_type, v.COVARIANCE_TYPES)
     v.check_choice("init_params", init_params, v.INIT_PARAMS)
     tol = v.check_nonnegative_float("tol", tol)
     reg_covar = v.check_nonnegative_float("reg_covar", reg_covar)
     max_iter = v.check_int("max_iter", max_iter, 0)
     n_init = v.check_int("n_init", n_init, 1)
+    given = dict(weights_init=weights_init, means_init=means_init, precisions_init=precisions_init)
+    if len(sizes) != 1 and (warm_start is not None or any(value is not None for value in given.values())):
+        raise ValueError(
+            "weights_init, means_init, precisions_init and warm_start fix one number of "
+            f"components; got n_components={sizes}. Fit each size on its own."
+        )
     X, data_mesh = local_rows(X)
     mesh = resolve_mesh(devices) if devices is not None else data_mesh
     multi_process = mesh is not None and jax.process_count() > 1
@@ -1467,29 +1673,26 @@ def fit_gmm(
             [[n_samples, np.count_nonzero(weights)], weighted_column_sum(weights, X), [weights.sum()]]
         )
     )
-    v.check_n_samples(int(totals[0]), n_components)
-    v.check_positive_weight_count(np.ones(int(totals[1])), n_components)
+    largest = max(sizes)
+    v.check_n_samples(int(totals[0]), largest)
+    v.check_positive_weight_count(np.ones(int(totals[1])), largest)
     if weights_init is not None:
-        weights_init = v.check_weights(weights_init, n_components, dtype)
+        given["weights_init"] = v.check_weights(weights_init, largest, dtype)
     if means_init is not None:
-        means_init = v.check_means(means_init, n_components, n_features, dtype)
+        given["means_init"] = v.check_means(means_init, largest, n_features, dtype)
     if precisions_init is not None:
-        precisions_init = v.check_precisions(
-            precisions_init, covariance_type, n_components, n_features, dtype
+        given["precisions_init"] = v.check_precisions(
+            precisions_init, covariance_type, largest, n_features, dtype
         )
     # Initialisation sees the data as given (scikit-learn's draws); EM runs on
     # data centred at their weighted mean, and the means are shifted back.
     centre = (totals[2:-1] / totals[-1]).astype(dtype)
-    init_options = dict(
-        n_components=n_components, covariance_type=covariance_type, reg_covar=reg_covar,
-        n_init=n_init, init_params=init_params, random_state=check_random_state(random_state),
-        weights_init=weights_init, means_init=None if means_init is None else means_init - centre,
-        precisions_init=precisions_init, verbose=verbose,
-    )
+    if given["means_init"] is not None:
+        given["means_init"] = given["means_init"] - centre
     interval = verbose_interval if verbose >= 2 else 0
     bar = None
     if max_iter > 0 and jax.process_index() == 0 and wants_progress_bar(
-        int(totals[0]), n_components, n_features, covariance_type
+        int(totals[0]), largest, n_features, covariance_type
     ):
         from tqdm.auto import tqdm
 
@@ -1503,179 +1706,226 @@ def fit_gmm(
         mesh=mesh,
     )
 
-    def run(X_blocks, weight_blocks, params, bounds, direct=False):
+    def run(X_blocks, weight_blocks, params, bounds, active, direct=False):
         if mesh is None:
             # Fresh, warm-started and user-given starts reach here made in
             # different ways; placing them like the data keeps one program.
-            params, bounds = jax.device_put((params, bounds), X_blocks.sharding)
-        return run_em(X_blocks, weight_blocks, params, bounds, direct=direct, **settings)
+            params, bounds, active = jax.device_put((params, bounds, active), X_blocks.sharding)
+        return run_em(X_blocks, weight_blocks, params, bounds, active, direct=direct, **settings)
 
+    problem = _Problem(
+        X, weights if sample_weight is not None else None, weights, centre, mesh, multi_process,
+        covariance_type, reg_covar, init_params, n_init, dtype, verbose, given,
+    )
     REPORTER.start(interval, bar)
     try:
-        return _fit_and_collect(
-            run, X, weights, sample_weight, centre, mesh, multi_process, warm_start,
-            init_options, dtype, verbose,
+        # An int seeds each size afresh, as separate fits would; a RandomState
+        # (or None, NumPy's global one) is drawn from size after size.
+        return _fit_groups(
+            run, problem, sizes, [check_random_state(random_state) for _ in sizes], warm_start
         )
     finally:
         REPORTER.stop()
 
 
-def _fit_and_collect(
-    run, X, weights, sample_weight, centre, mesh, multi_process, warm_start, init_options,
-    dtype, verbose,
-) -> EMResult:
-    """Lay out the data, run the restarts and bring the best fit to the host."""
-    from bayesgmm import _validation as v
+class _Problem(NamedTuple):
+    """What every candidate of one sweep shares (host side)."""
 
-    n_samples, n_features = X.shape
-    n_components, covariance_type = init_options["n_components"], init_options["covariance_type"]
-    # A second attempt in the direct form must start where the first did.
-    retry_options = dict(init_options, random_state=copy.deepcopy(init_options["random_state"]))
+    X: np.ndarray  # (n_samples, n_features) as given (the initialisation's input)
+    sample_weight: np.ndarray | None  # None: unit weights (scikit-learn's draws)
+    weights: np.ndarray  # (n_samples,)
+    centre: np.ndarray  # (n_features,) weighted mean of all processes' rows
+    mesh: object
+    multi_process: bool
+    covariance_type: str
+    reg_covar: float
+    init_params: str
+    n_init: int
+    dtype: np.dtype
+    verbose: int
+    given: dict  # weights_init, means_init (centred), precisions_init: validated or None
+
+
+def _fit_groups(run, problem: _Problem, sizes, random_states, warm_start) -> list[EMResult]:
+    """Lay out the data, run every candidate and bring each size's best fit to the host."""
+    n_samples, n_features = problem.X.shape
+    dtype, covariance_type = problem.dtype, problem.covariance_type
     with precision_scope(dtype):
         start = time.perf_counter()
-        if warm_start is not None or multi_process:
-            if warm_start is not None:
-                params, lower_bound = warm_start
-                params = params._replace(means=np.asarray(params.means) - centre)
-            else:
-                params = _process_zero_initialisation(X, weights, sample_weight, centre, init_options)
-                lower_bound = -np.inf
         layout = DataLayout.create(
-            n_samples, n_components, n_features, mesh, np.dtype(dtype).itemsize, covariance_type
+            n_samples, max(sizes), n_features, problem.mesh, np.dtype(dtype).itemsize,
+            covariance_type, pad_components=True,
         )
-        X_blocks, weight_blocks = layout.put(X, offset=centre), layout.put(weights)
+        X_blocks = layout.put(problem.X, offset=problem.centre)
+        weight_blocks = layout.put(problem.weights)
+        # A second attempt in the direct form must start where the first did.
+        retry_states = [copy.deepcopy(state) for state in random_states]
 
-        def attempt(direct, options):
-            if warm_start is not None or multi_process:
-                batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype)[None], params)
-                return run(
-                    X_blocks, weight_blocks, batch, jnp.full((1,), lower_bound, dtype), direct=direct
-                )
-            return _fit_restarts(
-                run, layout, X, weights if sample_weight is not None else None,
-                X_blocks, weight_blocks, direct=direct, **options,
+        def attempt(indices, direct, states):
+            starts = _given_starts(problem, layout, sizes, warm_start, states[0])
+            if starts is not None:
+                return [_run_batch(run, X_blocks, weight_blocks, *starts, direct)]
+            return _fit_candidates(
+                run, problem, layout, X_blocks, weight_blocks,
+                [sizes[i] for i in indices], [states[i] for i in indices], direct,
             )
 
-        best, failed = attempt(False, init_options)
+        best = attempt(range(len(sizes)), False, random_states)
         # Components too far from the centre, in units of their spread, for
         # the expanded square (a cluster collapsed onto distant or duplicated
         # points; float32 data with a constant feature per cluster): the same
         # fit again in the direct form, as accurate as scikit-learn's.
-        if bool(to_host(failed)) or not expanded_form_is_accurate(
-            _host_params(best, dtype), covariance_type, dtype
-        ):
-            best, failed = attempt(True, retry_options)
-        if bool(to_host(failed)):
-            message = v.ILL_DEFINED_COVARIANCE_MESSAGE
-            raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))
-        n_iter = int(to_host(best.n_iter))
-        if verbose:
-            status = "converged" if bool(to_host(best.converged)) else "did not converge"
-            print(
-                f"Initialization {status}. time lapse {time.perf_counter() - start:.5f}s\t "
-                f"lower bound {float(to_host(best.lower_bound)):.5f}",
-                flush=True,
+        redo = [
+            index for index, (state, failed) in enumerate(best)
+            if failed or not expanded_form_is_accurate(
+                _host_params(state, dtype, sizes[index], covariance_type), covariance_type, dtype
             )
-        params = _host_params(best, dtype)
-        params = params._replace(means=params.means + centre)
-        return EMResult(
-            params=params,
-            lower_bound=float(to_host(best.lower_bound)),
-            n_iter=n_iter,
-            converged=bool(to_host(best.converged)),
-            lower_bounds=to_host(best.lower_bounds).astype(dtype)[:n_iter],
-        )
+        ]
+        if redo:
+            for index, again in zip(redo, attempt(redo, True, retry_states)):
+                best[index] = again
+        results = []
+        for size, (state, failed) in zip(sizes, best):
+            if problem.verbose:
+                status = "converged" if bool(state.converged) else "did not converge"
+                print(
+                    f"Initialization {status}. time lapse {time.perf_counter() - start:.5f}s\t "
+                    f"lower bound {float(state.lower_bound):.5f}",
+                    flush=True,
+                )
+            results.append(_result(state, failed, size, problem.centre, dtype, covariance_type))
+        return results
 
 
-def _host_params(state: EMState, dtype) -> GMMParams:
-    """The parameters of a fitted state as host arrays of ``dtype``."""
-    return GMMParams(*(to_host(leaf).astype(dtype) for leaf in state.params))
+def _result(state: EMState, failed: bool, n_components: int, centre, dtype, covariance_type) -> EMResult:
+    """A candidate's host state as an :class:`EMResult`, means shifted back by ``centre``."""
+    n_iter = int(state.n_iter)
+    params = _host_params(state, dtype, n_components, covariance_type)
+    return EMResult(
+        params=params._replace(means=params.means + centre),
+        lower_bound=float(state.lower_bound),
+        n_iter=n_iter,
+        converged=bool(state.converged),
+        lower_bounds=np.asarray(state.lower_bounds).astype(dtype)[:n_iter],
+        failed=bool(failed),
+    )
 
 
-def _process_zero_initialisation(X, weights, sample_weight, centre, init_options) -> GMMParams:
+def _host_params(state: EMState, dtype, n_components=None, covariance_type="full") -> GMMParams:
+    """The active parameters of a fitted (host or device) state as host arrays of ``dtype``."""
+    params = GMMParams(*(to_host(leaf).astype(dtype) for leaf in state.params))
+    if n_components is None:
+        return params
+    return active_params(params, n_components, covariance_type)
+
+
+def _given_starts(problem: _Problem, layout: "DataLayout", sizes, warm_start, random_state):
+    """The one start of a warm or multi-process fit (padded), or None for fresh restarts."""
+    if warm_start is None and not problem.multi_process:
+        return None
+    if warm_start is not None:
+        params, lower_bound = warm_start
+        params = GMMParams(*(np.asarray(leaf, problem.dtype) for leaf in params))
+        params = params._replace(means=params.means - problem.centre)
+    else:
+        params = _process_zero_initialisation(problem, sizes[0], random_state)
+        lower_bound = -np.inf
+    params = pad_components(params, layout.n_components, problem.covariance_type)
+    batch = GMMParams(*(np.asarray(leaf)[None] for leaf in params))
+    active = active_components(sizes[0], layout.n_components)[None]
+    return batch, np.full((1,), lower_bound, problem.dtype), active
+
+
+def _run_batch(run, X_blocks, weight_blocks, params, bounds, active, direct):
+    """Run one batch of candidates; the best state on the host and whether any failed."""
+    states = run(X_blocks, weight_blocks, params, jnp.asarray(bounds, X_blocks.dtype), jnp.asarray(active), direct=direct)
+    states = jax.tree_util.tree_map(to_host, states)
+    best = best_candidate(states.lower_bound)
+    return jax.tree_util.tree_map(lambda leaf: leaf[best], states), bool(np.any(states.failed))
+
+
+def _process_zero_initialisation(problem: _Problem, n_components: int, random_state) -> GMMParams:
     """Initial parameters computed by process 0 from its rows, sent to every process."""
     from jax.experimental import multihost_utils
 
-    n_components, n_features = init_options["n_components"], X.shape[1]
+    X, covariance_type = problem.X, problem.covariance_type
+    n_features = X.shape[1]
     layout = DataLayout(
         X.shape[0], X.shape[0],
-        *block_layout(
-            X.shape[0], n_components, n_features, X.dtype.itemsize,
-            init_options["covariance_type"],
-        ),
-        None,
+        *block_layout(X.shape[0], n_components, n_features, X.dtype.itemsize, covariance_type),
+        None, n_components,
     )
     if jax.process_index() == 0:
         # Process 0's rows stand in for the data at initialisation.
+        resp = None
+        if _needs_responsibilities(problem.given):
+            resp = initial_responsibilities(
+                X, problem.sample_weight, n_components, problem.init_params, random_state
+            )[:, None]
         params = initial_params(
-            layout, layout.put(X, offset=centre), layout.put(weights),
-            _initial_responsibilities_batch(X, sample_weight, init_options, 1),
-            n_components=n_components, covariance_type=init_options["covariance_type"],
-            reg_covar=init_options["reg_covar"],
-            weights_init=init_options["weights_init"], means_init=init_options["means_init"],
-            precisions_init=init_options["precisions_init"],
+            layout, layout.put(X, offset=problem.centre), layout.put(problem.weights), resp,
+            active_components(n_components, n_components)[None],
+            covariance_type=covariance_type, reg_covar=problem.reg_covar, **problem.given,
         )
         params = GMMParams(*(np.asarray(leaf[0]) for leaf in params))
     else:
         shapes = {"full": (n_components, n_features, n_features), "tied": (n_features, n_features),
                   "diag": (n_components, n_features), "spherical": (n_components,)}
-        shape = shapes[init_options["covariance_type"]]
-        zeros = lambda *s: np.zeros(s, X.dtype)
+        shape = shapes[covariance_type]
+        zeros = lambda *s: np.zeros(s, X.dtype)  # noqa: E731
         params = GMMParams(zeros(n_components), zeros(n_components, n_features), zeros(*shape), zeros(*shape))
     return GMMParams(*multihost_utils.broadcast_one_to_all(tuple(params)))
 
 
-def _needs_responsibilities(init_options) -> bool:
-    return any(init_options[name] is None for name in ("weights_init", "means_init", "precisions_init"))
+def _needs_responsibilities(given: dict) -> bool:
+    return any(given[name] is None for name in ("weights_init", "means_init", "precisions_init"))
 
 
-def _initial_responsibilities_batch(X, sample_weight, init_options, count):
-    """(n_samples, count[, n_components]) initial responsibilities or labels; None if unneeded."""
-    if not _needs_responsibilities(init_options):
-        return None
-    return np.stack(
-        [
-            initial_responsibilities(
-                X, sample_weight, init_options["n_components"], init_options["init_params"],
-                init_options["random_state"],
-            )
-            for _ in range(count)
-        ],
-        axis=1,
-    )
+def _fit_candidates(run, problem: _Problem, layout, X_blocks, weight_blocks, sizes, random_states, direct):
+    """Initialise and run every (size, restart) candidate in memory-bounded batches.
 
-
-def _fit_restarts(
-    run, layout, X, sample_weight, X_blocks, weight_blocks, direct=False, **init_options
-):
-    """Initialise and run ``n_init`` restarts in memory-bounded vmapped batches.
-
-    ``run(..., direct=direct)`` runs a batch; ``direct`` also makes the initial
+    Candidates of all sizes share each batch; the best restart of each size
+    is kept (:func:`best_candidate`). ``direct`` also makes the initial
     M-step take its moments about the initial means.
+
+    Returns
+    -------
+    list of (EMState on the host, bool failed), one per size.
     """
-    n_init, verbose = init_options["n_init"], init_options["verbose"]
-    n_components, n_features = init_options["n_components"], X.shape[1]
-    batch_size = n_init_batches(n_init, layout, n_components, n_features)
-    if not _needs_responsibilities(init_options):
-        n_init = batch_size = 1
-    best, any_failed = None, False
-    for batch_start in range(0, n_init, batch_size):
-        count = min(batch_size, n_init - batch_start)
-        if verbose:
-            for index in range(batch_start, batch_start + count):
-                print(f"Initialization {index}", flush=True)
+    n_padded = layout.n_components
+    n_init = problem.n_init if _needs_responsibilities(problem.given) else 1
+    candidates = [(group, restart) for group in range(len(sizes)) for restart in range(n_init)]
+    batch_size = n_init_batches(len(candidates), layout, n_padded, problem.X.shape[1])
+    finals, failures = [[] for _ in sizes], [False] * len(sizes)
+    for batch_start in range(0, len(candidates), batch_size):
+        batch = candidates[batch_start : batch_start + batch_size]
+        resp = []
+        for group, restart in batch:
+            if problem.verbose:
+                print(f"Initialization {restart}", flush=True)
+            if _needs_responsibilities(problem.given):
+                drawn = initial_responsibilities(
+                    problem.X, problem.sample_weight, sizes[group], problem.init_params,
+                    random_states[group],
+                )
+                # Dense ('random') responsibilities are zero for inactive components.
+                resp.append(_padded(drawn, n_padded, 0.0, axis=1) if drawn.ndim == 2 else drawn)
+        active = np.stack([active_components(sizes[group], n_padded) for group, _ in batch])
         params = initial_params(
-            layout, X_blocks, weight_blocks,
-            _initial_responsibilities_batch(X, sample_weight, init_options, count),
-            n_components=n_components, covariance_type=init_options["covariance_type"],
-            reg_covar=init_options["reg_covar"],
-            weights_init=init_options["weights_init"], means_init=init_options["means_init"],
-            precisions_init=init_options["precisions_init"], direct=direct,
+            layout, X_blocks, weight_blocks, np.stack(resp, axis=1) if resp else None, active,
+            covariance_type=problem.covariance_type, reg_covar=problem.reg_covar,
+            direct=direct, **problem.given,
         )
-        state, failed = run(
-            X_blocks, weight_blocks, params, jnp.full((count,), -jnp.inf, X_blocks.dtype),
-            direct=direct,
+        states = run(
+            X_blocks, weight_blocks, params, jnp.full((len(batch),), -jnp.inf, X_blocks.dtype),
+            jnp.asarray(active), direct=direct,
         )
-        any_failed = any_failed or bool(to_host(failed))
-        best = state if best is None else _better(best, state)
-    return best, any_failed
+        states = jax.tree_util.tree_map(to_host, states)
+        for index, (group, _) in enumerate(batch):
+            finals[group].append(jax.tree_util.tree_map(lambda leaf: leaf[index], states))
+            failures[group] = failures[group] or bool(states.failed[index])
+    best = []
+    for group_states, failed in zip(finals, failures):
+        chosen = best_candidate([state.lower_bound for state in group_states])
+        best.append((group_states[chosen], failed))
+    return best

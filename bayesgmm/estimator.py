@@ -318,13 +318,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         v.check_n_features(X, self.n_features_in_, type(self).__name__)
         n_samples = X.shape[0]
         chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
+        n_components = self.weights_.shape[0]
+        # Padded like the fits (inactive components have weight zero), so that
+        # models of every size in a bucket share one compiled program.
+        n_padded = em.component_bucket(n_components, chunk_rows, X.shape[1], self.covariance_type)
         block_size, n_blocks = em.block_layout(
-            chunk_rows, self.n_components, X.shape[1], X.dtype.itemsize, self.covariance_type
+            chunk_rows, n_padded, X.shape[1], X.dtype.itemsize, self.covariance_type
         )
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)
         direct = not em.expanded_form_is_accurate(params, self.covariance_type, dtype)
+        params = em.pad_components(params, n_padded, self.covariance_type)
         parts = []
         with em.precision_scope(dtype):
             params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
@@ -337,7 +342,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     output=output,
                     direct=direct,
                 )
-                parts.append(em.from_blocks(result, chunk.shape[0]))
+                part = em.from_blocks(result, chunk.shape[0])
+                parts.append(part[:, :n_components] if output == "proba" else part)
         # A writable array of the rows the caller gave (device buffers are read-only).
         return np.array(parts[0]) if len(parts) == 1 else np.concatenate(parts)
 

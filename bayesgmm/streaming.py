@@ -790,7 +790,7 @@ def initial_params_from_sample(
         layout.put(sample, offset=centre),
         layout.put(weights),
         resp,
-        n_components=n_components,
+        np.ones((n_init, n_components), bool),
         covariance_type=covariance_type,
         reg_covar=reg_covar,
         weights_init=weights_init,
@@ -829,7 +829,7 @@ def run_streaming_em(
 
     Returns
     -------
-    EMState of the best restart (largest final lower bound, the first on ties),
+    EMState of the best restart (:func:`bayesgmm.em.best_candidate`, the tie rule of every fit),
     or None as soon as a restart meets a covariance that is not positive
     definite (the rest of the passes would be wasted).
     """
@@ -864,8 +864,7 @@ def _iterate_passes(
         )
         if verbose_interval:
             _report_progress(state, previous, max_iter)
-    bounds = jnp.where(jnp.isnan(state.lower_bound), -jnp.inf, state.lower_bound)
-    best = int(jnp.argmax(bounds))
+    best = em.best_candidate(np.asarray(state.lower_bound))
     return jax.tree_util.tree_map(lambda leaf: leaf[best], state)
 
 
