@@ -95,10 +95,15 @@ class CovarianceStructure(NamedTuple):
         ``second`` is (K, D, D) for 'full', (D, D) for 'tied' (summed over
         components), (K, D) for 'diag' and 'spherical' (for 'spherical' the
         mean of the diagonal repeated D times).
-    m_step_covariances : callable ``(nk (K,), means (K, D), second, reg_covar) -> covariances``
+    m_step_covariances : callable ``(nk (K,), means (K, D), second, reg_covar, active=None) -> covariances``
         Maximum-likelihood covariances from the raw moments of :attr:`moments`
         and ``means = first / nk`` (``nk`` as the caller floors it), plus
         ``reg_covar`` on the diagonal; 'full' and 'tied' are symmetrised.
+        ``active``, a boolean (K,) mask, marks components padded up to a
+        bucket (False; zero moments, ``means = first / where(active, nk, 1)``):
+        they get identity covariances (ones for 'diag' and 'spherical'), and
+        'tied' pools the active components only. Without it, no masking
+        operation is traced.
     centred_second : callable ``(scaled (B, K, D), difference (B, K, D)) -> (K, F - 1 - D)``
         The second-moment block of moments about each component's own
         centre, packed like :attr:`features`.
@@ -181,16 +186,9 @@ def _matrix_precisions_cholesky_from_precisions(precisions):
     return _reverse(jnp.linalg.cholesky(_reverse(precisions)))
 
 
-def _variance_precisions_cholesky_from_precisions(precisions):
-    return jnp.sqrt(precisions)
-
-
 def _matrix_precisions_from_cholesky(precisions_cholesky):
-    return precisions_cholesky @ jnp.swapaxes(precisions_cholesky, -1, -2)
-
-
-def _variance_precisions_from_cholesky(precisions_cholesky):
-    return precisions_cholesky**2
+    # Array methods only, so NumPy input stays on the host (no compilation per shape).
+    return precisions_cholesky @ precisions_cholesky.swapaxes(-1, -2)
 
 
 def _matrix_covariances_from_precisions_cholesky(precisions_cholesky):
@@ -203,10 +201,6 @@ def _matrix_covariances_from_precisions_cholesky(precisions_cholesky):
     # general solve handles both.
     inverse = jnp.linalg.solve(precisions_cholesky, identity)
     return jnp.swapaxes(inverse, -1, -2) @ inverse
-
-
-def _variance_covariances_from_precisions_cholesky(precisions_cholesky):
-    return 1.0 / precisions_cholesky**2
 
 
 def _matrix_log_det(precisions_cholesky, n_features: int):
@@ -255,18 +249,6 @@ def _spherical_squared_mahalanobis(X, means, precisions_cholesky):
 
 
 # -- Quadratic features ------------------------------------------------------
-
-
-def _matrix_feature_count(n_features: int) -> int:
-    return 1 + n_features + n_features * (n_features + 1) // 2
-
-
-def _diag_feature_count(n_features: int) -> int:
-    return 1 + 2 * n_features
-
-
-def _spherical_feature_count(n_features: int) -> int:
-    return 2 + n_features
 
 
 def _with_constant_and_linear(X, quadratic_columns):
@@ -353,7 +335,7 @@ def _coefficients_of(log_det_cholesky, mean_distances, linear_and_quadratic):
 
 
 def _moments_of(second_moment):
-    """``moments(sums, n_features)`` of one structure, from its (rest, first, D) -> second."""
+    """``moments(sums, n_features)`` of one structure, from ``(rest, first, D) -> second``."""
 
     def moments(sums, n_features: int):
         weight_sum = sums[:, 0]
@@ -364,54 +346,60 @@ def _moments_of(second_moment):
     return moments
 
 
-def _full_second(rest, first, n_features):
-    return rest[:, packed_index(n_features)]
-
-
-def _tied_second(rest, first, n_features):
-    return rest[:, packed_index(n_features)].sum(axis=0)
-
-
-def _diag_second(rest, first, n_features):
-    return rest
-
-
-def _spherical_second(rest, first, n_features):
-    # The mean of the diagonal repeated D times, so that the M-step treats
-    # 'diag' and 'spherical' alike.
-    return jnp.broadcast_to(rest / n_features, first.shape)
-
-
 # -- M-step and moments about the components' centres ------------------------
 
 
-def _matrix_m_step_covariances_of(centred_scatter):
-    """``m_step_covariances`` of 'full' or 'tied' from ``(nk, second, outer) -> scatter``."""
+def _divisor(nk, active):
+    """``nk`` with 1 for inactive components, whose moments are zero: 0 / 1, never 0 / 0."""
+    return nk if active is None else jnp.where(active, nk, 1.0)
 
-    def m_step_covariances(nk, means, second, reg_covar):
+
+def _pooled_weights(nk, active):
+    """``nk`` with 0 for inactive components, so that a pooled covariance ignores them."""
+    return nk if active is None else jnp.where(active, nk, 0.0)
+
+
+def _matrix_m_step_covariances_of(centred_scatter, per_component: bool):
+    """``m_step_covariances`` of 'full' or 'tied' from ``(nk, second, outer, active) -> scatter``."""
+
+    def m_step_covariances(nk, means, second, reg_covar, active=None):
         outer = means[:, :, None] * means[:, None, :]
         identity = jnp.eye(means.shape[1], dtype=means.dtype)
-        covariances = centred_scatter(nk, second, outer) + reg_covar * identity
+        covariances = centred_scatter(nk, second, outer, active) + reg_covar * identity
         # The subtraction of the means' outer products may leave rounding asymmetry.
-        return 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
+        covariances = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
+        if active is None or not per_component:
+            return covariances
+        return jnp.where(active[:, None, None], covariances, identity)
 
     return m_step_covariances
 
 
-def _full_scatter(nk, second, outer):
-    return second / nk[:, None, None] - outer
+def _full_scatter(nk, second, outer, active):
+    return second / _divisor(nk, active)[:, None, None] - outer
 
 
-def _tied_scatter(nk, second, outer):
+def _tied_scatter(nk, second, outer, active):
+    nk = _pooled_weights(nk, active)
     return (second - jnp.einsum("k,kde->de", nk, outer)) / nk.sum()
 
 
-def _diag_m_step_covariances(nk, means, second, reg_covar):
-    return second / nk[:, None] - jnp.square(means) + reg_covar
+def _variances(nk, means, second, reg_covar, active):
+    return second / _divisor(nk, active)[:, None] - jnp.square(means) + reg_covar
 
 
-def _spherical_m_step_covariances(nk, means, second, reg_covar):
-    return _diag_m_step_covariances(nk, means, second, reg_covar).mean(axis=1)
+def _ones_where_inactive(covariances, active):
+    if active is None:
+        return covariances
+    return jnp.where(active.reshape(active.shape + (1,) * (covariances.ndim - 1)), covariances, 1.0)
+
+
+def _diag_m_step_covariances(nk, means, second, reg_covar, active=None):
+    return _ones_where_inactive(_variances(nk, means, second, reg_covar, active), active)
+
+
+def _spherical_m_step_covariances(nk, means, second, reg_covar, active=None):
+    return _ones_where_inactive(_variances(nk, means, second, reg_covar, active).mean(axis=1), active)
 
 
 def _matrix_centred_second(scaled, difference):
@@ -458,14 +446,6 @@ def _variance_sample(rng, mean, covariance, count):
     return mean + rng.standard_normal(size=(int(count), mean.shape[0])) * np.sqrt(covariance)
 
 
-def _component_covariance(covariances, k):
-    return covariances[k]
-
-
-def _shared_covariance(covariances, k):
-    return covariances
-
-
 def _full_full_matrices(covariances, n_components, n_features):
     return np.array(covariances, copy=True)
 
@@ -497,16 +477,16 @@ _FULL = CovarianceStructure(
     covariances_from_precisions_cholesky=_matrix_covariances_from_precisions_cholesky,
     log_det_cholesky=_matrix_log_det,
     squared_mahalanobis=_full_squared_mahalanobis,
-    feature_count=_matrix_feature_count,
+    feature_count=lambda n_features: 1 + n_features + n_features * (n_features + 1) // 2,
     features=_matrix_features,
     mean_distances=_full_mean_distances,
     coefficients=_coefficients_of(_matrix_log_det, _full_mean_distances, _full_linear_and_quadratic),
-    moments=_moments_of(_full_second),
-    m_step_covariances=_matrix_m_step_covariances_of(_full_scatter),
+    moments=_moments_of(lambda rest, first, n_features: rest[:, packed_index(n_features)]),
+    m_step_covariances=_matrix_m_step_covariances_of(_full_scatter, per_component=True),
     centred_second=_matrix_centred_second,
     inactive_parameters=_full_inactive_parameters,
     sample=_matrix_sample,
-    component_covariance=_component_covariance,
+    component_covariance=lambda covariances, k: covariances[k],
     full_matrices=_full_full_matrices,
 )
 
@@ -522,16 +502,16 @@ _TIED = CovarianceStructure(
     covariances_from_precisions_cholesky=_matrix_covariances_from_precisions_cholesky,
     log_det_cholesky=_matrix_log_det,
     squared_mahalanobis=_tied_squared_mahalanobis,
-    feature_count=_matrix_feature_count,
+    feature_count=lambda n_features: 1 + n_features + n_features * (n_features + 1) // 2,
     features=_matrix_features,
     mean_distances=_tied_mean_distances,
     coefficients=_coefficients_of(_matrix_log_det, _tied_mean_distances, _tied_linear_and_quadratic),
-    moments=_moments_of(_tied_second),
-    m_step_covariances=_matrix_m_step_covariances_of(_tied_scatter),
+    moments=_moments_of(lambda rest, first, n_features: rest[:, packed_index(n_features)].sum(axis=0)),
+    m_step_covariances=_matrix_m_step_covariances_of(_tied_scatter, per_component=False),
     centred_second=_matrix_centred_second,
     inactive_parameters=_tied_inactive_parameters,
     sample=_matrix_sample,
-    component_covariance=_shared_covariance,
+    component_covariance=lambda covariances, k: covariances,
     full_matrices=_tied_full_matrices,
 )
 
@@ -542,21 +522,21 @@ _DIAG = CovarianceStructure(
     parameter_shape=lambda n_components, n_features: (n_components, n_features),
     n_covariance_parameters=lambda n_components, n_features: float(n_components * n_features),
     precisions_cholesky_from_covariances=_variance_precisions_cholesky_from_covariances,
-    precisions_cholesky_from_precisions=_variance_precisions_cholesky_from_precisions,
-    precisions_from_cholesky=_variance_precisions_from_cholesky,
-    covariances_from_precisions_cholesky=_variance_covariances_from_precisions_cholesky,
+    precisions_cholesky_from_precisions=jnp.sqrt,
+    precisions_from_cholesky=lambda precisions_cholesky: precisions_cholesky**2,
+    covariances_from_precisions_cholesky=lambda precisions_cholesky: 1.0 / precisions_cholesky**2,
     log_det_cholesky=_diag_log_det,
     squared_mahalanobis=_diag_squared_mahalanobis,
-    feature_count=_diag_feature_count,
+    feature_count=lambda n_features: 1 + 2 * n_features,
     features=_diag_features,
     mean_distances=_diag_mean_distances,
     coefficients=_coefficients_of(_diag_log_det, _diag_mean_distances, _diag_linear_and_quadratic),
-    moments=_moments_of(_diag_second),
+    moments=_moments_of(lambda rest, first, n_features: rest),
     m_step_covariances=_diag_m_step_covariances,
     centred_second=_diag_centred_second,
     inactive_parameters=_identity_parameters_of(lambda n_components, n_features: (n_components, n_features)),
     sample=_variance_sample,
-    component_covariance=_component_covariance,
+    component_covariance=lambda covariances, k: covariances[k],
     full_matrices=_diag_full_matrices,
 )
 
@@ -567,21 +547,23 @@ _SPHERICAL = CovarianceStructure(
     parameter_shape=lambda n_components, n_features: (n_components,),
     n_covariance_parameters=lambda n_components, n_features: float(n_components),
     precisions_cholesky_from_covariances=_variance_precisions_cholesky_from_covariances,
-    precisions_cholesky_from_precisions=_variance_precisions_cholesky_from_precisions,
-    precisions_from_cholesky=_variance_precisions_from_cholesky,
-    covariances_from_precisions_cholesky=_variance_covariances_from_precisions_cholesky,
+    precisions_cholesky_from_precisions=jnp.sqrt,
+    precisions_from_cholesky=lambda precisions_cholesky: precisions_cholesky**2,
+    covariances_from_precisions_cholesky=lambda precisions_cholesky: 1.0 / precisions_cholesky**2,
     log_det_cholesky=_spherical_log_det,
     squared_mahalanobis=_spherical_squared_mahalanobis,
-    feature_count=_spherical_feature_count,
+    feature_count=lambda n_features: 2 + n_features,
     features=_spherical_features,
     mean_distances=_spherical_mean_distances,
     coefficients=_coefficients_of(_spherical_log_det, _spherical_mean_distances, _spherical_linear_and_quadratic),
-    moments=_moments_of(_spherical_second),
+    # The mean of the diagonal repeated D times, so that the M-step treats
+    # 'diag' and 'spherical' alike.
+    moments=_moments_of(lambda rest, first, n_features: jnp.broadcast_to(rest / n_features, first.shape)),
     m_step_covariances=_spherical_m_step_covariances,
     centred_second=_spherical_centred_second,
     inactive_parameters=_identity_parameters_of(lambda n_components, n_features: (n_components,)),
     sample=_variance_sample,
-    component_covariance=_component_covariance,
+    component_covariance=lambda covariances, k: covariances[k],
     full_matrices=_spherical_full_matrices,
 )
 

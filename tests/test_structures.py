@@ -178,6 +178,34 @@ def test_m_step_covariances_from_responsibilities(name):
         np.testing.assert_array_equal(actual, np.swapaxes(actual, -1, -2))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_m_step_covariances_of_padded_components(name):
+    # Components padded up to a bucket carry no responsibility: they get the
+    # identity, and the active ones (for 'tied', the pooled one) are those of
+    # the unpadded mixture.
+    rng = np.random.default_rng(9)
+    n_active, n_padded = N_COMPONENTS, N_COMPONENTS + 2
+    X = rng.normal(size=(60, N_FEATURES)) + 1.0
+    resp = np.zeros((60, n_padded))
+    resp[:, :n_active] = rng.dirichlet(np.ones(n_active), size=60)
+    entry = structures.get(name)
+    with em.precision_scope(np.float64):
+        active = jnp.asarray(np.arange(n_padded) < n_active)
+        sums = jnp.asarray(resp).T @ entry.features(jnp.asarray(X))
+        weight_sum, first, second = entry.moments(sums, X.shape[1])
+        nk = weight_sum + 10 * jnp.finfo(sums.dtype).eps
+        means = first / jnp.where(active, nk, 1.0)[:, None]
+        actual = np.asarray(entry.m_step_covariances(nk, means, second, 1e-6, active=active))
+    assert actual.shape == entry.parameter_shape(n_padded, N_FEATURES)
+    expected = _reference_covariances(name, X, resp[:, :n_active], 1e-6)
+    if not entry.component_axis:
+        np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-13)
+        return
+    np.testing.assert_allclose(actual[:n_active], expected, rtol=1e-10, atol=1e-13)
+    padding, _ = entry.inactive_parameters(n_padded - n_active, N_FEATURES, np.float64)
+    np.testing.assert_array_equal(actual[n_active:], padding)
+
+
 def _component_densities(name, X, weights, means, precisions):
     """``pi_k N(x | mu_k, inv(precision_k))`` with SciPy, shape (n_samples, K)."""
     K, D = means.shape
