@@ -35,7 +35,6 @@ initialisation as ``sklearn.mixture.GaussianMixture``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import time
 from typing import NamedTuple
@@ -1728,6 +1727,14 @@ def fit_sweep(
         REPORTER.stop()
 
 
+def _copy_random_state(random_state: np.random.RandomState) -> np.random.RandomState:
+    """An independent RandomState at the same point of its stream (faster than
+    ``copy.deepcopy``, which is a noticeable share of a small fit)."""
+    copied = np.random.RandomState(0)
+    copied.set_state(random_state.get_state())
+    return copied
+
+
 class _Problem(NamedTuple):
     """What every candidate of one sweep shares (host side)."""
 
@@ -1759,7 +1766,7 @@ def _fit_groups(run, problem: _Problem, sizes, random_states, warm_start) -> lis
         X_blocks = layout.put(problem.X, offset=problem.centre)
         weight_blocks = layout.put(problem.weights)
         # A second attempt in the direct form must start where the first did.
-        retry_states = [copy.deepcopy(state) for state in random_states]
+        retry_states = [_copy_random_state(state) for state in random_states]
 
         def attempt(indices, direct, states):
             starts = _given_starts(problem, layout, sizes, warm_start, states[0])

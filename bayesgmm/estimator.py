@@ -277,13 +277,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        with em.precision_scope(self.dtype):
-            self.precisions_ = np.asarray(
-                gaussian.precisions_from_cholesky(
-                    jnp.asarray(params.precisions_cholesky), self.covariance_type
-                ),
-                dtype=params.means.dtype,
-            )
+        # On the host: a JAX op here would compile once per number of components.
+        self.precisions_ = np.asarray(
+            gaussian.precisions_from_cholesky(
+                np.asarray(params.precisions_cholesky), self.covariance_type
+            ),
+            dtype=params.means.dtype,
+        )
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound

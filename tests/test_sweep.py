@@ -1,0 +1,170 @@
+"""Components padded to a bucket and batched sweeps: one program for many sizes, same fits."""
+
+import jax
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+from bayesgmm import GaussianMixture, em
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=600, centers=4, n_features=3, cluster_std=1.5, random_state=3)
+    return X
+
+
+class _CompileCounter:
+    """Counts XLA compilations (JAX's backend-compile events) while active."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.count = 0
+        self.active = False
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, event, duration, **kwargs):
+        if self.active and event == self.EVENT:
+            self.count += 1
+
+    def __enter__(self):
+        self.count, self.active = 0, True
+        return self
+
+    def __exit__(self, *exc):
+        self.active = False
+
+
+@pytest.fixture(scope="module")
+def compilations():
+    return _CompileCounter()
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_sweep_over_sizes_compiles_once(blobs, compilations, covariance_type):
+    X = blobs[:-7]  # a sample count no other module compiles
+    first = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
+    first.bic(X), first.predict(X)
+    with compilations:
+        for n_components in range(2, 10):
+            model = GaussianMixture(n_components, covariance_type=covariance_type, random_state=0)
+            model.fit(X).bic(X)
+            model.predict(X)
+    assert compilations.count == 0
+
+
+def test_padded_fits_equal_scikit_learn(blobs):
+    X = blobs
+    for covariance_type in COVARIANCE_TYPES:
+        for n_components in (1, 3, 6):
+            ours = GaussianMixture(n_components, covariance_type=covariance_type, random_state=0, n_init=2).fit(X)
+            reference = SklearnGaussianMixture(
+                n_components, covariance_type=covariance_type, random_state=0, n_init=2
+            ).fit(X)
+            assert ours.weights_.shape == (n_components,)
+            assert ours.covariances_.shape == reference.covariances_.shape
+            assert ours.n_iter_ == reference.n_iter_
+            np.testing.assert_allclose(ours.lower_bound_, reference.lower_bound_, rtol=1e-12)
+            np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=1e-10)
+            np.testing.assert_allclose(ours.bic(X), reference.bic(X), rtol=1e-12)
+
+
+def test_padding_does_not_change_a_fit(blobs, monkeypatch):
+    # The same fits with padding switched off (every size its own program).
+    X = blobs
+    padded = [GaussianMixture(k, covariance_type="full", random_state=1).fit(X) for k in (2, 5)]
+    monkeypatch.setattr(em, "PADDING_WORK_LIMIT", 0)
+    assert em.component_bucket(5, 600, 3, "full") == 5
+    exact = [GaussianMixture(k, covariance_type="full", random_state=1).fit(X) for k in (2, 5)]
+    for ours, reference in zip(padded, exact):
+        assert ours.n_iter_ == reference.n_iter_
+        np.testing.assert_allclose(ours.lower_bounds_, reference.lower_bounds_, rtol=1e-12)
+        np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=1e-10, atol=1e-12)
+
+
+def test_component_bucket_pads_small_fits_only():
+    assert em.component_bucket(1, 1000, 4, "full") == 16
+    assert em.component_bucket(9, 1000, 4, "full") == 16
+    assert em.component_bucket(17, 1000, 4, "full") == 32
+    assert em.component_bucket(16, 1000, 4, "full") == 16
+    # One large fit keeps its exact number of components (no padded work).
+    assert em.component_bucket(8, 100_000, 10, "full") == 8
+    assert em.component_bucket(16, 1_000_000, 16, "full") == 16
+
+
+def test_pad_components_adds_inactive_components():
+    params = em.GMMParams(
+        np.array([0.25, 0.75]), np.ones((2, 3)), np.stack([2 * np.eye(3)] * 2), np.stack([np.eye(3)] * 2)
+    )
+    padded = em.pad_components(params, 5, "full")
+    np.testing.assert_array_equal(padded.weights, [0.25, 0.75, 0, 0, 0])
+    np.testing.assert_array_equal(padded.means[2:], 0.0)
+    np.testing.assert_array_equal(padded.covariances[2:], np.broadcast_to(np.eye(3), (3, 3, 3)))
+    back = em.active_params(padded, 2, "full")
+    for original, recovered in zip(params, back):
+        np.testing.assert_array_equal(original, recovered)
+    tied = em.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 3)), np.eye(3), np.eye(3))
+    assert em.pad_components(tied, 4, "tied").covariances.shape == (3, 3)
+
+
+def test_m_step_keeps_inactive_components_at_zero_weight():
+    import jax.numpy as jnp
+
+    with em.precision_scope("float64"):
+        stats = em.SufficientStats(
+            jnp.array([3.0, 1.0, 0.0]), jnp.array([[3.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
+            jnp.array([[5.0, 1.0], [2.0, 2.0], [0.0, 0.0]]), jnp.array(0.0), jnp.array(4.0),
+        )
+        params = em.m_step(stats, 1e-6, "diag", jnp.array([True, True, False]))
+        params = em.GMMParams(*(np.asarray(leaf) for leaf in params))
+    assert float(params.weights[2]) == 0.0
+    np.testing.assert_allclose(np.sum(params.weights), 1.0, rtol=1e-15)
+    np.testing.assert_array_equal(np.asarray(params.means[2]), 0.0)
+    np.testing.assert_array_equal(np.asarray(params.covariances[2]), 1.0)
+    np.testing.assert_allclose(np.asarray(params.covariances[0]), [5 / 3 - 1 + 1e-6, 1 / 3 + 1e-6], rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_sweep_equals_separate_fits(blobs, covariance_type):
+    X = blobs
+    sizes = [1, 2, 3, 5, 8]
+    swept = em.fit_sweep(X, n_components=sizes, covariance_type=covariance_type, n_init=2, random_state=7)
+    assert len(swept) == len(sizes)
+    for size, result in zip(sizes, swept):
+        alone = GaussianMixture(size, covariance_type=covariance_type, n_init=2, random_state=7).fit(X)
+        assert result.params.weights.shape == (size,)
+        assert not result.failed
+        assert result.n_iter == alone.n_iter_
+        np.testing.assert_allclose(result.lower_bound, alone.lower_bound_, rtol=1e-12)
+        np.testing.assert_allclose(result.params.means, alone.means_, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(result.params.covariances, alone.covariances_, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_sweep_candidates_stop_at_their_own_convergence(blobs):
+    X = blobs
+    swept = em.fit_sweep(X, n_components=[1, 4], random_state=0, tol=1e-6, init_params="random")
+    # K = 1 converges at once; K = 4 needs more iterations: each keeps its own count.
+    assert swept[0].n_iter == 2
+    assert swept[1].n_iter > swept[0].n_iter
+    assert len(swept[0].lower_bounds) == swept[0].n_iter
+
+
+def test_fit_sweep_refuses_initial_values_for_several_sizes(blobs):
+    with pytest.raises(ValueError, match="fix one number of components; got n_components=\\[2, 3\\]"):
+        em.fit_sweep(blobs, n_components=[2, 3], means_init=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="n_components"):
+        em.fit_sweep(blobs, n_components=[2, 0])
+
+
+def test_best_candidate_tie_rule():
+    assert em.best_candidate([-1.0, -0.5, -0.5]) == 1
+    assert em.best_candidate([-0.5 - 1e-14, -0.5]) == 0  # within TIE_TOLERANCE: the first
+    assert em.best_candidate([np.nan, -3.0]) == 1
+    assert em.best_candidate([-np.inf, -np.inf]) == 0
