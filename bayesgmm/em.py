@@ -37,14 +37,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import _program_cache, gaussian, quadratic
+from bayesgmm import _program_cache, _progress, gaussian, quadratic, structures
 
 # Bytes of one block's feature matrix (block_size, F), see bayesgmm.quadratic:
 # small enough to stay in the last-level cache between the two matrix
@@ -174,13 +174,8 @@ def active_components(n_components: int, n_padded: int) -> np.ndarray:
 
 def _inactive_covariance(covariance_type: str, n_features: int, dtype):
     """The covariance (and precision factor) of one inactive component; None for 'tied'."""
-    if covariance_type == "tied":
-        return None
-    if covariance_type == "full":
-        return np.eye(n_features, dtype=dtype)
-    if covariance_type == "diag":
-        return np.ones(n_features, dtype)
-    return np.ones((), dtype)
+    covariances, _ = structures.get(covariance_type).inactive_parameters(1, n_features, dtype)
+    return None if covariances is None else covariances[0]
 
 
 def _padded(leaf, n_padded: int, fill, axis: int = 0):
@@ -229,7 +224,7 @@ def active_params(params: GMMParams, n_components: int, covariance_type: str) ->
     if params.weights.shape[0] == n_components:
         return params
     weights, means = params.weights[:n_components], params.means[:n_components]
-    if covariance_type == "tied":
+    if not structures.get(covariance_type).component_axis:
         return GMMParams(weights, means, params.covariances, params.precisions_cholesky)
     return GMMParams(
         weights, means, params.covariances[:n_components], params.precisions_cholesky[:n_components]
@@ -405,7 +400,7 @@ def to_statistics(sums: FeatureSums, n_features: int, covariance_type: str) -> S
 def _feature_sums(Phi, sample_weight, resp, log_likelihood, covariance_type: str) -> FeatureSums:
     """The product of weighted responsibilities and features, ``(w r)^T @ Phi``, (K, F)."""
     weighted_resp = resp * sample_weight[:, None]
-    if covariance_type in ("diag", "spherical"):
+    if structures.get(covariance_type).narrow_features:
         # Narrow features (F = 2D + 1, D + 2): contracting the rows of both
         # operands in place beats transposing (w r) first (N=1M, D=16, K=16,
         # whole pass: 'diag' 55 vs 60 ms, 'spherical' 44 vs 56 ms).
@@ -474,13 +469,7 @@ def centred_sums(X, sample_weight, resp, shift, covariance_type: str):
     weighted = resp * sample_weight[:, None]
     difference = X[:, None, :] - shift  # (B, K, D)
     scaled = weighted[:, :, None] * difference
-    if covariance_type in ("full", "tied"):
-        rows, columns = np.triu_indices(X.shape[1])
-        second = jnp.einsum("bkd,bke->kde", scaled, difference)[:, rows, columns]
-    elif covariance_type == "diag":
-        second = jnp.einsum("bkd,bkd->kd", scaled, difference)
-    else:
-        second = jnp.einsum("bkd,bkd->k", scaled, difference)[:, None]
+    second = structures.get(covariance_type).centred_second(scaled, difference)
     return jnp.concatenate([jnp.sum(weighted, axis=0)[:, None], jnp.sum(scaled, axis=0), second], axis=1)
 
 
@@ -542,6 +531,51 @@ def normalise(weighted_log_prob):
     return (jnp.log(total) + shift)[:, 0], unnormalised / total
 
 
+class EStepForm(NamedTuple):
+    """How the E-step computes log densities and statistics: a value passed to the engine.
+
+    Two implementations exist, :data:`EXPANDED` (the fast expanded square)
+    and :data:`DIRECT` (centred per component, for components the expanded
+    square cannot represent accurately, see :func:`precision_loss`). Forms
+    are hashable and serve as static arguments of the compiled programs.
+    """
+
+    name: str
+    # (params, covariance_type) -> what every block of one pass needs
+    prepare: Callable
+    # (X (B, D), prepared, covariance_type) -> log pi_k + log N(x | mu_k, Sigma_k), (B, K)
+    weighted_log_prob: Callable
+    # (X (B, D), sample_weight (B,), prepared, covariance_type) -> FeatureSums
+    block_sums: Callable
+    # True: the statistics' moments are about the current means (added back by the M-step)
+    centred: bool
+
+
+def _expanded_log_prob(X, theta, covariance_type: str):
+    return quadratic.features(X, covariance_type) @ theta
+
+
+EXPANDED = EStepForm(
+    "expanded",
+    prepare=log_density_coefficients,
+    weighted_log_prob=_expanded_log_prob,
+    block_sums=block_sums,
+    centred=False,
+)
+DIRECT = EStepForm(
+    "direct",
+    prepare=lambda params, covariance_type: params,
+    weighted_log_prob=direct_weighted_log_prob,
+    block_sums=block_sums_direct,
+    centred=True,
+)
+
+
+def form_for(params: GMMParams, covariance_type: str, dtype) -> EStepForm:
+    """:data:`EXPANDED` where it is accurate for these (host, centred) parameters, else :data:`DIRECT`."""
+    return EXPANDED if expanded_form_is_accurate(params, covariance_type, dtype) else DIRECT
+
+
 def block_statistics(X, sample_weight, params: GMMParams, covariance_type: str):
     """:func:`block_sums` split into :class:`SufficientStats`."""
     return to_statistics(
@@ -586,7 +620,7 @@ def _scan_sum(block_fn, *block_arrays, axis_name=None):
 
 def accumulate_statistics(
     X_blocks, weight_blocks, params: GMMParams, covariance_type: str, axis_name=None,
-    direct: bool = False,
+    form: EStepForm = EXPANDED,
 ):
     """E-step over all blocks: the statistics the M-step needs, and the log-likelihood.
 
@@ -598,21 +632,19 @@ def accumulate_statistics(
     covariance_type : str
     axis_name : str, optional
         Mesh axis over which the blocks are sharded (inside ``shard_map``).
-    direct : bool, default=False
-        Use :func:`block_sums_direct`: the moments are then about
-        ``params.means`` (add them back to the M-step's means, as
-        :func:`em_step` does with ``shift``).
+    form : EStepForm, default=EXPANDED
+        With a ``centred`` form the moments are about ``params.means`` (add
+        them back to the M-step's means, as :func:`em_step` does with ``shift``).
 
     Returns
     -------
     SufficientStats
     """
-    if direct:
-        block_fn = lambda X, w: block_sums_direct(X, w, params, covariance_type)  # noqa: E731
-    else:
-        theta = log_density_coefficients(params, covariance_type)
-        block_fn = lambda X, w: block_sums(X, w, theta, covariance_type)  # noqa: E731
-    sums = _scan_sum(block_fn, X_blocks, weight_blocks, axis_name=axis_name)
+    prepared = form.prepare(params, covariance_type)
+    sums = _scan_sum(
+        lambda X, w: form.block_sums(X, w, prepared, covariance_type),
+        X_blocks, weight_blocks, axis_name=axis_name,
+    )
     return to_statistics(sums, X_blocks.shape[-1], covariance_type)
 
 
@@ -638,33 +670,15 @@ def m_step(
     positive definite.
     """
     dtype = stats.first.dtype
-    n_features = stats.first.shape[1]
     nk = stats.weight_sum + 10 * jnp.finfo(dtype).eps
     divisor = nk
     if active is not None:
         nk = jnp.where(active, nk, 0.0)
         divisor = jnp.where(active, nk, 1.0)
     means = stats.first / divisor[:, None]
-    if covariance_type in ("full", "tied"):
-        outer = means[:, :, None] * means[:, None, :]
-        identity = jnp.eye(n_features, dtype=dtype)
-        if covariance_type == "full":
-            covariances = stats.second / divisor[:, None, None] - outer
-        else:
-            covariances = (stats.second - jnp.einsum("k,kde->de", nk, outer)) / nk.sum()
-        covariances = covariances + reg_covar * identity
-        # Symmetrise: the subtraction above may leave rounding asymmetry.
-        covariances = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
-        if active is not None and covariance_type == "full":
-            covariances = jnp.where(active[:, None, None], covariances, identity)
-    else:
-        covariances = stats.second / divisor[:, None] - jnp.square(means) + reg_covar
-        if covariance_type == "spherical":
-            covariances = covariances.mean(axis=1)
-        if active is not None:
-            covariances = jnp.where(
-                active.reshape(active.shape + (1,) * (covariances.ndim - 1)), covariances, 1.0
-            )
+    covariances = structures.get(covariance_type).m_step_covariances(
+        nk, means, stats.second, reg_covar, active
+    )
     precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
         covariances, covariance_type
     )
@@ -679,14 +693,14 @@ def params_from_responsibilities(
     covariance_type: str,
     n_components: int,
     axis_name=None,
-    direct: bool = False,
+    form: EStepForm = EXPANDED,
     active=None,
 ) -> GMMParams:
     """M-step from given responsibilities (the initialisation).
 
     ``resp_blocks`` is (n_blocks, block_size, n_components) responsibilities,
     or (n_blocks, block_size) integer labels (-1: no component), expanded to
-    one-hot rows one block at a time. With ``direct``, a second pass takes
+    one-hot rows one block at a time. With a ``centred`` form, a second pass takes
     the second moments about the means of the first (:func:`centred_sums`),
     as the direct-form EM loop does. ``active``: see :func:`m_step`.
     """
@@ -705,7 +719,7 @@ def params_from_responsibilities(
     params = m_step(
         to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
     )
-    if not direct:
+    if not form.centred:
         return params
     shift = params.means
     sums = _scan_sum(
@@ -828,61 +842,14 @@ def all_finite(params: GMMParams):
 # --------------------------------------------------------------------------
 
 
-class IterationReporter:
-    """Host-side receiver of the per-iteration callback of a reporting fit.
-
-    The compiled loop only knows *that* it reports (a static flag); what is
-    shown (verbose lines every ``interval`` iterations, a progress bar) is
-    set here by :func:`fit_gmm` around each run, so cached programs never
-    hold a stale printer.
-    """
-
-    def __init__(self):
-        self.interval = 0
-        self.bar = None
-        self.clock = time.perf_counter()
-
-    def start(self, interval: int, bar=None) -> None:
-        self.interval, self.bar, self.clock = interval, bar, time.perf_counter()
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        self.interval, self.bar = 0, None
-
-    def __call__(self, n_iter, change, lower_bound) -> None:
-        n_iter = int(n_iter)
-        if self.bar is not None and n_iter > self.bar.n:
-            self.bar.update(n_iter - self.bar.n)
-            self.bar.set_postfix(lower_bound=f"{float(lower_bound):.5f}", change=f"{float(change):.2e}")
-        if self.interval and n_iter % self.interval == 0:
-            now = time.perf_counter()
-            print(
-                f"  Iteration {n_iter}\t time lapse {now - self.clock:.5f}s\t "
-                f"ll change {float(change):.5f}\t lower bound {float(lower_bound):.5f}",
-                flush=True,
-            )
-            self.clock = now
-
-
-REPORTER = IterationReporter()
-
-
-def _report(n_iter, change, lower_bound):
-    REPORTER(n_iter, change, lower_bound)
-
-
 def wants_progress_bar(n_samples: int, n_components: int, n_features: int, covariance_type: str) -> bool:
     """Whether a fit is long enough (seconds per few iterations) to show a bar.
 
-    Only on a terminal, never under CI (the ``CI`` environment variable).
+    Only where :func:`bayesgmm._progress.bar_allowed`.
     """
-    import os
-    import sys
-
-    if os.environ.get("CI") or not sys.stderr.isatty():
+    if not _progress.bar_allowed():
         return False
-    work = n_samples * n_components * n_features * (n_features if covariance_type == "full" else 1)
+    work = n_samples * n_components * quadratic.feature_count(n_features, covariance_type)
     return work >= 50_000_000
 
 
@@ -937,6 +904,7 @@ def _em_loop(
     params: GMMParams,
     initial_lower_bound,
     active,
+    report_token,
     *,
     covariance_type: str,
     tol: float,
@@ -944,19 +912,19 @@ def _em_loop(
     max_iter: int,
     report: bool,
     axis_name=None,
-    direct: bool = False,
+    form: EStepForm = EXPANDED,
 ):
     def body(state: EMState):
         stats = accumulate_statistics(
-            X_blocks, weight_blocks, state.params, covariance_type, axis_name, direct
+            X_blocks, weight_blocks, state.params, covariance_type, axis_name, form
         )
         new_state = em_step(
             state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
-            shift=state.params.means if direct else None, active=active,
+            shift=state.params.means if form.centred else None, active=active,
         )
         if report:
             change = new_state.lower_bound - state.lower_bound
-            jax.debug.callback(_report, new_state.n_iter, change, new_state.lower_bound)
+            _progress.report(report_token, new_state.n_iter, change, new_state.lower_bound)
         return new_state
 
     return lax.while_loop(
@@ -992,6 +960,7 @@ def _run_em(
     initial_params: GMMParams,
     initial_lower_bound,
     active,
+    report_token=_progress.NO_REPORTER,
     *,
     covariance_type: str,
     tol: float,
@@ -999,7 +968,7 @@ def _run_em(
     max_iter: int,
     report: bool = False,
     mesh=None,
-    direct: bool = False,
+    form: EStepForm = EXPANDED,
 ):
     """Run EM for a batch of candidates, each to its own convergence.
 
@@ -1018,19 +987,22 @@ def _run_em(
         ``-inf`` for a fresh start, the previous bound for a warm start.
     active : Array of shape (n_init, n_components) of bool
         Each candidate's active components (:func:`active_components`).
+    report_token : int or Array of shape ()
+        The run's reporter (:func:`bayesgmm._progress.registered`), data
+        rather than a static argument so that runs share the program.
     covariance_type, tol, reg_covar, max_iter, report : static
-        ``report`` sends every iteration's bound to :data:`REPORTER` on the
-        host (verbose printing, progress bar).
+        ``report`` sends every iteration's bound to the reporter of
+        ``report_token`` on the host (verbose printing, progress bar).
     mesh : jax.sharding.Mesh, optional (static)
         A one-axis mesh over which ``X_blocks`` and ``weight_blocks`` are
         sharded along their block axis. Each device runs the E-step on its
         own blocks; only the sufficient statistics are summed across devices
         (and processes).
-    direct : bool, default=False (static)
-        Every E-step in the direct form with moments about the current means
-        (:func:`block_sums_direct`) instead of the expanded square: for fits
-        whose components lie too far from the data's centre, in units of
-        their spread, for the expanded square (:func:`precision_loss`).
+    form : EStepForm, default=EXPANDED (static)
+        How every E-step is computed; :data:`DIRECT` (moments about the
+        current means) for fits whose components lie too far from the data's
+        centre, in units of their spread, for the expanded square
+        (:func:`precision_loss`).
 
     Returns
     -------
@@ -1048,11 +1020,12 @@ def _run_em(
         max_iter=max_iter,
         report=report,
         axis_name=_axis_name(mesh),
-        direct=direct,
+        form=form,
     )
-    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, 0))
-    return _over_mesh(batched, mesh, 2, 3)(
-        X_blocks, weight_blocks, initial_params, initial_lower_bound, active
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, 0, None))
+    return _over_mesh(batched, mesh, 2, 4)(
+        X_blocks, weight_blocks, initial_params, initial_lower_bound, active,
+        jnp.asarray(report_token, jnp.int32),
     )
 
 
@@ -1082,7 +1055,7 @@ def best_candidate(lower_bounds) -> int:
     return int(np.argmax(ties))
 
 
-_RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "direct")
+_RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "form")
 _YNN = "xla_cpu_experimental_ynn_fusion_type"
 # XLA:CPU hands matrix products and reductions to YNNPACK by default. What is
 # fastest depends on the dtype and on the width of the features (measured per
@@ -1106,7 +1079,7 @@ def cpu_variant(dtype, covariance_type: str) -> str | None:
     """The key of ``CPU_COMPILER_OPTIONS`` for a fit, or None for XLA's defaults."""
     if np.dtype(dtype) == np.float32:
         return "float32"
-    if covariance_type in ("diag", "spherical"):
+    if structures.get(covariance_type).narrow_features:
         return "float64-narrow"
     return None
 
@@ -1146,7 +1119,7 @@ run_em = _CompiledPerVariant(_run_em, _RUN_EM_STATIC, CPU_COMPILER_OPTIONS)
 
 @_program_cache.bounded
 @functools.partial(
-    jax.jit, static_argnames=("reg_covar", "covariance_type", "n_components", "mesh", "direct")
+    jax.jit, static_argnames=("reg_covar", "covariance_type", "n_components", "mesh", "form")
 )
 def initial_params_from_responsibilities(
     X_blocks,
@@ -1158,7 +1131,7 @@ def initial_params_from_responsibilities(
     covariance_type: str,
     n_components: int,
     mesh=None,
-    direct: bool = False,
+    form: EStepForm = EXPANDED,
 ) -> GMMParams:
     """:func:`params_from_responsibilities` for a batch of responsibilities.
 
@@ -1172,7 +1145,7 @@ def initial_params_from_responsibilities(
         return jax.vmap(
             lambda resp, mask: params_from_responsibilities(
                 X_blocks, weight_blocks, resp, reg_covar, covariance_type, n_components,
-                _axis_name(mesh), direct, mask,
+                _axis_name(mesh), form, mask,
             ),
             in_axes=(2, 0),
         )(resp_blocks, active)
@@ -1181,9 +1154,9 @@ def initial_params_from_responsibilities(
 
 
 @_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type", "output", "direct"))
+@functools.partial(jax.jit, static_argnames=("covariance_type", "output", "form"))
 def predict_blocks(
-    X_blocks, params: GMMParams, *, covariance_type: str, output: str, direct: bool = False
+    X_blocks, params: GMMParams, *, covariance_type: str, output: str, form: EStepForm = EXPANDED
 ):
     """One prediction over blocks, computed and reduced on the device.
 
@@ -1197,17 +1170,14 @@ def predict_blocks(
         The responsibilities (n_blocks, block_size, K); the most probable
         component (n_blocks, block_size), int32; or ``log p(x)``
         (n_blocks, block_size). Only that result leaves the device.
-    direct : bool, default=False
-        Log densities in the direct form, for parameters that the expanded
-        square does not represent accurately (:func:`expanded_form_is_accurate`).
+    form : EStepForm, default=EXPANDED
+        :data:`DIRECT` for parameters that the expanded square does not
+        represent accurately (:func:`form_for`).
     """
-    theta = None if direct else log_density_coefficients(params, covariance_type)
+    prepared = form.prepare(params, covariance_type)
 
     def block(X):
-        if direct:
-            weighted = direct_weighted_log_prob(X, params, covariance_type)
-        else:
-            weighted = quadratic.features(X, covariance_type) @ theta
+        weighted = form.weighted_log_prob(X, prepared, covariance_type)
         if output == "labels":
             return jnp.argmax(weighted, axis=1).astype(jnp.int32)
         log_prob_norm, resp = normalise(weighted)
@@ -1219,6 +1189,28 @@ def predict_blocks(
 # --------------------------------------------------------------------------
 # Initialisation on the host (scikit-learn's random stream)
 # --------------------------------------------------------------------------
+
+
+# Below this much work (samples x features x components) k-means runs on one
+# OpenMP thread: its threads busy-wait at every barrier, and on a CPU shared
+# with XLA's worker threads (still spinning after the previous fit) a small
+# k-means took several times longer with two threads than with one.
+SERIAL_KMEANS_WORK = 1 << 23
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpool_controller():
+    """threadpoolctl's view of the loaded thread pools (finding them takes ~10 ms, so once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _serial_openmp(work: int):
+    """A context that limits OpenMP to one thread when ``work`` is below ``SERIAL_KMEANS_WORK``."""
+    if work >= SERIAL_KMEANS_WORK:
+        return contextlib.nullcontext()
+    return _threadpool_controller().limit(limits=1, user_api="openmp")
 
 
 def initial_responsibilities(
@@ -1257,11 +1249,9 @@ def initial_responsibilities(
         resp /= resp.sum(axis=1)[:, None]
         return resp
     if init_params == "kmeans":
-        return (
-            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-            .fit(X, sample_weight=sample_weight)
-            .labels_.astype(np.int32)
-        )
+        with _serial_openmp(X.shape[0] * X.shape[1] * n_components):
+            kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            return kmeans.fit(X, sample_weight=sample_weight).labels_.astype(np.int32)
     if init_params == "random_from_data":
         if sample_weight is None:
             indices = random_state.choice(n_samples, size=n_components, replace=False)
@@ -1292,7 +1282,7 @@ def initial_params(
     weights_init=None,
     means_init=None,
     precisions_init=None,
-    direct: bool = False,
+    form: EStepForm = EXPANDED,
 ) -> GMMParams:
     """Initial parameters for a batch of candidates, user-given values taking precedence.
 
@@ -1309,8 +1299,8 @@ def initial_params(
         Each candidate's active components (:func:`active_components`).
     weights_init, means_init, precisions_init : ndarray, optional
         Of the active components (one candidate's ``n_components``); padded here.
-    direct : bool, default=False
-        Second moments about the initial means (for the direct-form fit).
+    form : EStepForm, default=EXPANDED
+        A ``centred`` form takes the second moments about the initial means.
 
     Returns
     -------
@@ -1329,7 +1319,7 @@ def initial_params(
             covariance_type=covariance_type,
             n_components=n_padded,
             mesh=layout.mesh,
-            direct=direct,
+            form=form,
         )
     dtype = X_blocks.dtype
 
@@ -1688,43 +1678,44 @@ def fit_sweep(
     centre = (totals[2:-1] / totals[-1]).astype(dtype)
     if given["means_init"] is not None:
         given["means_init"] = given["means_init"] - centre
-    interval = verbose_interval if verbose >= 2 else 0
     bar = None
     if max_iter > 0 and jax.process_index() == 0 and wants_progress_bar(
         int(totals[0]), largest, n_features, covariance_type
     ):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_iter, desc="EM", unit="it", leave=False)
+        bar = _progress.open_bar(max_iter, "EM")
+    reporter = _progress.IterationReporter(verbose_interval if verbose >= 2 else 0, bar)
     settings = dict(
         covariance_type=covariance_type,
         tol=tol,
         reg_covar=reg_covar,
         max_iter=max_iter,
-        report=bool(interval or bar is not None),
+        report=reporter.active,
         mesh=mesh,
     )
 
-    def run(X_blocks, weight_blocks, params, bounds, active, direct=False):
+    def run(X_blocks, weight_blocks, params, bounds, active, form, *, token):
         if mesh is None:
             # Fresh, warm-started and user-given starts reach here made in
             # different ways; placing them like the data keeps one program.
             params, bounds, active = jax.device_put((params, bounds, active), X_blocks.sharding)
-        return run_em(X_blocks, weight_blocks, params, bounds, active, direct=direct, **settings)
+        return run_em(
+            X_blocks, weight_blocks, params, bounds, active, token, form=form, **settings
+        )
 
     problem = _Problem(
         X, weights if sample_weight is not None else None, weights, centre, mesh, multi_process,
         covariance_type, reg_covar, init_params, n_init, dtype, verbose, given,
     )
-    REPORTER.start(interval, bar)
-    try:
-        # An int seeds each size afresh, as separate fits would; a RandomState
-        # (or None, NumPy's global one) is drawn from size after size.
-        return _fit_groups(
-            run, problem, sizes, [check_random_state(random_state) for _ in sizes], warm_start
-        )
-    finally:
-        REPORTER.stop()
+    with _progress.registered(reporter if reporter.active else None) as token:
+        try:
+            # An int seeds each size afresh, as separate fits would; a RandomState
+            # (or None, NumPy's global one) is drawn from size after size.
+            return _fit_groups(
+                functools.partial(run, token=token), problem, sizes,
+                [check_random_state(random_state) for _ in sizes], warm_start,
+            )
+        finally:
+            reporter.close()
 
 
 def _copy_random_state(random_state: np.random.RandomState) -> np.random.RandomState:
@@ -1768,16 +1759,16 @@ def _fit_groups(run, problem: _Problem, sizes, random_states, warm_start) -> lis
         # A second attempt in the direct form must start where the first did.
         retry_states = [_copy_random_state(state) for state in random_states]
 
-        def attempt(indices, direct, states):
+        def attempt(indices, form, states):
             starts = _given_starts(problem, layout, sizes, warm_start, states[0])
             if starts is not None:
-                return [_run_batch(run, X_blocks, weight_blocks, *starts, direct)]
+                return [_run_batch(run, X_blocks, weight_blocks, *starts, form)]
             return _fit_candidates(
                 run, problem, layout, X_blocks, weight_blocks,
-                [sizes[i] for i in indices], [states[i] for i in indices], direct,
+                [sizes[i] for i in indices], [states[i] for i in indices], form,
             )
 
-        best = attempt(range(len(sizes)), False, random_states)
+        best = attempt(range(len(sizes)), EXPANDED, random_states)
         # Components too far from the centre, in units of their spread, for
         # the expanded square (a cluster collapsed onto distant or duplicated
         # points; float32 data with a constant feature per cluster): the same
@@ -1789,7 +1780,7 @@ def _fit_groups(run, problem: _Problem, sizes, random_states, warm_start) -> lis
             )
         ]
         if redo:
-            for index, again in zip(redo, attempt(redo, True, retry_states)):
+            for index, again in zip(redo, attempt(redo, DIRECT, retry_states)):
                 best[index] = again
         results = []
         for size, (state, failed) in zip(sizes, best):
@@ -1843,9 +1834,11 @@ def _given_starts(problem: _Problem, layout: "DataLayout", sizes, warm_start, ra
     return batch, np.full((1,), lower_bound, problem.dtype), active
 
 
-def _run_batch(run, X_blocks, weight_blocks, params, bounds, active, direct):
+def _run_batch(run, X_blocks, weight_blocks, params, bounds, active, form):
     """Run one batch of candidates; the best state on the host and whether any failed."""
-    states = run(X_blocks, weight_blocks, params, jnp.asarray(bounds, X_blocks.dtype), jnp.asarray(active), direct=direct)
+    states = run(
+        X_blocks, weight_blocks, params, jnp.asarray(bounds, X_blocks.dtype), jnp.asarray(active), form
+    )
     states = jax.tree_util.tree_map(to_host, states)
     best = best_candidate(states.lower_bound)
     return jax.tree_util.tree_map(lambda leaf: leaf[best], states), bool(np.any(states.failed))
@@ -1876,9 +1869,7 @@ def _process_zero_initialisation(problem: _Problem, n_components: int, random_st
         )
         params = GMMParams(*(np.asarray(leaf[0]) for leaf in params))
     else:
-        shapes = {"full": (n_components, n_features, n_features), "tied": (n_features, n_features),
-                  "diag": (n_components, n_features), "spherical": (n_components,)}
-        shape = shapes[covariance_type]
+        shape = structures.get(covariance_type).parameter_shape(n_components, n_features)
         zeros = lambda *s: np.zeros(s, X.dtype)  # noqa: E731
         params = GMMParams(zeros(n_components), zeros(n_components, n_features), zeros(*shape), zeros(*shape))
     return GMMParams(*multihost_utils.broadcast_one_to_all(tuple(params)))
@@ -1888,11 +1879,11 @@ def _needs_responsibilities(given: dict) -> bool:
     return any(given[name] is None for name in ("weights_init", "means_init", "precisions_init"))
 
 
-def _fit_candidates(run, problem: _Problem, layout, X_blocks, weight_blocks, sizes, random_states, direct):
+def _fit_candidates(run, problem: _Problem, layout, X_blocks, weight_blocks, sizes, random_states, form):
     """Initialise and run every (size, restart) candidate in memory-bounded batches.
 
     Candidates of all sizes share each batch; the best restart of each size
-    is kept (:func:`best_candidate`). ``direct`` also makes the initial
+    is kept (:func:`best_candidate`). A ``centred`` ``form`` also makes the initial
     M-step take its moments about the initial means.
 
     Returns
@@ -1921,11 +1912,11 @@ def _fit_candidates(run, problem: _Problem, layout, X_blocks, weight_blocks, siz
         params = initial_params(
             layout, X_blocks, weight_blocks, np.stack(resp, axis=1) if resp else None, active,
             covariance_type=problem.covariance_type, reg_covar=problem.reg_covar,
-            direct=direct, **problem.given,
+            form=form, **problem.given,
         )
         states = run(
             X_blocks, weight_blocks, params, jnp.full((len(batch),), -jnp.inf, X_blocks.dtype),
-            jnp.asarray(active), direct=direct,
+            jnp.asarray(active), form,
         )
         states = jax.tree_util.tree_map(to_host, states)
         for index, (group, _) in enumerate(batch):

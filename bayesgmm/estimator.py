@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm import em, gaussian, streaming
+from bayesgmm import em, gaussian, streaming, structures
 
 # Rows per device call of predict / predict_proba / score_samples.
 PREDICT_CHUNK_ROWS = 1 << 20
@@ -328,7 +328,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)
-        direct = not em.expanded_form_is_accurate(params, self.covariance_type, dtype)
+        form = em.form_for(params, self.covariance_type, dtype)
         params = em.pad_components(params, n_padded, self.covariance_type)
         parts = []
         with em.precision_scope(dtype):
@@ -340,7 +340,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     params,
                     covariance_type=self.covariance_type,
                     output=output,
-                    direct=direct,
+                    form=form,
                 )
                 part = em.from_blocks(result, chunk.shape[0])
                 parts.append(part[:, :n_components] if output == "proba" else part)
@@ -452,19 +452,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_samples = v.check_int("n_samples", n_samples, 1)
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
-        n_features = self.n_features_in_
-        covariances = self.covariances_
-        if self.covariance_type == "tied":
-            covariances = np.broadcast_to(covariances, (self.n_components,) + covariances.shape)
-        if self.covariance_type in ("full", "tied"):
-            draws = [
-                rng.multivariate_normal(mean, covariance, int(count))
-                for mean, covariance, count in zip(self.means_, covariances, counts)
-            ]
-        else:
-            draws = [
-                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
-                for mean, covariance, count in zip(self.means_, covariances, counts)
-            ]
+        structure = structures.get(self.covariance_type)
+        draws = [
+            structure.sample(rng, mean, structure.component_covariance(self.covariances_, k), int(count))
+            for k, (mean, count) in enumerate(zip(self.means_, counts))
+        ]
         labels = np.repeat(np.arange(self.n_components), counts)
         return np.vstack(draws).astype(self.means_.dtype), labels

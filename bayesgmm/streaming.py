@@ -73,7 +73,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesgmm import _program_cache, em
+from bayesgmm import _program_cache, _progress, em
 from bayesgmm import _validation as v
 
 # Bytes of data per chunk (rows = DEFAULT_CHUNK_BYTES / (n_features * itemsize)).
@@ -598,10 +598,10 @@ def zero_statistics(
 
 
 @_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type", "direct"))
+@functools.partial(jax.jit, static_argnames=("covariance_type", "form"))
 def add_chunk_statistics(
     total, X_blocks, weight_blocks, params: em.GMMParams, *, covariance_type: str,
-    direct: bool = False,
+    form: em.EStepForm = em.EXPANDED,
 ):
     """``total`` plus the statistics of one chunk, for every restart.
 
@@ -613,9 +613,8 @@ def add_chunk_statistics(
     weight_blocks : Array of shape (n_blocks, block_size)
     params : GMMParams
         Leaves with a leading axis of length n_init.
-    direct : bool, default=False
-        The direct form (:func:`bayesgmm.em.block_sums_direct`): moments
-        about each restart's current means.
+    form : bayesgmm.em.EStepForm, default=EXPANDED
+        :data:`bayesgmm.em.DIRECT`: moments about each restart's current means.
 
     Returns
     -------
@@ -623,13 +622,13 @@ def add_chunk_statistics(
     """
     chunk = jax.vmap(
         lambda restart: em.accumulate_statistics(
-            X_blocks, weight_blocks, restart, covariance_type, direct=direct
+            X_blocks, weight_blocks, restart, covariance_type, form=form
         )
     )(params)
     return jax.tree_util.tree_map(jnp.add, total, chunk)
 
 
-def statistics_pass(chunks, params: em.GMMParams, covariance_type: str, direct: bool = False):
+def statistics_pass(chunks, params: em.GMMParams, covariance_type: str, form: em.EStepForm = em.EXPANDED):
     """One pass over the chunks: the summed statistics of every restart.
 
     The statistics of chunk i are dispatched (asynchronously), then chunk
@@ -644,7 +643,7 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str, direct: 
     params : GMMParams
         On the device, leaves with a leading axis of length n_init.
     covariance_type : str
-    direct : bool, default=False
+    form : bayesgmm.em.EStepForm, default=EXPANDED
         See :func:`add_chunk_statistics`.
 
     Returns
@@ -661,7 +660,7 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str, direct: 
     previous = None
     while pending is not None:
         total = add_chunk_statistics(
-            total, *pending, params, covariance_type=covariance_type, direct=direct
+            total, *pending, params, covariance_type=covariance_type, form=form
         )
         host = next(iterator, None)
         pending = None if host is None else jax.device_put(host)
@@ -678,12 +677,12 @@ def statistics_pass(chunks, params: em.GMMParams, covariance_type: str, direct: 
 
 def _em_update_one(
     state: em.EMState, stats: em.SufficientStats, *, covariance_type, reg_covar, tol, max_iter,
-    direct,
+    form,
 ):
     """:func:`bayesgmm.em.em_step` for one restart; a finished restart is kept as it is."""
     updated = em.em_step(
         state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
-        shift=state.params.means if direct else None,
+        shift=state.params.means if form.centred else None,
     )
     active = em.is_active(state, max_iter)
     return jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), updated, state)
@@ -691,7 +690,7 @@ def _em_update_one(
 
 @_program_cache.bounded
 @functools.partial(
-    jax.jit, static_argnames=("covariance_type", "reg_covar", "tol", "max_iter", "direct")
+    jax.jit, static_argnames=("covariance_type", "reg_covar", "tol", "max_iter", "form")
 )
 def em_update(
     state: em.EMState,
@@ -701,11 +700,11 @@ def em_update(
     reg_covar: float,
     tol: float,
     max_iter: int,
-    direct: bool = False,
+    form: em.EStepForm = em.EXPANDED,
 ):
     """M-step and convergence test for every restart (leading axis of the leaves).
 
-    With ``direct``, ``stats`` hold moments about each restart's current means.
+    With a ``centred`` form, ``stats`` hold moments about each restart's current means.
     """
     update = functools.partial(
         _em_update_one,
@@ -713,7 +712,7 @@ def em_update(
         reg_covar=reg_covar,
         tol=tol,
         max_iter=max_iter,
-        direct=direct,
+        form=form,
     )
     return jax.vmap(update)(state, stats)
 
@@ -754,7 +753,7 @@ def initial_params_from_sample(
     means_init,
     precisions_init,
     verbose=0,
-    direct=False,
+    form=em.EXPANDED,
 ) -> em.GMMParams:
     """Initial (centred) parameters of every restart from the initialisation sample.
 
@@ -796,16 +795,16 @@ def initial_params_from_sample(
         weights_init=weights_init,
         means_init=None if means_init is None else means_init - centre,
         precisions_init=precisions_init,
-        direct=direct,
+        form=form,
     )
 
 
-def _report_progress(state: em.EMState, previous: em.EMState, max_iter: int) -> None:
-    """Send each restart that just ran to :data:`bayesgmm.em.REPORTER` (verbose lines)."""
+def _report_progress(reporter, state: em.EMState, previous: em.EMState, max_iter: int) -> None:
+    """Send each restart that just ran to ``reporter`` (verbose lines)."""
     ran = np.asarray(em.is_active(previous, max_iter))
     changes = np.asarray(state.lower_bound - previous.lower_bound)
     for index in np.flatnonzero(ran):
-        em.REPORTER(state.n_iter[index], changes[index], state.lower_bound[index])
+        reporter(state.n_iter[index], changes[index], state.lower_bound[index])
 
 
 def run_streaming_em(
@@ -821,11 +820,11 @@ def run_streaming_em(
     max_iter: int,
     dtype,
     verbose_interval: int = 0,
-    direct: bool = False,
+    form: em.EStepForm = em.EXPANDED,
 ) -> em.EMState | None:
     """EM from ``params`` until every restart has converged or run ``max_iter`` passes.
 
-    ``direct``: every pass in the direct form (:func:`add_chunk_statistics`).
+    ``form``: how every pass computes its E-step (:func:`add_chunk_statistics`).
 
     Returns
     -------
@@ -835,22 +834,17 @@ def run_streaming_em(
     """
     update = functools.partial(
         em_update, covariance_type=covariance_type, reg_covar=reg_covar, tol=tol,
-        max_iter=max_iter, direct=direct,
+        max_iter=max_iter, form=form,
     )
     state = initial_state(params, initial_lower_bound, max_iter)
-    em.REPORTER.start(verbose_interval)
-    try:
-        return _iterate_passes(
-            state, update, source, summary, layout, covariance_type, max_iter, dtype,
-            verbose_interval, direct,
-        )
-    finally:
-        em.REPORTER.stop()
+    reporter = _progress.IterationReporter(verbose_interval)
+    return _iterate_passes(
+        state, update, source, summary, layout, covariance_type, max_iter, dtype, reporter, form
+    )
 
 
 def _iterate_passes(
-    state, update, source, summary, layout, covariance_type, max_iter, dtype, verbose_interval,
-    direct,
+    state, update, source, summary, layout, covariance_type, max_iter, dtype, reporter, form
 ):
     """One pass over the chunks per EM iteration until no restart is active."""
     while True:
@@ -860,10 +854,10 @@ def _iterate_passes(
             break
         chunks = staged_chunks(source, layout, summary.centre, summary.n_samples, dtype)
         previous, state = state, update(
-            state, statistics_pass(chunks, state.params, covariance_type, direct)
+            state, statistics_pass(chunks, state.params, covariance_type, form)
         )
-        if verbose_interval:
-            _report_progress(state, previous, max_iter)
+        if reporter.active:
+            _report_progress(reporter, state, previous, max_iter)
     best = em.best_candidate(np.asarray(state.lower_bound))
     return jax.tree_util.tree_map(lambda leaf: leaf[best], state)
 
@@ -1003,7 +997,7 @@ def fit_streaming(
     # A second attempt in the direct form must start where the first did.
     retry_random_state = copy.deepcopy(random_state)
 
-    def attempt(direct, random_state):
+    def attempt(form, random_state):
         if warm_start is not None:
             params, initial_lower_bound = _warm_start_batch(warm_start, summary.centre, dtype)
         else:
@@ -1018,7 +1012,7 @@ def fit_streaming(
                 init_params=init_params,
                 random_state=random_state,
                 verbose=verbose,
-                direct=direct,
+                form=form,
                 **initial_values,
             )
             initial_lower_bound = jnp.full((params.weights.shape[0],), -jnp.inf, dtype)
@@ -1034,19 +1028,19 @@ def fit_streaming(
             max_iter=max_iter,
             dtype=dtype,
             verbose_interval=verbose_interval if verbose >= 2 else 0,
-            direct=direct,
+            form=form,
         )
 
     with em.precision_scope(dtype):
         start = time.perf_counter()
-        best = attempt(False, random_state)
-        # As the in-memory fit does (bayesgmm.em._fit_and_collect): components
+        best = attempt(em.EXPANDED, random_state)
+        # As the in-memory fit does (bayesgmm.em._fit_groups): components
         # too far from the centre for the expanded square, or a failure that
         # rounding may have caused, and the passes are redone in the direct form.
         if best is None or not em.expanded_form_is_accurate(
             em._host_params(best, dtype), covariance_type, dtype
         ):
-            best = attempt(True, retry_random_state)
+            best = attempt(em.DIRECT, retry_random_state)
         if best is None:
             message = v.ILL_DEFINED_COVARIANCE_MESSAGE
             raise ValueError(message + (v.FLOAT32_HINT if dtype == np.float32 else ""))

@@ -93,7 +93,7 @@ def _count_direct_runs(monkeypatch):
     original = em.run_em
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["direct"])
+        calls.append(kwargs["form"] is em.DIRECT)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(em, "run_em", spy)
