@@ -458,15 +458,27 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         return self
 
     def _sample(self, X, weights, prior, em_params, chain_method, seed):
-        """Run NUTS and evaluate every draw (one compiled job)."""
+        """Run NUTS and evaluate every draw (one compiled job); return the active run.
+
+        The component axis is padded to :func:`bayesgmm.inference.component_bucket`
+        with the number of active components passed as data, so that every
+        ``n_components`` of a bucket reuses the compiled sampler.
+        """
+        import jax.numpy as jnp
+
+        n_components = int(self.n_components)
+        n_padded = inference.component_bucket(n_components, X.shape[0], X.shape[1],
+                                              self.covariance_type)
         total_weight = X.shape[0] if weights is None else float(weights.sum())
-        start = None
+        start = reference = None
         if em_params is not None:
-            start = inference.em_chain_start(
+            start = inference.pad_chain_start(inference.em_chain_start(
                 em_params, total_weight, covariance_type=self.covariance_type,
                 num_chains=self.num_chains, spread=float(self.init_spread),
-            )
-        model_kwargs = self._model_kwargs(X, weights, prior)
+            ), n_padded, self.covariance_type)
+            reference = inference.pad_params(em_params, n_padded, self.covariance_type)
+        model_kwargs = dict(self._model_kwargs(X, weights, prior),
+                            n_active=jnp.asarray(n_components, jnp.int32))
         settings = inference.NUTSSettings(
             num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),
             num_chains=int(self.num_chains), chain_method=chain_method,
@@ -476,11 +488,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         )
         X_relabel, weight_relabel = inference.relabel_points(X, weights)
         run = inference.sample_posterior(
-            jax.random.key(int(seed)), start, model_kwargs, X_relabel, em_params,
-            n_components=self.n_components, covariance_type=self.covariance_type,
-            settings=settings,
+            jax.random.key(int(seed)), start, model_kwargs, X_relabel, reference,
+            n_components=n_padded, covariance_type=self.covariance_type, settings=settings,
         )
-        return run, weight_relabel
+        return inference.active_run(run, n_components, self.covariance_type), weight_relabel
 
     def _store(self, X, weights, run, weight_relabel, em_params):
         covariance_type = self.covariance_type

@@ -131,3 +131,30 @@ def n_parameters(covariance_type: str, n_components: int, n_features: int) -> in
     """Number of free parameters of a mixture, as used by BIC and AIC."""
     return structures.n_parameters(covariance_type, n_components, n_features)
 
+
+def log_weighted_prob(X, weights, means, precisions_cholesky, covariance_type: str):
+    """``log weights[k] + log N(x_n | mu_k, Sigma_k)`` of every point and component.
+
+    The one copy of the per-component term of a mixture's log density, shared
+    by the EM E-step, the NumPyro likelihood and the evaluation of posterior
+    draws. Components of weight zero (padding up to a bucket of components)
+    get exactly ``-inf``, whatever their other parameters, and pass no NaN to
+    the gradient: ``log(0)`` is never evaluated.
+
+    Parameters
+    ----------
+    X : Array of shape (n_samples, n_features)
+    weights : Array of shape (n_components,)
+        Non-negative mixture weights.
+    means : Array of shape (n_components, n_features)
+    precisions_cholesky : Array, shape per ``covariance_type``
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_prob : Array of shape (n_samples, n_components)
+    """
+    positive = weights > 0
+    log_weights = jnp.log(jnp.where(positive, weights, 1.0))
+    log_prob = log_gaussian_prob(X, means, precisions_cholesky, covariance_type) + log_weights
+    return jnp.where(positive, log_prob, -jnp.inf)

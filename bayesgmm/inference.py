@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
@@ -44,6 +45,7 @@ from bayesgmm.model import (
     component_sites,
     covariances_from_sites,
     gmm_model,
+    padded_sticks,
     precisions_cholesky_from_sites,
 )
 
@@ -56,6 +58,10 @@ __all__ = [
     "ChainStart",
     "em_chain_start",
     "permute_chain_start",
+    "component_bucket",
+    "pad_chain_start",
+    "pad_params",
+    "active_run",
     "run_nuts",
     "flatten_chains",
     "posterior_params",
@@ -84,6 +90,16 @@ RELABEL_MAX_ITER = 20
 CORRELATION_SHRINKAGE = 1e-6
 # k-means restarts of the EM fit that starts the chains (see fit_em).
 EM_START_RESTARTS = 3
+# NUTS fits carry their components padded to a multiple of COMPONENT_BUCKET
+# (inactive ones with weight exactly zero), so that a sweep over n_components
+# = 1..8 compiles one sampler instead of eight; compiling one costs 10-15 s on
+# 2 CPU cores. Every gradient then evaluates the padded components, which was
+# measured at about 30 ns per point and component ('full', D = 2): padding
+# applies only while n_samples * bucket * width (width = D**2 for 'full', D
+# otherwise) stays below PADDING_WORK_LIMIT, where a default fit (4 chains x
+# 1000 iterations) pays at most a few seconds for it.
+COMPONENT_BUCKET = 8
+PADDING_WORK_LIMIT = 1 << 15
 
 
 class NUTSSettings(NamedTuple):
@@ -265,6 +281,104 @@ def permute_chain_start(start: ChainStart, perms, covariance_type: str) -> Chain
     })
 
 
+def component_bucket(n_components: int, n_samples: int, n_features: int,
+                     covariance_type: str) -> int:
+    """The size of the component axis a NUTS fit of ``n_components`` carries.
+
+    ``n_components`` rounded up to a multiple of :data:`COMPONENT_BUCKET`
+    while the padded likelihood work per gradient, ``n_samples * bucket *
+    width`` (``width`` = D**2 for 'full', D otherwise), stays within
+    :data:`PADDING_WORK_LIMIT`; beyond it the padded components would cost
+    more sampling time than the compilation they save, and ``n_components``
+    is kept. Every ``n_components`` of one bucket shares one compiled sampler.
+
+    Parameters
+    ----------
+    n_components : int
+    n_samples, n_features : int
+        The training data's shape.
+    covariance_type : str
+
+    Returns
+    -------
+    n_padded : int
+    """
+    padded = -(-int(n_components) // COMPONENT_BUCKET) * COMPONENT_BUCKET
+    width = n_features**2 if covariance_type == "full" else n_features
+    if n_samples * padded * width > PADDING_WORK_LIMIT:
+        return int(n_components)
+    return padded
+
+
+def _pad_leading(value, n_padded, axis=0):
+    """Pad ``axis`` to ``n_padded`` with copies of entry 0 (valid placeholder values)."""
+    value = np.asarray(value)
+    missing = n_padded - value.shape[axis]
+    if missing <= 0:
+        return value
+    filler = np.repeat(np.take(value, [0], axis=axis), missing, axis=axis)
+    return np.concatenate([value, filler], axis=axis)
+
+
+def pad_chain_start(start: ChainStart, n_padded: int, covariance_type: str) -> ChainStart:
+    """A start of the unpadded model of K components, for the model padded to ``n_padded``.
+
+    The start of :func:`em_chain_start` (or :func:`permute_chain_start`)
+    in the sites of :func:`bayesgmm.model.gmm_model` with ``n_active = K``:
+    the weights become the stick coordinates ``weight_sticks`` (the jitter
+    scale is unchanged: it was already applied in those coordinates), and the
+    component-indexed sites get ``n_padded - K`` placeholder components, which
+    :func:`run_nuts` replaces by a prior draw.
+
+    Parameters
+    ----------
+    start : ChainStart
+        Centre arrays of shape (num_chains, K, ...).
+    n_padded : int
+        The bucket (>= K).
+    covariance_type : str
+
+    Returns
+    -------
+    ChainStart
+    """
+    weights = np.asarray(start.center["weights"])
+    n_components = weights.shape[-1]
+    n_features = np.shape(start.center["means"])[-1]
+    padded_sites = set(component_sites(covariance_type, n_features)) - {"weights"}
+    log_weights = np.log(np.maximum(_pad_leading(weights, n_padded, axis=1),
+                                    np.finfo(weights.dtype).tiny))
+    center = {"weight_sticks": np.asarray(padded_sticks(jnp.asarray(log_weights),
+                                                        n_components), weights.dtype)}
+    noise_scale = {"weight_sticks": start.noise_scale["weights"]}
+    for name, value in start.center.items():
+        if name == "weights":
+            continue
+        padded = name in padded_sites
+        center[name] = _pad_leading(value, n_padded, axis=1) if padded else np.asarray(value)
+        noise = np.asarray(start.noise_scale[name])
+        noise_scale[name] = _pad_leading(noise, n_padded) if padded and noise.ndim else noise
+    return ChainStart(center, noise_scale)
+
+
+def pad_params(params: em.GMMParams, n_padded: int, covariance_type: str) -> em.GMMParams:
+    """``params`` of K components with ``n_padded - K`` components of weight zero appended.
+
+    The appended components copy component 0's other parameters (any valid
+    values do: a zero weight makes their log density ``-inf``).
+    """
+    shared = covariance_type == "tied"
+    weights = np.asarray(params.weights)
+    return em.GMMParams(
+        weights=np.concatenate([weights, np.zeros(n_padded - weights.shape[-1], weights.dtype)]),
+        means=_pad_leading(params.means, n_padded),
+        covariances=np.asarray(params.covariances) if shared
+        else _pad_leading(params.covariances, n_padded),
+        precisions_cholesky=np.asarray(params.precisions_cholesky) if shared
+        else _pad_leading(params.precisions_cholesky, n_padded),
+    )
+
+
 def _per_component(counts, ndim):
     """``counts`` (K,) shaped to broadcast against a (K, ...) array of ``ndim`` axes."""
     return counts.reshape(counts.shape + (1,) * (ndim - 1))
@@ -300,6 +414,56 @@ def _initial_z(key, center, noise_scale, model, model_kwargs):
         * jax.random.normal(keys[name], value.shape, value.dtype)
         for name, value in center.items()
     }
+
+
+def _active_coordinates(z, padded_sites, n_active):
+    """Masks (shaped like ``z``) of the unconstrained coordinates of active components.
+
+    The ``padded_sites`` (those of the ``"component"`` plate) are active on
+    their first ``n_active`` entries, ``weight_sticks`` on its first
+    ``n_active - 1``; shared sites ('tied' covariances) always.
+    """
+    def mask(name, value):
+        if name == "weight_sticks":
+            active = jnp.arange(value.shape[0]) < n_active - 1
+        elif name in padded_sites:
+            active = jnp.arange(value.shape[0]) < n_active
+        else:
+            return jnp.ones(jnp.shape(value), bool)
+        return jnp.broadcast_to(active.reshape(active.shape + (1,) * (value.ndim - 1)),
+                                value.shape)
+
+    return {name: mask(name, value) for name, value in z.items()}
+
+
+def _freeze_inactive(state, active):
+    """Give the inactive coordinates a zero inverse mass, so that NUTS never moves them.
+
+    With zero inverse mass a coordinate has zero velocity, kinetic energy and
+    share in the U-turn criterion, so the active coordinates follow exactly
+    the dynamics (step size and mass matrix adaptation included) of the
+    unpadded model, and the inactive components keep the values they started
+    at (placeholders: they have weight zero). Their momentum is still drawn
+    (unit scale, unused).
+
+    Parameters
+    ----------
+    state : numpyro.infer.hmc.HMCState
+    active : Array of bool of shape (n_coordinates,)
+        The flattened mask of :func:`_active_coordinates`.
+    """
+    adapt = state.adapt_state
+    inverse_mass = adapt.inverse_mass_matrix
+    if jnp.ndim(inverse_mass) == 1:
+        both, identity = active, jnp.ones_like(inverse_mass)
+    else:
+        both = active[:, None] & active[None, :]
+        identity = jnp.eye(inverse_mass.shape[-1], dtype=inverse_mass.dtype)
+    return state._replace(adapt_state=adapt._replace(
+        inverse_mass_matrix=jnp.where(both, inverse_mass, 0.0),
+        mass_matrix_sqrt=jnp.where(both, adapt.mass_matrix_sqrt, identity),
+        mass_matrix_sqrt_inv=jnp.where(both, adapt.mass_matrix_sqrt_inv, identity),
+    ))
 
 
 # --------------------------------------------------------------------------
@@ -343,18 +507,37 @@ def _report_progress(iteration, settings: NUTSSettings):
                  lambda: jax.debug.callback(_tick, iteration), lambda: None)
 
 
-def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings):
-    """Warm-up and sampling of one chain as one scan; returns its NUTSTrace."""
+def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings, padded_sites=()):
+    """Warm-up and sampling of one chain as one scan; returns its NUTSTrace.
+
+    With padded components (``n_active`` in ``model_kwargs``; ``padded_sites``
+    the sites with a component axis) the inactive coordinates are frozen
+    (:func:`_freeze_inactive`), so their prior density is left out of the
+    potential (``padding_density=False``): the potential energy is then
+    exactly the unpadded model's.
+    """
+    n_active = model_kwargs.get("n_active")
+    if n_active is not None:
+        model_kwargs = dict(model_kwargs, padding_density=False)
+
     def potential_fn_gen(**kwargs):
         return functools.partial(potential_energy, model, (), kwargs)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     init_key, key = jax.random.split(key)
+    z = _initial_z(init_key, center, noise_scale, model, model_kwargs)
     state = init_kernel(
-        _initial_z(init_key, center, noise_scale, model, model_kwargs), settings.num_warmup, target_accept_prob=settings.target_accept_prob,
+        z, settings.num_warmup, target_accept_prob=settings.target_accept_prob,
         max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass,
         model_kwargs=model_kwargs, rng_key=key,
     )
+    if n_active is None:
+        def freeze(state):
+            return state
+    else:
+        active = _active_coordinates(z, padded_sites, n_active)
+        freeze = functools.partial(_freeze_inactive, active=ravel_pytree(active)[0])
+    state = freeze(state)
     num_warmup = settings.num_warmup
 
     def collect(state):
@@ -363,7 +546,9 @@ def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings):
 
     def step(carry, iteration):
         state, buffer = carry
-        state = sample_kernel(state, model_kwargs=model_kwargs)
+        # The adaptation at the end of a warm-up window re-estimates every
+        # inverse mass; the inactive ones are zeroed again before the next step.
+        state = freeze(sample_kernel(state, model_kwargs=model_kwargs))
         # Warm-up iterations all write to slot 0, which the first draw overwrites:
         # one traced kernel for both phases, memory for num_samples draws only.
         slot = jnp.maximum(iteration - num_warmup, 0)
@@ -381,7 +566,8 @@ def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings):
     iterations = jnp.arange(settings.num_warmup + settings.num_samples)
     (_, buffer), _ = lax.scan(step, (state, buffer), iterations)
     z, *stats = buffer
-    samples = jax.vmap(lambda draw: constrain_fn(model, (), model_kwargs, draw))(z)
+    samples = jax.vmap(lambda draw: constrain_fn(model, (), model_kwargs, draw,
+                                                 return_deterministic=True))(z)
     return NUTSTrace(samples, *stats)
 
 
@@ -390,8 +576,10 @@ def _chains(keys, center, noise_scale, model_kwargs, *, n_components, covariance
     """All chains of a run, mapped as ``settings.chain_method`` says (traceable)."""
     model = functools.partial(gmm_model, n_components=n_components,
                               covariance_type=covariance_type)
+    n_features = jnp.shape(model_kwargs["X"])[-1]
+    padded_sites = set(component_sites(covariance_type, n_features)) - {"weights"}
     chain = functools.partial(_one_chain, noise_scale=noise_scale, model_kwargs=model_kwargs,
-                              model=model, settings=settings)
+                              model=model, settings=settings, padded_sites=padded_sites)
     if settings.chain_method == "sequential":
         return lax.map(lambda args: chain(*args), (keys, center))
     if settings.chain_method == "parallel":
@@ -462,6 +650,51 @@ class PosteriorRun(NamedTuple):
     reference_log_resp: np.ndarray | None  # (n_points, K) under the reference parameters
 
 
+def active_run(run: PosteriorRun, n_components: int, covariance_type: str) -> PosteriorRun:
+    """The run of a padded model with only its ``n_components`` active components.
+
+    Everything downstream (relabelling, ``inference_data_``, LOO) then sees
+    the run the unpadded model would have given: the stick coordinates of the
+    weights are dropped, every component-indexed site, parameter and
+    responsibility is cut to the first ``n_components``. The active weights
+    already sum to one (the inactive ones are exactly zero) and the
+    responsibilities of inactive components are exactly zero, so nothing is
+    renormalised.
+
+    Parameters
+    ----------
+    run : PosteriorRun
+        From :func:`sample_posterior` on the padded model (NumPy arrays).
+    n_components : int
+    covariance_type : str
+
+    Returns
+    -------
+    PosteriorRun
+    """
+    n_features = np.shape(run.params.means)[-1]
+    sites = component_sites(covariance_type, n_features)
+    samples = {name: value[:, :, :n_components] if name in sites else value
+               for name, value in run.trace.samples.items() if name != "weight_sticks"}
+    shared = covariance_type == "tied"
+    params = em.GMMParams(
+        weights=run.params.weights[:, :n_components],
+        means=run.params.means[:, :n_components],
+        covariances=run.params.covariances if shared
+        else run.params.covariances[:, :n_components],
+        precisions_cholesky=run.params.precisions_cholesky if shared
+        else run.params.precisions_cholesky[:, :n_components],
+    )
+    reference = run.reference_log_resp
+    return PosteriorRun(
+        trace=run.trace._replace(samples=samples),
+        params=params,
+        log_likelihood=run.log_likelihood,
+        log_resp=run.log_resp[..., :n_components],
+        reference_log_resp=None if reference is None else reference[..., :n_components],
+    )
+
+
 def flatten_chains(samples: dict) -> dict:
     """Merge the (chain, draw) axes of every site into one draw axis."""
     return {name: value.reshape((-1,) + value.shape[2:]) for name, value in samples.items()}
@@ -501,16 +734,10 @@ def posterior_params(samples: dict, covariance_type: str) -> em.GMMParams:
         return _to_numpy(_params_from_samples(samples, covariance_type))
 
 
-def _weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type):
-    """``log weights[k] + log N(x_n | k)`` of one draw, shape (n_samples, K)."""
-    log_prob = gaussian.log_gaussian_prob(X, means, precisions_cholesky, covariance_type)
-    return log_prob + jnp.log(weights)
-
-
 def _per_draw(fn, X, params: em.GMMParams, covariance_type):
     """``fn(log weights + log N)`` of every draw (leading axis), mapped in batches."""
     def one_draw(draw):
-        return fn(_weighted_log_prob(X, *draw, covariance_type))
+        return fn(gaussian.log_weighted_prob(X, *draw, covariance_type))
 
     draws = (params.weights, params.means, params.precisions_cholesky)
     return lax.map(one_draw, draws, batch_size=DRAW_BATCH_SIZE)
@@ -533,7 +760,7 @@ def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference
     params = _params_from_samples(flatten_chains(trace.samples), covariance_type)
     reference_log_resp = None
     if reference is not None:
-        reference_log_resp = _log_softmax(_weighted_log_prob(
+        reference_log_resp = _log_softmax(gaussian.log_weighted_prob(
             X_relabel, reference.weights, reference.means, reference.precisions_cholesky,
             covariance_type,
         ))
@@ -611,7 +838,7 @@ def _responsibility_moments(X, params, covariance_type):
     # Welford's update: no cancellation when the spread is tiny against the mean.
     def add_draw(carry, draw):
         count, mean, sum_squares = carry
-        resp = jax.nn.softmax(_weighted_log_prob(X, *draw, covariance_type), axis=-1)
+        resp = jax.nn.softmax(gaussian.log_weighted_prob(X, *draw, covariance_type), axis=-1)
         count = count + 1
         delta = resp - mean
         mean = mean + delta / count

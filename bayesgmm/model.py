@@ -44,6 +44,23 @@ values to override them, e.g. for prior predictive checks):
   within a factor 7 of the median;
 * ``lkj_concentration = 2``: a mild preference for weak correlations.
 
+Padded components
+-----------------
+Given ``n_active = K`` (a traced value), the component axis has
+``n_components = B >= K`` entries of which only the first K are in the
+mixture, so that every K up to B shares one compiled program. The weights
+are then the deterministic site ``weights`` (B,), computed from the site
+``weight_sticks`` (B - 1,) of :class:`PaddedDirichlet`: the first K are
+``Dirichlet(weight_concentration * 1_K)``, in the very coordinates NumPyro
+gives a Dirichlet site of size K, and the other B - K are exactly zero. The
+other sites keep their shapes with K replaced by B; the inactive components'
+parameters follow their prior, independent of the data and of the active
+ones. The joint density is therefore the unpadded model's density of the
+active components times a density of the inactive coordinates alone: the
+posterior of the active components is exactly that of the unpadded model of
+K components. ``padding_density=False`` leaves the inactive part out of the
+log joint (for reporting it; a sampler needs it).
+
 ``sample_weight`` multiplies each point's log-likelihood (through
 ``numpyro.handlers.scale``; zero weights through ``numpyro.handlers.mask``), as in the weighted EM of
 :class:`bayesgmm.GaussianMixture`. The observations live in a plate named
@@ -53,6 +70,8 @@ values to override them, e.g. for prior predictive checks):
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -60,7 +79,9 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax import lax
 from jax.scipy.linalg import solve_triangular
+from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
 from bayesgmm import gaussian
@@ -68,6 +89,9 @@ from bayesgmm import gaussian
 __all__ = [
     "GMMPrior",
     "GaussianMixtureLikelihood",
+    "PaddedDirichlet",
+    "padded_log_weights",
+    "padded_sticks",
     "gmm_model",
     "default_prior",
     "component_sites",
@@ -235,11 +259,11 @@ class GaussianMixtureLikelihood(dist.Distribution):
         )
 
     def component_log_prob(self, value):
-        """``log weights[k] + log N(x | k)`` of shape (..., K)."""
+        """``log weights[k] + log N(x | k)`` of shape (..., K); ``-inf`` where a weight is 0."""
         flat = jnp.reshape(value, (-1, value.shape[-1]))
-        log_prob = gaussian.log_gaussian_prob(
-            flat, self.means, self.precisions_cholesky, self.covariance_type
-        ) + jnp.log(self.weights)
+        log_prob = gaussian.log_weighted_prob(
+            flat, self.weights, self.means, self.precisions_cholesky, self.covariance_type
+        )
         return jnp.reshape(log_prob, value.shape[:-1] + log_prob.shape[-1:])
 
     def log_prob(self, value):
@@ -259,6 +283,152 @@ class GaussianMixtureLikelihood(dist.Distribution):
         return self.sample_with_intermediates(key, sample_shape)[0]
 
 
+def padded_log_weights(sticks, n_active):
+    """Log weights of the first ``n_active`` of ``B`` components from stick-breaking coordinates.
+
+    NumPyro's stick-breaking map (the unconstrained space of a Dirichlet
+    site) applied to the first ``K - 1 = n_active - 1`` coordinates: with
+    ``x_i = sticks[i] - log(K - 1 - i)`` the stick fractions are
+    ``sigmoid(x_i)``, component ``i < K - 1`` takes its fraction of what is
+    left and component ``K - 1`` the rest. Computed in log space, so no
+    weight rounds to zero or one before it is used.
+
+    Parameters
+    ----------
+    sticks : Array of shape (..., B - 1)
+        Coordinates ``K - 1`` and on are ignored.
+    n_active : int or integer Array of shape ()
+        ``K``, between 1 and ``B``; may be traced.
+
+    Returns
+    -------
+    log_weights : Array of shape (..., B)
+        ``-inf`` for the ``B - K`` inactive components.
+    """
+    n_sticks = sticks.shape[-1]
+    index = jnp.arange(n_sticks)
+    active_stick = index < n_active - 1
+    x = sticks - jnp.log(jnp.where(active_stick, n_active - 1 - index, 1).astype(sticks.dtype))
+    # log of the stick left before component k, and of the fraction k takes of it
+    # (the last active component takes all of it).
+    left = jnp.cumsum(jnp.where(active_stick, jax.nn.log_sigmoid(-x), 0.0), axis=-1)
+    zero = jnp.zeros(sticks.shape[:-1] + (1,), sticks.dtype)
+    before = jnp.concatenate([zero, left], axis=-1)
+    taken = jnp.concatenate([jnp.where(active_stick, jax.nn.log_sigmoid(x), 0.0), zero], axis=-1)
+    return jnp.where(jnp.arange(n_sticks + 1) < n_active, before + taken, -jnp.inf)
+
+
+def padded_sticks(log_weights, n_active):
+    """Inverse of :func:`padded_log_weights` on the active components.
+
+    Parameters
+    ----------
+    log_weights : Array of shape (..., B)
+        Log weights; the first ``n_active`` must sum (as weights) to one, the
+        others are ignored.
+    n_active : int or integer Array of shape ()
+
+    Returns
+    -------
+    sticks : Array of shape (..., B - 1)
+        Zero from coordinate ``n_active - 1`` on.
+    """
+    n_sticks = log_weights.shape[-1] - 1
+    active = jnp.arange(n_sticks + 1) < n_active
+    log_weights = jnp.where(active, log_weights, -jnp.inf)
+    # log of the weight of the components after i: what stick i's fraction is taken against.
+    after = lax.cumlogsumexp(log_weights, axis=log_weights.ndim - 1, reverse=True)[..., 1:]
+    index = jnp.arange(n_sticks)
+    active_stick = index < n_active - 1
+    offset = jnp.log(jnp.where(active_stick, n_active - 1 - index, 1).astype(log_weights.dtype))
+    sticks = log_weights[..., :-1] - jnp.where(active_stick, after, 0.0) + offset
+    return jnp.where(active_stick, sticks, 0.0)
+
+
+class PaddedDirichlet(dist.Distribution):
+    """``Dirichlet(concentration 1_K)`` on the first K of B weights, in stick-breaking coordinates.
+
+    The weights of a mixture whose component axis is padded to a bucket of
+    ``B`` components with ``K`` active (:func:`gmm_model` with ``n_active``).
+    The value is the unconstrained vector of a NumPyro Dirichlet site of
+    size B (its support is the real line), mapped to the weights by
+    :func:`padded_log_weights`. Its density is
+
+    * on the first ``K - 1`` coordinates: exactly the density NumPyro gives a
+      ``Dirichlet(concentration 1_K)`` site in its unconstrained space (the
+      Dirichlet density of the weights times the Jacobian of the
+      stick-breaking map), so NUTS sees today's unpadded geometry there;
+    * on the other ``B - K`` coordinates, which no weight depends on:
+      independent standard normal (they must have a proper density, or NUTS
+      would drift along them without bound), or nothing when
+      ``padding_density`` is False.
+
+    Parameters
+    ----------
+    concentration : float or Array of shape ()
+    n_active : int or integer Array of shape ()
+        K, between 1 and ``n_components``; may be traced.
+    n_components : int
+        B, the size of the padded component axis (static).
+    padding_density : bool, default=True
+        Whether the inactive coordinates' standard normal density counts.
+    """
+
+    arg_constraints = {"concentration": constraints.positive}
+    support = constraints.real_vector
+    pytree_data_fields = ("concentration", "n_active")
+    pytree_aux_fields = ("padding_density",)
+
+    def __init__(self, concentration, n_active, n_components: int, padding_density=True,
+                 *, validate_args=None):
+        self.concentration = concentration
+        self.n_active = n_active
+        self.padding_density = padding_density
+        super().__init__(batch_shape=(), event_shape=(n_components - 1,),
+                         validate_args=validate_args)
+
+    def _active_sticks(self):
+        return jnp.arange(self.event_shape[0]) < self.n_active - 1
+
+    def sample(self, key, sample_shape=()):
+        """Stick coordinates of Dirichlet weights; standard normal inactive coordinates."""
+        gamma_key, noise_key = jax.random.split(key)
+        n_components = self.event_shape[0] + 1
+        dtype = jnp.result_type(float)
+        shape = sample_shape + (n_components,)
+        log_gamma = jax.random.loggamma(gamma_key, jnp.broadcast_to(
+            jnp.asarray(self.concentration, dtype), shape))
+        active = jnp.arange(n_components) < self.n_active
+        log_gamma = jnp.where(active, log_gamma, -jnp.inf)
+        log_weights = log_gamma - jax.nn.logsumexp(log_gamma, axis=-1, keepdims=True)
+        noise = jax.random.normal(noise_key, sample_shape + self.event_shape, dtype)
+        return jnp.where(self._active_sticks(), padded_sticks(log_weights, self.n_active), noise)
+
+    def log_prob(self, value):
+        """Log density of stick coordinates of shape (..., B - 1); shape ``value.shape[:-1]``."""
+        active_stick = self._active_sticks()
+        n_active = self.n_active
+        concentration = jnp.asarray(self.concentration, value.dtype)
+        log_weights = padded_log_weights(value, n_active)
+        active = jnp.arange(value.shape[-1] + 1) < n_active
+        used = jnp.where(active, log_weights, 0.0)
+        dirichlet = (
+            (concentration - 1.0) * jnp.sum(used, axis=-1)
+            + gammaln(n_active * concentration) - n_active * gammaln(concentration)
+        )
+        # NumPyro's stick-breaking Jacobian: log w_i + log sigmoid(x_i) - x_i per stick.
+        index = jnp.arange(value.shape[-1])
+        x = value - jnp.log(jnp.where(active_stick, n_active - 1 - index, 1).astype(value.dtype))
+        jacobian = jnp.sum(
+            jnp.where(active_stick, used[..., :-1] + jax.nn.log_sigmoid(x) - x, 0.0), axis=-1
+        )
+        log_prob = dirichlet + jacobian
+        if self.padding_density:
+            padding = -0.5 * (value**2 + math.log(2.0 * math.pi))
+            log_prob = log_prob + jnp.sum(jnp.where(active_stick, 0.0, padding), axis=-1)
+        return log_prob
+
+
 def _correlate(noise, labels, precisions_cholesky, covariance_type):
     """Map standard normal ``noise`` (..., D) to N(0, Sigma_label) via ``P^-T``.
 
@@ -273,8 +443,12 @@ def _correlate(noise, labels, precisions_cholesky, covariance_type):
 
 
 def _covariance_sites(covariance_type, n_components, n_features, prior, log_sd,
-                      lkj_concentration):
-    """The covariance sites for ``covariance_type``; returns (scales, corr_cholesky)."""
+                      lkj_concentration, padding):
+    """The covariance sites for ``covariance_type``; returns (scales, corr_cholesky).
+
+    ``padding`` is the context (from :func:`_padding_mask`) that the
+    component-indexed sites are sampled in.
+    """
     corr_cholesky = None
     if covariance_type == "tied":
         scales = numpyro.sample(
@@ -285,7 +459,7 @@ def _covariance_sites(covariance_type, n_components, n_features, prior, log_sd,
                 "corr_cholesky", dist.LKJCholesky(n_features, lkj_concentration)
             )
         return scales, corr_cholesky
-    with numpyro.plate("component", n_components, dim=-1):
+    with numpyro.plate("component", n_components, dim=-1), padding():
         if covariance_type == "spherical":
             median = jnp.exp(jnp.mean(jnp.log(prior.scale_median)))
             scales = numpyro.sample("scales", dist.LogNormal(jnp.log(median), log_sd))
@@ -315,6 +489,8 @@ def gmm_model(
     n_samples: int | None = None,
     n_features: int | None = None,
     subsample_size: int | None = None,
+    n_active=None,
+    padding_density: bool = True,
 ):
     """NumPyro model of a Gaussian mixture with the assignments marginalised.
 
@@ -348,6 +524,18 @@ def gmm_model(
     subsample_size : int, optional
         Size of the random subsample of the ``"obs"`` plate per step (SVI);
         the log-likelihood is rescaled by ``n_samples / subsample_size``.
+    n_active : int or integer Array of shape (), optional
+        Pad the component axis: only the first ``n_active`` of the
+        ``n_components`` components are in the mixture, the others have
+        weight exactly zero and follow their prior (see "Padded components"
+        in the module docstring). Pass it as data (a traced value), so that
+        every ``n_active`` up to ``n_components`` shares one compiled program.
+        ``None``: all components are active, with the Dirichlet site above.
+    padding_density : bool, default=True
+        With ``n_active``: whether the inactive components' prior density
+        counts in the log joint. Samplers need it (the inactive parameters
+        must have a proper density); without it the log joint is the one of
+        the unpadded model of ``n_active`` components (up to a constant).
 
     Examples
     --------
@@ -372,16 +560,22 @@ def gmm_model(
                                    (scale_prior_median, SCALE_PRIOR_FRACTION))
         ))
     dtype = prior.mean_loc.dtype
-    weights = numpyro.sample(
-        "weights", dist.Dirichlet(jnp.full((n_components,), weight_concentration, dtype))
-    )
-    with numpyro.plate("component", n_components, dim=-1):
+    if n_active is None:
+        weights = numpyro.sample(
+            "weights", dist.Dirichlet(jnp.full((n_components,), weight_concentration, dtype))
+        )
+    else:
+        sticks = numpyro.sample("weight_sticks", PaddedDirichlet(
+            jnp.asarray(weight_concentration, dtype), n_active, n_components, padding_density))
+        weights = numpyro.deterministic("weights", jnp.exp(padded_log_weights(sticks, n_active)))
+    padding = functools.partial(_padding_mask, n_active, n_components, padding_density)
+    with numpyro.plate("component", n_components, dim=-1), padding():
         means = numpyro.sample(
             "means", dist.Normal(prior.mean_loc, prior.mean_scale).to_event(1)
         )
     scales, corr_cholesky = _covariance_sites(
         covariance_type, n_components, n_features, prior, scale_prior_log_sd,
-        lkj_concentration,
+        lkj_concentration, padding,
     )
     likelihood = GaussianMixtureLikelihood(
         weights, means,
@@ -392,6 +586,13 @@ def gmm_model(
         batch = None if X is None else numpyro.subsample(X, event_dim=1)
         with _weighting(sample_weight):
             numpyro.sample("x", likelihood, obs=batch)
+
+
+def _padding_mask(n_active, n_components, padding_density):
+    """Inside the component plate: drop the inactive components' prior density when asked."""
+    if n_active is None or padding_density:
+        return contextlib.nullcontext()
+    return numpyro.handlers.mask(mask=jnp.arange(n_components) < n_active)
 
 
 def _weighting(sample_weight):
