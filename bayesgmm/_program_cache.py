@@ -10,34 +10,62 @@ maps (``vm.max_map_count``), and LLVM then crashes the process while it
 compiles the next program.
 
 Every jitted function of bayesgmm is registered here. Before each call, if
-together they hold ``MAX_PROGRAMS`` programs or more, all their caches are
-dropped (the next call of each recompiles; programs in use are kept alive
-by their callers). Other JAX code of the user is not touched.
+together they hold ``MAX_PROGRAMS`` programs or more, the caches of the
+functions used least recently are dropped until at most half the bound is
+held (the next call of each recompiles; programs in use are kept alive by
+their callers). The function about to be called goes last, so a sweep that
+keeps calling the same few functions (EM over padded components compiles
+one program per covariance type) keeps its programs while older ones go.
+Other JAX code of the user is not touched.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import threading
 
 MAX_PROGRAMS = 96
 
+# Registered jitted functions and the tick of their last call; the lock
+# keeps registration, calls and release consistent across threads.
+_LOCK = threading.RLock()
 _REGISTERED: list = []
+_LAST_USED: dict[int, int] = {}
+_CLOCK = itertools.count()
 
 
 def _held() -> int:
     return sum(fn._cache_size() for fn in _REGISTERED)
 
 
-def release_if_full() -> None:
-    """Drop the compiled programs of every registered function if there are too many."""
-    if _held() >= MAX_PROGRAMS:
-        for fn in _REGISTERED:
+def release_if_full(calling=None) -> None:
+    """Drop compiled programs, least recently used functions first, if there are too many.
+
+    Parameters
+    ----------
+    calling : jitted function, optional
+        The registered function about to be called: marked as used now, and
+        cleared only if clearing every other function is not enough.
+    """
+    with _LOCK:
+        if calling is not None:
+            _LAST_USED[id(calling)] = next(_CLOCK)
+        held = _held()
+        if held < MAX_PROGRAMS:
+            return
+        oldest_first = sorted(_REGISTERED, key=lambda fn: _LAST_USED.get(id(fn), -1))
+        for fn in oldest_first:
+            if held <= MAX_PROGRAMS // 2:
+                break
+            held -= fn._cache_size()
             fn.clear_cache()
 
 
 def register(jitted):
     """Count ``jitted`` (a ``jax.jit`` function) in the bound; returns it unchanged."""
-    _REGISTERED.append(jitted)
+    with _LOCK:
+        _REGISTERED.append(jitted)
     return jitted
 
 
@@ -53,7 +81,7 @@ class Bounded:
         functools.update_wrapper(self, jitted)
 
     def __call__(self, *args, **kwargs):
-        release_if_full()
+        release_if_full(self._jitted)
         return self._jitted(*args, **kwargs)
 
     def __getattr__(self, name):

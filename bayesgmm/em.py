@@ -1105,8 +1105,8 @@ class _CompiledPerVariant:
         return self._default if name is None else self._cpu[name]
 
     def __call__(self, data, *args, covariance_type, **kwargs):
-        _program_cache.release_if_full()
         jitted = self._variant(data, covariance_type)
+        _program_cache.release_if_full(jitted)
         return jitted(data, *args, covariance_type=covariance_type, **kwargs)
 
     def _cache_size(self) -> int:

@@ -55,3 +55,29 @@ def test_bounded_function_keeps_the_jitted_interface():
     assert em.predict_blocks.__name__ == "predict_blocks"
     assert callable(em.predict_blocks.lower) and callable(em.predict_blocks.clear_cache)
     assert isinstance(em.predict_blocks._cache_size(), int)
+
+
+class _FakeJitted:
+    """Stands in for a jitted function holding ``n`` programs."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def _cache_size(self):
+        return self.n
+
+    def clear_cache(self):
+        self.n = 0
+
+
+def test_the_least_recently_used_functions_are_dropped_first(monkeypatch):
+    old, other, in_use = _FakeJitted(6), _FakeJitted(3), _FakeJitted(0)
+    monkeypatch.setattr(_program_cache, "_REGISTERED", [in_use, old, other])
+    monkeypatch.setattr(_program_cache, "_LAST_USED", {})
+    monkeypatch.setattr(_program_cache, "MAX_PROGRAMS", 10)
+    _program_cache.release_if_full(old)
+    _program_cache.release_if_full(other)
+    assert (old.n, other.n) == (6, 3)
+    in_use.n = 4  # it compiled (a sweep's padded programs)
+    _program_cache.release_if_full(in_use)  # 13 held: drop the oldest until at most 5
+    assert (old.n, other.n, in_use.n) == (0, 0, 4)
