@@ -26,8 +26,6 @@ Draws are dicts of site name -> array with leading axes (chain, draw).
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from typing import NamedTuple
 
 import jax
@@ -39,7 +37,7 @@ from numpyro import handlers
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
-from bayesgmm import _program_cache, alignment, em, gaussian
+from bayesgmm import _program_cache, _progress, alignment, em, gaussian
 from bayesgmm.model import (
     GaussianMixtureLikelihood,
     component_sites,
@@ -52,6 +50,7 @@ from bayesgmm.model import (
 __all__ = [
     "NUTSSettings",
     "NUTSTrace",
+    "NUTSProgress",
     "resolve_chain_method",
     "progress_bar_enabled",
     "fit_em",
@@ -156,9 +155,8 @@ def resolve_chain_method(chain_method: str, num_chains: int) -> str:
 
 
 def progress_bar_enabled(progress_bar: bool) -> bool:
-    """Show a progress bar only when asked, on a terminal, and not in CI."""
-    in_ci = os.environ.get("CI", "").lower() not in ("", "0", "false")
-    return bool(progress_bar) and not in_ci and sys.stderr.isatty()
+    """Show a progress bar only when asked and :func:`bayesgmm._progress.bar_allowed`."""
+    return bool(progress_bar) and _progress.bar_allowed()
 
 
 # --------------------------------------------------------------------------
@@ -471,18 +469,29 @@ def _freeze_inactive(state, active):
 # --------------------------------------------------------------------------
 
 
-# The bar of the run in progress. The compiled program calls ``_tick`` (a
-# constant of the trace), which finds the current bar here, so a cached program
-# never holds on to the bar of an earlier run.
-_PROGRESS: dict = {"bar": None, "rate": 1, "num_warmup": 0}
+class NUTSProgress:
+    """The progress bar of one NUTS run, advanced by its compiled program's callbacks.
 
+    Registered with :func:`bayesgmm._progress.registered` for the run's
+    duration; the program reaches it through the run's token, so runs in
+    other threads (and later runs of the same cached program) have their own.
+    """
 
-def _tick(iteration):
-    bar = _PROGRESS["bar"]
-    if bar is not None:
-        bar.update(_PROGRESS["rate"])
-        phase = "warmup" if int(iteration) < _PROGRESS["num_warmup"] else "sample"
-        bar.set_description(f"NUTS {phase}", refresh=False)
+    def __init__(self, settings: NUTSSettings):
+        iterations = settings.num_warmup + settings.num_samples
+        # Vectorised chains tick once per iteration for all chains; the others per chain.
+        chains_ticking = 1 if settings.chain_method == "vectorized" else settings.num_chains
+        self.bar = _progress.open_bar(iterations * chains_ticking, "NUTS compiling")
+        self.rate = _progress_rate(settings)
+        self.num_warmup = settings.num_warmup
+
+    def __call__(self, iteration) -> None:
+        self.bar.update(self.rate)
+        phase = "warmup" if int(iteration) < self.num_warmup else "sample"
+        self.bar.set_description(f"NUTS {phase}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _progress_rate(settings: NUTSSettings) -> int:
@@ -490,24 +499,14 @@ def _progress_rate(settings: NUTSSettings) -> int:
     return max((settings.num_warmup + settings.num_samples) // 100, 1)
 
 
-def _open_progress_bar(settings: NUTSSettings):
-    from tqdm.auto import tqdm
-
-    iterations = settings.num_warmup + settings.num_samples
-    # Vectorised chains tick once per iteration for all chains; the others per chain.
-    chains_ticking = 1 if settings.chain_method == "vectorized" else settings.num_chains
-    bar = tqdm(total=iterations * chains_ticking, desc="NUTS compiling", leave=False)
-    _PROGRESS.update(bar=bar, rate=_progress_rate(settings), num_warmup=settings.num_warmup)
-    return bar
-
-
-def _report_progress(iteration, settings: NUTSSettings):
+def _report_progress(iteration, settings: NUTSSettings, report_token):
     if settings.progress_bar:
         lax.cond(iteration % _progress_rate(settings) == 0,
-                 lambda: jax.debug.callback(_tick, iteration), lambda: None)
+                 lambda: _progress.report(report_token, iteration), lambda: None)
 
 
-def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings, padded_sites=()):
+def _one_chain(key, center, noise_scale, model_kwargs, report_token, *, model, settings,
+               padded_sites=()):
     """Warm-up and sampling of one chain as one scan; returns its NUTSTrace.
 
     With padded components (``n_active`` in ``model_kwargs``; ``padded_sites``
@@ -556,7 +555,7 @@ def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings, padde
             lambda stored, new: lax.dynamic_update_index_in_dim(stored, new, slot, 0),
             buffer, collect(state),
         )
-        _report_progress(iteration, settings)
+        _report_progress(iteration, settings, report_token)
         return (state, buffer), None
 
     buffer = jax.tree.map(
@@ -571,15 +570,16 @@ def _one_chain(key, center, noise_scale, model_kwargs, *, model, settings, padde
     return NUTSTrace(samples, *stats)
 
 
-def _chains(keys, center, noise_scale, model_kwargs, *, n_components, covariance_type,
-            settings: NUTSSettings) -> NUTSTrace:
+def _chains(keys, center, noise_scale, model_kwargs, report_token, *, n_components,
+            covariance_type, settings: NUTSSettings) -> NUTSTrace:
     """All chains of a run, mapped as ``settings.chain_method`` says (traceable)."""
     model = functools.partial(gmm_model, n_components=n_components,
                               covariance_type=covariance_type)
     n_features = jnp.shape(model_kwargs["X"])[-1]
     padded_sites = set(component_sites(covariance_type, n_features)) - {"weights"}
     chain = functools.partial(_one_chain, noise_scale=noise_scale, model_kwargs=model_kwargs,
-                              model=model, settings=settings, padded_sites=padded_sites)
+                              report_token=report_token, model=model, settings=settings,
+                              padded_sites=padded_sites)
     if settings.chain_method == "sequential":
         return lax.map(lambda args: chain(*args), (keys, center))
     if settings.chain_method == "parallel":
@@ -592,14 +592,14 @@ _run_chains = _program_cache.bounded(jax.jit(_chains, static_argnames=_STATIC))
 
 
 def _with_progress_bar(settings: NUTSSettings, compiled_run):
-    """Run ``compiled_run()`` with the progress bar of ``settings`` open."""
-    bar = _open_progress_bar(settings) if settings.progress_bar else None
+    """Run ``compiled_run(report_token)`` with this run's own progress bar, if any."""
+    reporter = NUTSProgress(settings) if settings.progress_bar else None
     try:
-        return jax.block_until_ready(compiled_run())
+        with _progress.registered(reporter) as token:
+            return jax.block_until_ready(compiled_run(jnp.asarray(token, jnp.int32)))
     finally:
-        if bar is not None:
-            bar.close()
-            _PROGRESS["bar"] = None
+        if reporter is not None:
+            reporter.close()
 
 
 def run_nuts(key, start: ChainStart | None, model_kwargs: dict, *, n_components: int,
@@ -629,8 +629,8 @@ def run_nuts(key, start: ChainStart | None, model_kwargs: dict, *, n_components:
     """
     keys = jax.random.split(key, settings.num_chains)
     center, noise_scale = (None, None) if start is None else start
-    return _with_progress_bar(settings, lambda: _run_chains(
-        keys, center, noise_scale, model_kwargs, n_components=n_components,
+    return _with_progress_bar(settings, lambda token: _run_chains(
+        keys, center, noise_scale, model_kwargs, token, n_components=n_components,
         covariance_type=covariance_type, settings=settings,
     ))
 
@@ -753,10 +753,11 @@ def _logsumexp(log_prob):
 
 @_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference, *,
-                   n_components, covariance_type, settings):
-    trace = _chains(keys, center, noise_scale, model_kwargs, n_components=n_components,
-                    covariance_type=covariance_type, settings=settings)
+def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference, report_token,
+                   *, n_components, covariance_type, settings):
+    trace = _chains(keys, center, noise_scale, model_kwargs, report_token,
+                    n_components=n_components, covariance_type=covariance_type,
+                    settings=settings)
     params = _params_from_samples(flatten_chains(trace.samples), covariance_type)
     reference_log_resp = None
     if reference is not None:
@@ -800,8 +801,8 @@ def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabe
     keys = jax.random.split(key, settings.num_chains)
     center, noise_scale = (None, None) if start is None else start
     reference = None if reference is None else _as_jax(reference)
-    run = _with_progress_bar(settings, lambda: _posterior_job(
-        keys, center, noise_scale, model_kwargs, jnp.asarray(X_relabel), reference,
+    run = _with_progress_bar(settings, lambda token: _posterior_job(
+        keys, center, noise_scale, model_kwargs, jnp.asarray(X_relabel), reference, token,
         n_components=n_components, covariance_type=covariance_type, settings=settings,
     ))
     return jax.tree.map(np.asarray, run)

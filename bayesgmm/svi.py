@@ -60,7 +60,7 @@ from numpyro.infer.initialization import init_to_sample, init_to_value
 from numpyro.infer.util import unconstrain_fn
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm import _program_cache, em
+from bayesgmm import _program_cache, _progress, em
 from bayesgmm import _validation as v, inference
 from bayesgmm.model import gmm_model
 
@@ -71,6 +71,7 @@ __all__ = [
     "SVIRun",
     "SVIPosterior",
     "SVIConvergenceWarning",
+    "SVIProgress",
     "check_options",
     "resolve_subsample_size",
     "em_start_points",
@@ -266,17 +267,23 @@ def _make_guide(guide_name, model, center):
 # --------------------------------------------------------------------------
 
 
-# The bar of the run in progress; the compiled program's callback finds it here,
-# so a cached program never holds on to the bar of an earlier run.
-_PROGRESS: dict = {"bar": None, "rate": 1}
+class SVIProgress:
+    """The progress bar (with the current loss) of one SVI run.
 
+    Reached from the compiled program through the run's token (see
+    :mod:`bayesgmm._progress`), so every run has its own.
+    """
 
-def _tick(iteration, loss):
-    bar = _PROGRESS["bar"]
-    if bar is not None:
-        bar.update(int(iteration) + 1 - bar.n)
-        bar.set_description("SVI", refresh=False)
-        bar.set_postfix(loss=f"{float(loss):.6g}", refresh=False)
+    def __init__(self, settings: SVISettings):
+        self.bar = _progress.open_bar(settings.num_steps, "SVI compiling", unit="step")
+
+    def __call__(self, iteration, loss) -> None:
+        self.bar.update(int(iteration) + 1 - self.bar.n)
+        self.bar.set_description("SVI", refresh=False)
+        self.bar.set_postfix(loss=f"{float(loss):.6g}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _progress_rate(settings: SVISettings) -> int:
@@ -284,28 +291,23 @@ def _progress_rate(settings: SVISettings) -> int:
     return max(settings.num_steps // 100, 1)
 
 
-def _report_progress(iteration, loss, settings: SVISettings):
+def _report_progress(iteration, loss, settings: SVISettings, report_token):
     if settings.progress_bar:
         rate = _progress_rate(settings)
         last = iteration == settings.num_steps - 1
         lax.cond((iteration % rate == rate - 1) | last,
-                 lambda: jax.debug.callback(_tick, iteration, loss), lambda: None)
+                 lambda: _progress.report(report_token, iteration, loss), lambda: None)
 
 
 def _with_progress_bar(settings: SVISettings, compiled_run):
-    """Run ``compiled_run()`` with a progress bar open when ``settings`` asks for one."""
-    bar = None
-    if settings.progress_bar:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=settings.num_steps, desc="SVI compiling", unit="step", leave=False)
-        _PROGRESS.update(bar=bar, rate=_progress_rate(settings))
+    """Run ``compiled_run(report_token)`` with this run's own progress bar, if any."""
+    reporter = SVIProgress(settings) if settings.progress_bar else None
     try:
-        return jax.block_until_ready(compiled_run())
+        with _progress.registered(reporter) as token:
+            return jax.block_until_ready(compiled_run(jnp.asarray(token, jnp.int32)))
     finally:
-        if bar is not None:
-            bar.close()
-            _PROGRESS["bar"] = None
+        if reporter is not None:
+            reporter.close()
 
 
 # --------------------------------------------------------------------------
@@ -315,8 +317,8 @@ def _with_progress_bar(settings: SVISettings, compiled_run):
 
 @_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "settings"))
-def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, reference, *,
-             n_components, covariance_type, settings: SVISettings):
+def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, reference,
+             report_token, *, n_components, covariance_type, settings: SVISettings):
     model = subsampled_model(n_components, covariance_type, settings.subsample_size)
     guide = _make_guide(settings.guide, model, center)
     decay = FINAL_LEARNING_RATE_FRACTION ** (1.0 / max(settings.num_steps - 1, 1))
@@ -330,7 +332,7 @@ def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, referen
 
     def step(state, iteration):
         state, loss = svi.update(state, **model_kwargs)
-        _report_progress(iteration, loss, settings)
+        _report_progress(iteration, loss, settings, report_token)
         return state, loss
 
     state, losses = lax.scan(step, state, jnp.arange(settings.num_steps))
@@ -405,9 +407,9 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relab
         {name: value[0] for name, value in start.center.items()}, start.noise_scale)
     dtype = model_kwargs["X"].dtype
     reference = None if reference is None else em.GMMParams(*map(jnp.asarray, reference))
-    run = _with_progress_bar(settings, lambda: _svi_job(
+    run = _with_progress_bar(settings, lambda token: _svi_job(
         key, center, scale, jnp.asarray(learning_rate, dtype), model_kwargs,
-        jnp.asarray(X_relabel), reference, n_components=n_components,
+        jnp.asarray(X_relabel), reference, token, n_components=n_components,
         covariance_type=covariance_type, settings=settings,
     ))
     run = jax.tree.map(np.asarray, run)
