@@ -85,7 +85,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default=1
-        Number of mixture components K.
+        Number of mixture components K. NUTS fits carry up to a multiple of
+        8 components, the extra ones with weight exactly zero (they change
+        nothing in the posterior or the results), so that fits of one
+        covariance type with K = 1..8 reuse one compiled sampler: a sweep
+        over K compiles once. Larger fits (``n_samples * 8 * D**2`` above
+        2**15 for 'full', ``n_samples * 8 * D`` for the others: about 1000
+        points in 2-D 'full'; see :func:`bayesgmm.inference.component_bucket`)
+        keep K exactly, as sampling the padding would cost more than a
+        compilation.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         As in :class:`bayesgmm.GaussianMixture`.
     weight_concentration : float, default=1.0

@@ -10,6 +10,15 @@ Three jobs, each a few small functions:
   :func:`sample_posterior` compiles the sampler together with the evaluation
   of every draw on the data (pointwise log-likelihood, responsibilities), the
   one job an estimator fit needs.
+* **Padded components** (:func:`component_bucket`, :func:`pad_chain_start`,
+  :func:`active_run`): the estimator samples the model of
+  :func:`bayesgmm.model.gmm_model` with its component axis padded to a
+  bucket and the number of active components passed as data, so fits of
+  different ``n_components`` share one compiled job. The inactive
+  coordinates get zero inverse mass (:func:`_freeze_inactive`): NUTS never
+  moves them, and the active ones follow the unpadded model's dynamics
+  exactly. Runs are cut to the active components before anything else sees
+  them.
 * **Initialisation** (:func:`em_chain_start`): each chain starts at the EM
   fit moved by about one approximate posterior standard deviation, so chains
   start in the main mode but not at the same point (which r_hat needs).

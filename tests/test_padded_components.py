@@ -22,7 +22,13 @@ from numpyro.infer.util import potential_energy, unconstrain_fn
 from bayesgmm import BayesianGaussianMixture, diagnostics, gaussian, inference
 from bayesgmm.datasets import make_mixture
 from bayesgmm.em import precision_scope
-from bayesgmm.model import PaddedDirichlet, default_prior, gmm_model, padded_log_weights, padded_sticks
+from bayesgmm.model import (
+    PaddedDirichlet,
+    default_prior,
+    gmm_model,
+    padded_log_weights,
+    padded_sticks,
+)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -249,7 +255,8 @@ def test_estimator_reuses_the_sampler_across_n_components(data):
     for n_components, fit in fits.items():
         posterior = fit.inference_data_.posterior
         assert posterior.sizes["component"] == n_components
-        assert "weight_sticks" not in posterior and "weight_sticks" not in fit.raw_inference_data_.posterior
+        assert "weight_sticks" not in posterior
+        assert "weight_sticks" not in fit.raw_inference_data_.posterior
         assert fit.relabel_permutations_.shape == (2, 100, n_components)
         assert fit.posterior_params_.means.shape == (200, n_components, 2)
         np.testing.assert_allclose(posterior["weights"].sum("component"), 1.0, rtol=1e-12)
