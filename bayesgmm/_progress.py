@@ -1,6 +1,6 @@
 """Progress of long runs: verbose lines and progress bars, one reporter per run.
 
-Compiled loops (EM's ``lax.while_loop``, NUTS's scan) report through
+Compiled loops (EM's ``lax.while_loop``, the NUTS and SVI jobs) report through
 ``jax.debug.callback``. A compiled program is shared by every run of the
 same shapes, so it cannot hold the run's printer; it holds a token, an
 integer passed in as data, and :func:`dispatch` hands each callback to the
@@ -47,8 +47,8 @@ def open_bar(total: int, description: str, unit: str = "it"):
 def registered(reporter):
     """Register ``reporter`` for one run; yields its token (``NO_REPORTER`` for None).
 
-    On exit, pending callbacks are flushed (``jax.effects_barrier``) before
-    the reporter is removed, so none of its run's callbacks is lost.
+    Remove it only once the run's outputs have been read: on the host the
+    callbacks of a computation have run when its outputs are ready.
     """
     if reporter is None:
         yield NO_REPORTER
@@ -59,9 +59,6 @@ def registered(reporter):
     try:
         yield token
     finally:
-        import jax
-
-        jax.effects_barrier()
         with _LOCK:
             del _REPORTERS[token]
 
@@ -123,7 +120,10 @@ class IterationReporter:
         self.bar = bar
         self.clock = time.perf_counter()
 
-    def __call__(self, n_iter, change, lower_bound) -> None:
+    def __call__(self, n_iter, change, lower_bound, running=True) -> None:
+        """Report iteration ``n_iter``; nothing if ``running`` is False (a stopped candidate)."""
+        if not bool(running):
+            return
         n_iter = int(n_iter)
         if self.bar is not None and n_iter > self.bar.n:
             self.bar.update(n_iter - self.bar.n)

@@ -924,7 +924,12 @@ def _em_loop(
         )
         if report:
             change = new_state.lower_bound - state.lower_bound
-            _progress.report(report_token, new_state.n_iter, change, new_state.lower_bound)
+            # Under vmap the body runs for candidates that have stopped too
+            # (their state is kept); only the running ones report.
+            _progress.report(
+                report_token, new_state.n_iter, change, new_state.lower_bound,
+                is_active(state, max_iter),
+            )
         return new_state
 
     return lax.while_loop(
@@ -1036,7 +1041,8 @@ def best_candidate(lower_bounds) -> int:
     that reach the same optimum (often with permuted labels) differ only by
     rounding, which depends on the device layout and on the order of sums;
     bounds within ``TIE_TOLERANCE`` (relative) count as equal so the choice
-    does not. NaN counts as ``-inf``. The one rule for every fit.
+    does not. NaN counts as ``-inf``; where no bound is finite (``max_iter=0``)
+    the last candidate is kept, as scikit-learn does. The one rule for every fit.
 
     Parameters
     ----------
@@ -1050,7 +1056,7 @@ def best_candidate(lower_bounds) -> int:
     bounds = np.where(np.isnan(bounds), -np.inf, bounds)
     largest = np.max(bounds)
     if not np.isfinite(largest):
-        return int(np.argmax(bounds))
+        return len(bounds) - 1
     ties = bounds >= largest - TIE_TOLERANCE * max(1.0, abs(largest))
     return int(np.argmax(ties))
 
@@ -1636,7 +1642,7 @@ def fit_sweep(
     from bayesgmm import _validation as v
 
     dtype = v.check_dtype(dtype)
-    if not isinstance(n_components, (list, tuple, np.ndarray)):
+    if np.ndim(n_components) == 0:
         n_components = [n_components]
     sizes = [v.check_int("n_components", value, 1) for value in n_components]
     v.check_choice("covariance_type", covariance_type, v.COVARIANCE_TYPES)
@@ -1651,9 +1657,19 @@ def fit_sweep(
             "weights_init, means_init, precisions_init and warm_start fix one number of "
             f"components; got n_components={sizes}. Fit each size on its own."
         )
+    if warm_start is not None and np.shape(warm_start[0].weights)[0] != sizes[0]:
+        raise ValueError(
+            f"warm_start continues a fit of {np.shape(warm_start[0].weights)[0]} components, "
+            f"but n_components={sizes[0]}. Keep n_components, or set warm_start=False."
+        )
     X, data_mesh = local_rows(X)
     mesh = resolve_mesh(devices) if devices is not None else data_mesh
     multi_process = mesh is not None and jax.process_count() > 1
+    if multi_process and len(sizes) != 1:
+        raise ValueError(
+            f"A multi-process fit takes one number of components; got n_components={sizes}. "
+            "Fit each size on its own."
+        )
     X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False)
     n_samples, n_features = X.shape
     weights = v.check_sample_weight(sample_weight, n_samples, dtype)
@@ -1706,16 +1722,16 @@ def fit_sweep(
         X, weights if sample_weight is not None else None, weights, centre, mesh, multi_process,
         covariance_type, reg_covar, init_params, n_init, dtype, verbose, given,
     )
-    with _progress.registered(reporter if reporter.active else None) as token:
-        try:
+    try:
+        with _progress.registered(reporter if reporter.active else None) as token:
             # An int seeds each size afresh, as separate fits would; a RandomState
             # (or None, NumPy's global one) is drawn from size after size.
             return _fit_groups(
                 functools.partial(run, token=token), problem, sizes,
                 [check_random_state(random_state) for _ in sizes], warm_start,
             )
-        finally:
-            reporter.close()
+    finally:
+        reporter.close()
 
 
 def _copy_random_state(random_state: np.random.RandomState) -> np.random.RandomState:
@@ -1756,19 +1772,22 @@ def _fit_groups(run, problem: _Problem, sizes, random_states, warm_start) -> lis
         )
         X_blocks = layout.put(problem.X, offset=problem.centre)
         weight_blocks = layout.put(problem.weights)
-        # A second attempt in the direct form must start where the first did.
-        retry_states = [_copy_random_state(state) for state in random_states]
 
         def attempt(indices, form, states):
-            starts = _given_starts(problem, layout, sizes, warm_start, states[0])
-            if starts is not None:
-                return [_run_batch(run, X_blocks, weight_blocks, *starts, form)]
+            """Best (state, failed) per size, and each size's random state before its draws."""
+            if warm_start is not None or problem.multi_process:
+                before = [_copy_random_state(states[0])]
+                starts = _given_starts(problem, layout, sizes, warm_start, states[0])
+                return [_run_batch(run, X_blocks, weight_blocks, *starts, form)], before
             return _fit_candidates(
                 run, problem, layout, X_blocks, weight_blocks,
                 [sizes[i] for i in indices], [states[i] for i in indices], form,
             )
 
-        best = attempt(range(len(sizes)), EXPANDED, random_states)
+        # A second attempt in the direct form must start where the first did:
+        # each size from a copy of its random state taken before its first draw
+        # (sizes may share one RandomState, drawn from size after size).
+        best, retry_states = attempt(range(len(sizes)), EXPANDED, random_states)
         # Components too far from the centre, in units of their spread, for
         # the expanded square (a cluster collapsed onto distant or duplicated
         # points; float32 data with a constant feature per cluster): the same
@@ -1780,7 +1799,8 @@ def _fit_groups(run, problem: _Problem, sizes, random_states, warm_start) -> lis
             )
         ]
         if redo:
-            for index, again in zip(redo, attempt(redo, DIRECT, retry_states)):
+            redone, _ = attempt(redo, DIRECT, retry_states)
+            for index, again in zip(redo, redone):
                 best[index] = again
         results = []
         for size, (state, failed) in zip(sizes, best):
@@ -1818,9 +1838,7 @@ def _host_params(state: EMState, dtype, n_components=None, covariance_type="full
 
 
 def _given_starts(problem: _Problem, layout: "DataLayout", sizes, warm_start, random_state):
-    """The one start of a warm or multi-process fit (padded), or None for fresh restarts."""
-    if warm_start is None and not problem.multi_process:
-        return None
+    """The one start (padded) of a warm or multi-process fit, which has one size."""
     if warm_start is not None:
         params, lower_bound = warm_start
         params = GMMParams(*(np.asarray(leaf, problem.dtype) for leaf in params))
@@ -1888,17 +1906,22 @@ def _fit_candidates(run, problem: _Problem, layout, X_blocks, weight_blocks, siz
 
     Returns
     -------
-    list of (EMState on the host, bool failed), one per size.
+    best : list of (EMState on the host, bool failed), one per size
+    before : list of numpy.random.RandomState
+        Copies of each size's random state before its first draw.
     """
     n_padded = layout.n_components
     n_init = problem.n_init if _needs_responsibilities(problem.given) else 1
     candidates = [(group, restart) for group in range(len(sizes)) for restart in range(n_init)]
     batch_size = n_init_batches(len(candidates), layout, n_padded, problem.X.shape[1])
     finals, failures = [[] for _ in sizes], [False] * len(sizes)
+    before = [None] * len(sizes)
     for batch_start in range(0, len(candidates), batch_size):
         batch = candidates[batch_start : batch_start + batch_size]
         resp = []
         for group, restart in batch:
+            if restart == 0:
+                before[group] = _copy_random_state(random_states[group])
             if problem.verbose:
                 print(f"Initialization {restart}", flush=True)
             if _needs_responsibilities(problem.given):
@@ -1926,4 +1949,4 @@ def _fit_candidates(run, problem: _Problem, layout, X_blocks, weight_blocks, siz
     for group_states, failed in zip(finals, failures):
         chosen = best_candidate([state.lower_bound for state in group_states])
         best.append((group_states[chosen], failed))
-    return best
+    return best, before

@@ -62,7 +62,6 @@ page cache.
 from __future__ import annotations
 
 import collections.abc
-import copy
 import functools
 import mmap
 import numbers
@@ -995,7 +994,7 @@ def fit_streaming(
         summary.n_features,
     )
     # A second attempt in the direct form must start where the first did.
-    retry_random_state = copy.deepcopy(random_state)
+    retry_random_state = em._copy_random_state(random_state)
 
     def attempt(form, random_state):
         if warm_start is not None:

@@ -167,4 +167,36 @@ def test_best_candidate_tie_rule():
     assert em.best_candidate([-1.0, -0.5, -0.5]) == 1
     assert em.best_candidate([-0.5 - 1e-14, -0.5]) == 0  # within TIE_TOLERANCE: the first
     assert em.best_candidate([np.nan, -3.0]) == 1
-    assert em.best_candidate([-np.inf, -np.inf]) == 0
+    assert em.best_candidate([-np.inf, -np.inf]) == 1  # no finite bound (max_iter=0): the last, as scikit-learn
+
+
+def test_a_shared_random_state_retry_starts_where_each_size_started(blobs, monkeypatch):
+    # Sizes drawn from one RandomState, then all redone in the direct form:
+    # each size's retry must start from its own first draw, so the result is
+    # that of the first attempt (where the direct form agrees with it).
+    monkeypatch.setattr(em, "expanded_form_is_accurate", lambda *args: False)
+    retried = em.fit_sweep(blobs, n_components=[2, 3], random_state=np.random.RandomState(0))
+    monkeypatch.undo()
+    plain = em.fit_sweep(blobs, n_components=[2, 3], random_state=np.random.RandomState(0))
+    for one, other in zip(retried, plain):
+        assert one.n_iter == other.n_iter
+        np.testing.assert_allclose(one.params.means, other.params.means, rtol=1e-9, atol=1e-9)
+
+
+def test_warm_start_with_another_number_of_components_is_refused(blobs):
+    model = GaussianMixture(3, warm_start=True, random_state=0).fit(blobs)
+    model.set_params(n_components=4)
+    with pytest.raises(ValueError, match="warm_start continues a fit of 3 components, but n_components=4"):
+        model.fit(blobs)
+
+
+def test_verbose_sweep_reports_only_running_candidates(blobs, capsys):
+    em.fit_sweep(
+        blobs, n_components=[1, 4], random_state=0, verbose=2, verbose_interval=1,
+        init_params="random", tol=1e-6,
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Iteration" in line and "\t" in line]
+    iterations = [int(line.split()[1]) for line in lines]
+    # K = 1 stops after 2 iterations; its iteration 2 is printed once, not on every later step.
+    assert iterations.count(2) == 2 and iterations.count(1) == 2
+    assert iterations.count(3) == 1
