@@ -476,11 +476,13 @@ def centred_sums(X, sample_weight, resp, shift, covariance_type: str):
 def direct_weighted_log_prob(X, params: GMMParams, covariance_type: str):
     """``log pi_k + log N(x | mu_k, Sigma_k)`` from ``L^T (x - mu_k)``, shape (n_samples, K).
 
-    The direct form (:func:`bayesgmm.gaussian.log_gaussian_prob`), accurate
-    however far a component lies from the origin in units of its spread.
+    The direct form (:func:`bayesgmm.gaussian.log_weighted_prob`, shared with
+    the Bayesian half), accurate however far a component lies from the origin
+    in units of its spread.
     """
-    log_prob = gaussian.log_gaussian_prob(X, params.means, params.precisions_cholesky, covariance_type)
-    return log_prob + jnp.log(params.weights)
+    return gaussian.log_weighted_prob(
+        X, params.weights, params.means, params.precisions_cholesky, covariance_type
+    )
 
 
 def block_sums_direct(X, sample_weight, params: GMMParams, covariance_type: str) -> FeatureSums:
