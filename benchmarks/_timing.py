@@ -50,3 +50,29 @@ def without_openblas_overrides() -> None:
     if any(name in os.environ for name in OPENBLAS_VARIABLES):
         environment = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARIABLES}
         os.execve(sys.executable, [sys.executable] + sys.argv, environment)
+
+
+def machine_description() -> str:
+    """CPU model, cores, Python, JAX (platform), NumPy with its BLAS, scikit-learn."""
+    import platform
+
+    import jax
+    import numpy as np
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = ", ".join(
+        f"{info['internal_api']} {info.get('version', '')} ({info.get('architecture', '?')}, {info['num_threads']} threads)"
+        for info in threadpool_info() if info["user_api"] == "blas"
+    )
+    return (
+        f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"jax {jax.__version__} ({jax.devices()[0].platform}), numpy {np.__version__} [{blas}], "
+        f"scikit-learn {sklearn.__version__}"
+    )

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -176,26 +175,9 @@ def matmul_rate(dtype: str, size: int = 4096, repeats: int = 3) -> float:
 
 
 def machine_description() -> str:
-    import jax
-    import numpy as np
-    import sklearn
-    from threadpoolctl import threadpool_info
+    from _timing import machine_description as describe
 
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    blas = ", ".join(
-        f"{info['internal_api']} {info.get('version', '')} ({info.get('architecture', '?')}, {info['num_threads']} threads)"
-        for info in threadpool_info() if info["user_api"] == "blas"
-    )
-    return (
-        f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-        f"jax {jax.__version__} ({jax.devices()[0].platform}), numpy {np.__version__} [{blas}], "
-        f"scikit-learn {sklearn.__version__}"
-    )
+    return describe()
 
 
 def spawn(case: str, library: str, repeats: int) -> dict:

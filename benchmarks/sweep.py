@@ -70,7 +70,6 @@ _START = time.perf_counter()  # a worker's fresh time counts from here (and from
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
@@ -225,27 +224,9 @@ def run_grid_worker(library: str, n_jobs: int, max_components: int, covariance_t
 
 
 def machine_description() -> str:
-    import numpy as np
-    import sklearn
-    from threadpoolctl import threadpool_info
+    from _timing import machine_description as describe
 
-    import jax
-
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    blas = ", ".join(
-        f"{info['internal_api']} {info.get('version', '')} ({info.get('architecture', '?')}, {info['num_threads']} threads)"
-        for info in threadpool_info() if info["user_api"] == "blas"
-    )
-    return (
-        f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-        f"jax {jax.__version__} ({jax.devices()[0].platform}), numpy {np.__version__} [{blas}], "
-        f"scikit-learn {sklearn.__version__}"
-    )
+    return describe()
 
 
 # ---------------------------------------------------------------------------------------------
