@@ -370,14 +370,13 @@ class PaddedDirichlet(dist.Distribution):
         K, between 1 and ``n_components``; may be traced.
     n_components : int
         B, the size of the padded component axis (static).
-    padding_density : bool, default=True
+    padding_density : bool or bool Array of shape (), default=True
         Whether the inactive coordinates' standard normal density counts.
     """
 
     arg_constraints = {"concentration": constraints.positive}
     support = constraints.real_vector
-    pytree_data_fields = ("concentration", "n_active")
-    pytree_aux_fields = ("padding_density",)
+    pytree_data_fields = ("concentration", "n_active", "padding_density")
 
     def __init__(self, concentration, n_active, n_components: int, padding_density=True,
                  *, validate_args=None):
@@ -394,10 +393,10 @@ class PaddedDirichlet(dist.Distribution):
         """Stick coordinates of Dirichlet weights; standard normal inactive coordinates."""
         gamma_key, noise_key = jax.random.split(key)
         n_components = self.event_shape[0] + 1
-        dtype = jnp.result_type(float)
+        concentration = jnp.asarray(self.concentration)
+        dtype = concentration.dtype
         shape = sample_shape + (n_components,)
-        log_gamma = jax.random.loggamma(gamma_key, jnp.broadcast_to(
-            jnp.asarray(self.concentration, dtype), shape))
+        log_gamma = jax.random.loggamma(gamma_key, concentration, shape, dtype)
         active = jnp.arange(n_components) < self.n_active
         log_gamma = jnp.where(active, log_gamma, -jnp.inf)
         log_weights = log_gamma - jax.nn.logsumexp(log_gamma, axis=-1, keepdims=True)
@@ -422,11 +421,9 @@ class PaddedDirichlet(dist.Distribution):
         jacobian = jnp.sum(
             jnp.where(active_stick, used[..., :-1] + jax.nn.log_sigmoid(x) - x, 0.0), axis=-1
         )
-        log_prob = dirichlet + jacobian
-        if self.padding_density:
-            padding = -0.5 * (value**2 + math.log(2.0 * math.pi))
-            log_prob = log_prob + jnp.sum(jnp.where(active_stick, 0.0, padding), axis=-1)
-        return log_prob
+        padding = jnp.sum(
+            jnp.where(active_stick, 0.0, -0.5 * (value**2 + math.log(2.0 * math.pi))), axis=-1)
+        return dirichlet + jacobian + jnp.where(self.padding_density, padding, 0.0)
 
 
 def _correlate(noise, labels, precisions_cholesky, covariance_type):
@@ -490,7 +487,7 @@ def gmm_model(
     n_features: int | None = None,
     subsample_size: int | None = None,
     n_active=None,
-    padding_density: bool = True,
+    padding_density=True,
 ):
     """NumPyro model of a Gaussian mixture with the assignments marginalised.
 
@@ -531,7 +528,7 @@ def gmm_model(
         in the module docstring). Pass it as data (a traced value), so that
         every ``n_active`` up to ``n_components`` shares one compiled program.
         ``None``: all components are active, with the Dirichlet site above.
-    padding_density : bool, default=True
+    padding_density : bool or bool Array of shape (), default=True
         With ``n_active``: whether the inactive components' prior density
         counts in the log joint. Samplers need it (the inactive parameters
         must have a proper density); without it the log joint is the one of
@@ -590,9 +587,9 @@ def gmm_model(
 
 def _padding_mask(n_active, n_components, padding_density):
     """Inside the component plate: drop the inactive components' prior density when asked."""
-    if n_active is None or padding_density:
+    if n_active is None or padding_density is True:
         return contextlib.nullcontext()
-    return numpyro.handlers.mask(mask=jnp.arange(n_components) < n_active)
+    return numpyro.handlers.mask(mask=(jnp.arange(n_components) < n_active) | padding_density)
 
 
 def _weighting(sample_weight):
