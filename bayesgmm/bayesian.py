@@ -86,8 +86,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components K. NUTS fits carry up to a multiple of
-        8 components, the extra ones with weight exactly zero (they change
-        nothing in the posterior or the results), so that fits of one
+        8 components, the extra ones with weight exactly zero and never moved
+        by the sampler (the posterior and the sampler's dynamics are those of
+        K components; all results have K components), so that fits of one
         covariance type with K = 1..8 reuse one compiled sampler: a sweep
         over K compiles once. Larger fits (``n_samples * 8 * D**2`` above
         2**15 for 'full', ``n_samples * 8 * D`` for the others: about 1000

@@ -624,9 +624,11 @@ def run_nuts(key, start: ChainStart | None, model_kwargs: dict, *, n_components:
         chain at its own draw from the prior.
     model_kwargs : dict of arrays
         The dynamic keyword arguments of :func:`gmm_model` (``X``,
-        ``sample_weight``, the prior hyperparameters). Only their shapes and
-        dtypes key the compiled program.
+        ``sample_weight``, the prior hyperparameters, and ``n_active`` for a
+        padded model). Only their shapes and dtypes key the compiled program.
     n_components : int
+        The size of the component axis (the bucket when ``n_active`` is
+        given; then ``start`` comes from :func:`pad_chain_start`).
     covariance_type : str
     settings : NUTSSettings
         With ``chain_method`` already resolved (:func:`resolve_chain_method`).
