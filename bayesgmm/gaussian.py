@@ -5,16 +5,8 @@ Each function takes the covariance type by name (or as an entry of
 per-type math is written once, in the table. Conventions follow
 scikit-learn. ``precisions_cholesky`` holds a factor ``P`` of each precision
 matrix with ``precision = P @ P.T``; for a covariance ``Sigma = L @ L.T``
-(``L`` lower triangular) it is ``P = inv(L).T``:
-
-=============  ===========================  ===========================
-type           covariances                  precisions_cholesky
-=============  ===========================  ===========================
-``full``       (n_components, D, D)         (n_components, D, D)
-``tied``       (D, D)                       (D, D)
-``diag``       (n_components, D)            (n_components, D), 1/sqrt(var)
-``spherical``  (n_components,)              (n_components,), 1/sqrt(var)
-=============  ===========================  ===========================
+(``L`` lower triangular) it is ``P = inv(L).T``. The shapes of both, per
+type, are tabled in :mod:`bayesgmm.structures`.
 
 Nothing here is jitted: the functions compose under ``jit`` and ``vmap`` at
 the caller's boundary. A covariance that is not positive definite yields NaN
