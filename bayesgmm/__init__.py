@@ -8,13 +8,13 @@ first access.
 from importlib import import_module
 
 from bayesgmm import alignment, datasets, metrics
-from bayesgmm.estimator import GaussianMixture
+from bayesgmm._version import __version__
+from bayesgmm.mixture.estimator import GaussianMixture
 
-__version__ = "0.1.0"
 
 _LAZY = {
-    "BayesianGaussianMixture": ("bayesgmm.bayesian", "BayesianGaussianMixture"),
-    "model": ("bayesgmm.model", None),
+    "BayesianGaussianMixture": ("bayesgmm.bayes.estimator", "BayesianGaussianMixture"),
+    "model": ("bayesgmm.bayes.model", None),
     "plot": ("bayesgmm.plot", None),
     "load": ("bayesgmm.persistence", "load"),
     "save": ("bayesgmm.persistence", "save"),

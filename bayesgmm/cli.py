@@ -271,7 +271,7 @@ def _estimator(args, n_components: int):
 
 def _bayesian_estimator(args, n_components: int):
     try:
-        from bayesgmm.bayesian import BayesianGaussianMixture
+        from bayesgmm.bayes.estimator import BayesianGaussianMixture
     except ImportError as err:
         raise CLIError(f"--method mcmc is not available in this installation ({err}).") from None
     return BayesianGaussianMixture(
@@ -430,9 +430,9 @@ def command_fit(args) -> int:
     summary.append(f"  {n_uncertain} row(s) ({100 * n_uncertain / X.shape[0]:.1f}%) are uncertain "
                    "(largest component probability < 0.9)")
 
-    from bayesgmm import __version__
-    from bayesgmm.persistence import save
+    from bayesgmm._version import __version__
     from bayesgmm._io import write_csv
+    from bayesgmm.persistence import save
 
     _make_directory(directory)
     header, rows = _probability_rows(table.lines, proba, intervals)
@@ -665,10 +665,10 @@ def command_demo(args) -> int:
     paths = _prepare_outputs(directory, names, args.force) if directory else None
 
     from bayesgmm import GaussianMixture
-    from bayesgmm.persistence import save
     from bayesgmm._io import write_csv
     from bayesgmm.datasets import document_data
     from bayesgmm.metrics import hard_accuracy, soft_accuracy
+    from bayesgmm.persistence import save
 
     XA, XB, yA, yB = document_data()
     model = GaussianMixture(n_components=2, random_state=0).fit(XA)

@@ -83,7 +83,7 @@ def squared_mahalanobis(X, means, precisions_cholesky, covariance_type: str):
     is one matrix product of ``X`` against all stacked factors,
     ``(n, D) @ (D, K*D)``, so that the K triangular maps cost one BLAS call
     instead of K small ones. (The EM core uses the expanded form of
-    :mod:`bayesgmm.quadratic` on centred data instead.)
+    :mod:`bayesgmm.mixture.quadratic` on centred data instead.)
 
     Parameters
     ----------

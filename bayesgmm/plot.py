@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
 __all__ = [
@@ -445,8 +444,8 @@ def two_rows(datasets=None, *, covariance_type="full", random_state=0):
         Two rows of panels; each panel's title ends with the accuracy.
     """
     from bayesgmm.datasets import two_rows as make_two_rows
-    from bayesgmm.estimator import GaussianMixture
     from bayesgmm.metrics import soft_accuracy
+    from bayesgmm.mixture.estimator import GaussianMixture
 
     if datasets is None:
         datasets = make_two_rows()

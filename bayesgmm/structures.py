@@ -23,7 +23,7 @@ at the caller's boundary; an entry is a tuple of strings, booleans and
 functions, hence hashable and usable as a static argument. A covariance that
 is not positive definite yields NaN entries, never an exception inside
 traced code. This module imports only NumPy and JAX, so that
-:mod:`bayesgmm.gaussian` and :mod:`bayesgmm.quadratic` can delegate to it.
+:mod:`bayesgmm.gaussian` and :mod:`bayesgmm.mixture.quadratic` can delegate to it.
 
 Examples
 --------
@@ -68,6 +68,9 @@ class CovarianceStructure(NamedTuple):
         ``'spherical'``: ``D + 2``), which decides the orientation of the
         feature products.
     parameter_shape : callable ``(n_components, n_features) -> tuple``
+    second_shape : callable ``(n_components, n_features) -> tuple``
+        Shape of the second moments of the sufficient statistics
+        (:class:`bayesgmm.mixture.parameters.SufficientStats`).
     n_covariance_parameters : callable ``(n_components, n_features) -> float``
         Free covariance parameters (scikit-learn's count, mclust's
         ``nMclustParams``).
@@ -122,6 +125,7 @@ class CovarianceStructure(NamedTuple):
     component_axis: bool
     narrow_features: bool
     parameter_shape: Callable[[int, int], tuple]
+    second_shape: Callable[[int, int], tuple]
     n_covariance_parameters: Callable[[int, int], float]
     precisions_cholesky_from_covariances: Callable
     precisions_cholesky_from_precisions: Callable
@@ -470,6 +474,7 @@ _FULL = CovarianceStructure(
     component_axis=True,
     narrow_features=False,
     parameter_shape=lambda n_components, n_features: (n_components, n_features, n_features),
+    second_shape=lambda n_components, n_features: (n_components, n_features, n_features),
     n_covariance_parameters=lambda n_components, n_features: n_components * n_features * (n_features + 1) / 2.0,
     precisions_cholesky_from_covariances=_matrix_precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions=_matrix_precisions_cholesky_from_precisions,
@@ -495,6 +500,7 @@ _TIED = CovarianceStructure(
     component_axis=False,
     narrow_features=False,
     parameter_shape=lambda n_components, n_features: (n_features, n_features),
+    second_shape=lambda n_components, n_features: (n_features, n_features),
     n_covariance_parameters=lambda n_components, n_features: n_features * (n_features + 1) / 2.0,
     precisions_cholesky_from_covariances=_matrix_precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions=_matrix_precisions_cholesky_from_precisions,
@@ -520,6 +526,7 @@ _DIAG = CovarianceStructure(
     component_axis=True,
     narrow_features=True,
     parameter_shape=lambda n_components, n_features: (n_components, n_features),
+    second_shape=lambda n_components, n_features: (n_components, n_features),
     n_covariance_parameters=lambda n_components, n_features: float(n_components * n_features),
     precisions_cholesky_from_covariances=_variance_precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions=jnp.sqrt,
@@ -545,6 +552,7 @@ _SPHERICAL = CovarianceStructure(
     component_axis=True,
     narrow_features=True,
     parameter_shape=lambda n_components, n_features: (n_components,),
+    second_shape=lambda n_components, n_features: (n_components, n_features),
     n_covariance_parameters=lambda n_components, n_features: float(n_components),
     precisions_cholesky_from_covariances=_variance_precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions=jnp.sqrt,

@@ -15,8 +15,8 @@ Method
 * Out-of-core child process: ``GaussianMixture(8).fit(np.memmap(path,
   mode='r'))`` with the default settings (k-means on a uniform sample of
   100,000 rows, default chunk size) and ``tol=0, max_iter=passes`` so that it
-  runs a fixed number of passes. ``bayesgmm.streaming.scan`` (the
-  validation pass) and ``bayesgmm.streaming.statistics_pass`` (one EM pass)
+  runs a fixed number of passes. ``bayesgmm.mixture.sources.scan`` (the
+  validation pass) and ``bayesgmm.mixture.streaming.statistics_pass`` (one EM pass)
   are wrapped with timers; the first EM pass includes compilation and is
   reported apart. The file's pages are dropped from the page cache
   (``posix_fadvise(DONTNEED)``) before this child starts, so the validation
@@ -100,7 +100,8 @@ def run_stream(path: str, n_samples: int, passes: int) -> dict:
     import jax
     import numpy as np
 
-    from bayesgmm import GaussianMixture, streaming
+    from bayesgmm import GaussianMixture
+    from bayesgmm.mixture import sources, streaming
 
     timings = {"scan": [], "pass": []}
 
@@ -115,7 +116,7 @@ def run_stream(path: str, n_samples: int, passes: int) -> dict:
 
         return wrapper
 
-    streaming.scan = timed("scan", streaming.scan)
+    sources.scan = timed("scan", sources.scan)
     streaming.statistics_pass = timed("pass", streaming.statistics_pass, block=True)
     X = np.memmap(path, dtype=np.float64, mode="r", shape=(n_samples, N_FEATURES))
     baseline = peak_rss_mb()
@@ -124,7 +125,7 @@ def run_stream(path: str, n_samples: int, passes: int) -> dict:
         warnings.simplefilter("ignore")
         model = GaussianMixture(N_COMPONENTS, max_iter=passes, tol=0.0, random_state=0).fit(X)
     total = time.perf_counter() - start
-    rows = streaming.default_rows(N_FEATURES, np.float64, streaming.DEFAULT_CHUNK_BYTES)
+    rows = sources.default_rows(N_FEATURES, np.float64, streaming.DEFAULT_CHUNK_BYTES)
     layout = streaming.ChunkLayout.create(rows, n_samples, N_COMPONENTS, N_FEATURES)
     warm = timings["pass"][1:] or timings["pass"]
     return {

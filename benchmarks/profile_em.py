@@ -50,25 +50,32 @@ def main() -> None:
     import jax.numpy as jnp
     from jax import lax
 
-    from bayesgmm import em, gaussian
+    from bayesgmm.mixture import (
+        blocks,
+        engine,
+        forms,
+        initialisation,
+        mstep,
+        parameters,
+    )
 
     if args.block_bytes:
-        em.BLOCK_BYTES = args.block_bytes
+        blocks.BLOCK_BYTES = args.block_bytes
     n, d, k, covariance_type = args.n, args.d, args.k, args.covariance
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(n, d)) + rng.integers(0, k, n)[:, None] * 0.5).astype(args.dtype)
     X -= X.mean(axis=0)
-    layout = em.DataLayout.create(
+    layout = blocks.DataLayout.create(
         n, k, d, itemsize=np.dtype(args.dtype).itemsize, covariance_type=args.covariance
     )
     labels = rng.integers(0, k, n).astype(np.int32)[:, None]
     rows = []
-    with em.precision_scope(args.dtype):
+    with parameters.precision_scope(args.dtype):
         start = time.perf_counter()
         X_blocks = jax.block_until_ready(layout.put(X))
         weight_blocks = jax.block_until_ready(layout.put(np.ones(n, args.dtype)))
         rows.append(("host -> device (data, weights)", time.perf_counter() - start))
-        params = em.initial_params(
+        params = initialisation.initial_params(
             layout, X_blocks, weight_blocks, labels, n_components=k,
             covariance_type=covariance_type, reg_covar=1e-6,
         )
@@ -84,13 +91,13 @@ def main() -> None:
             return jax.jit(run)
 
         def log_densities(params, X, w):
-            return jnp.sum(em.estimate_weighted_log_prob(X, params, covariance_type))
+            return jnp.sum(forms.estimate_weighted_log_prob(X, params, covariance_type))
 
         def responsibilities(params, X, w):
-            return jnp.sum(em.e_step(X, params, covariance_type)[1])
+            return jnp.sum(forms.e_step(X, params, covariance_type)[1])
 
         def statistics(params, X, w):
-            stats = em.block_statistics(X, w, params, covariance_type)
+            stats = forms.block_statistics(X, w, params, covariance_type)
             return sum(jnp.sum(leaf) for leaf in stats)
 
         cumulative = {}
@@ -102,21 +109,21 @@ def main() -> None:
             compiled = over_blocks(fn)
             cumulative[name] = median_time(lambda: compiled(X_blocks, weight_blocks, params), args.repeats)
             rows.append((name, cumulative[name]))
-        stats = jax.jit(lambda p: em.accumulate_statistics(X_blocks, weight_blocks, p, covariance_type))(params)
-        m_step = jax.jit(lambda s: em.m_step(s, 1e-6, covariance_type))
+        stats = jax.jit(lambda p: forms.accumulate_statistics(X_blocks, weight_blocks, p, covariance_type))(params)
+        m_step = jax.jit(lambda s: mstep.m_step(s, 1e-6, covariance_type))
         rows.append(("M-step on the statistics", median_time(lambda: m_step(stats), args.repeats)))
         batch = jax.tree_util.tree_map(lambda leaf: leaf[None], params)
         bound = jnp.full((1,), -jnp.inf, X_blocks.dtype)
         per_count = {}
         for count in (2, 10):
-            run = lambda: em.run_em(  # noqa: E731
+            run = lambda: engine.run_em(  # noqa: E731
                 X_blocks, weight_blocks, batch, bound, covariance_type=covariance_type,
                 tol=0.0, reg_covar=1e-6, max_iter=count,
             )
             per_count[count] = median_time(run, args.repeats)
         iteration = (per_count[10] - per_count[2]) / 8
         rows.append(("whole iteration in the while-loop", iteration))
-        state, _ = jax.block_until_ready(em.run_em(
+        state, _ = jax.block_until_ready(engine.run_em(
             X_blocks, weight_blocks, batch, bound, covariance_type=covariance_type,
             tol=0.0, reg_covar=1e-6, max_iter=2,
         ))
@@ -127,7 +134,7 @@ def main() -> None:
             from _thunks import operation_times
 
             pass_wall, operations = operation_times(
-                jax.jit(lambda p: em.accumulate_statistics(X_blocks, weight_blocks, p, covariance_type)),
+                jax.jit(lambda p: forms.accumulate_statistics(X_blocks, weight_blocks, p, covariance_type)),
                 (params,), args.repeats,
             )
     flops = 3 * n * k * d * d

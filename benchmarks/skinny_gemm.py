@@ -6,7 +6,7 @@ Usage::
 
 One EM iteration of bayesgmm ('full' covariances) is, per block of ``B`` rows,
 two products against the block's feature matrix ``Phi`` of width
-``F = 1 + D + D(D+1)/2`` (``bayesgmm.quadratic``)::
+``F = 1 + D + D(D+1)/2`` (``bayesgmm.mixture.quadratic``)::
 
     log densities   (B, F) @ (F, K)
     statistics      (K, B) @ (B, F)

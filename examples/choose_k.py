@@ -24,11 +24,10 @@ import argparse
 import warnings
 
 import arviz as az
-import numpy as np
 
 from bayesgmm import BayesianGaussianMixture, GaussianMixture
+from bayesgmm.bayes.diagnostics import SamplingWarning
 from bayesgmm.datasets import make_mixture
-from bayesgmm.diagnostics import SamplingWarning
 
 TRUE_K = 3
 CANDIDATES = range(1, 6)

@@ -13,8 +13,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from bayesgmm import BayesianGaussianMixture, GaussianMixture, alignment, diagnostics, inference
+from bayesgmm import BayesianGaussianMixture, GaussianMixture, alignment
+from bayesgmm.bayes import chain_start, diagnostics, nuts, posterior
 from bayesgmm.datasets import make_mixture
+from bayesgmm.mixture import parameters
 
 SMALL = dict(num_warmup=200, num_samples=200, num_chains=2, progress_bar=False)
 
@@ -93,7 +95,7 @@ def test_prediction_api(fitted, mixture):
     labels = fitted.predict(X)
     assert (alignment.align_labels(labels, y) == y).mean() > 0.97
     log_density = fitted.score_samples(X[:5])
-    expected = np.log(np.exp(inference.pointwise_log_likelihood(
+    expected = np.log(np.exp(posterior.pointwise_log_likelihood(
         X[:5], fitted.posterior_params_, "full")).mean(axis=0))
     np.testing.assert_allclose(log_density, expected, rtol=1e-10)
     sample, sample_labels = fitted.sample(4000)
@@ -119,7 +121,7 @@ def test_inference_data_works_with_arviz(fitted, mixture):
     assert summary.loc["weights[0]", "mean"] == pytest.approx(fitted.weights_[0], abs=1e-3)
     assert fitted.raw_inference_data_.posterior["means"].shape == (2, 200, 2, 2)
     assert fitted.relabel_permutations_.shape == (2, 200, 2)
-    assert fitted.chain_method_ == inference.resolve_chain_method("auto", 2)
+    assert fitted.chain_method_ == nuts.resolve_chain_method("auto", 2)
 
 
 # --------------------------------------------------------------------------- variants
@@ -167,7 +169,7 @@ def test_float32_and_sample_weight(mixture):
     )
     # Pointwise log-likelihood for LOO: w_n log p(x_n | theta), zero for zero weight.
     log_lik = weighted.inference_data_.log_likelihood["x"].values.reshape(-1, 300)
-    unweighted = inference.pointwise_log_likelihood(
+    unweighted = posterior.pointwise_log_likelihood(
         X.astype(np.float32), weighted.posterior_params_, "full")
     np.testing.assert_allclose(log_lik, unweighted * weights, rtol=1e-5)
     assert np.all(log_lik[:, -10:] == 0.0)
@@ -224,10 +226,10 @@ def test_init_prior_and_chain_methods(mixture):
     model = _fit(X[:200], n_components=1, init="prior", num_warmup=100, num_samples=50)
     assert model.em_params_ is None
     np.testing.assert_allclose(model.means_[0], X[:200].mean(axis=0), atol=0.3)
-    assert inference.resolve_chain_method("auto", 1) in ("sequential", "vectorized")
+    assert nuts.resolve_chain_method("auto", 1) in ("sequential", "vectorized")
     devices = jax.local_device_count()
     with pytest.raises(ValueError, match="chain_method='parallel' needs one device per chain"):
-        inference.resolve_chain_method("parallel", devices + 1)
+        nuts.resolve_chain_method("parallel", devices + 1)
 
 
 def test_degenerate_em_start_falls_back_to_the_prior():
@@ -247,7 +249,7 @@ def test_em_start_spoiled_by_rounding_falls_back_to_the_prior(monkeypatch):
         raise ValueError(_validation.PRECISION_LOSS_MESSAGE.format(
             component=0, distance=300.0, dtype="float32", error=8.6, remedy=""))
 
-    monkeypatch.setattr(inference, "fit_em", spoiled)
+    monkeypatch.setattr(chain_start, "fit_em", spoiled)
     X = np.random.default_rng(0).normal(size=(200, 2))
     with pytest.warns(UserWarning, match="failed \\(The fit lost its accuracy to rounding"):
         model = _fit(X, n_components=1, reg_covar=0.0, num_warmup=100, num_samples=50)
@@ -258,20 +260,20 @@ def test_chains_start_on_a_line_of_points():
     """A barely positive definite EM covariance still gives valid starting points."""
     t = np.linspace(-1.0, 1.0, 200)
     em_fit = GaussianMixture(1, reg_covar=0.0).fit(np.column_stack([t, 2.0 * t]))
-    params = inference.em.GMMParams(em_fit.weights_, em_fit.means_, em_fit.covariances_,
+    params = parameters.GMMParams(em_fit.weights_, em_fit.means_, em_fit.covariances_,
                                     em_fit.precisions_cholesky_)
-    start = inference.em_chain_start(params, 200, covariance_type="full", num_chains=2)
+    start = chain_start.em_chain_start(params, 200, covariance_type="full", num_chains=2)
     correlation = start.center["corr_cholesky"][0, 0]
     assert np.all(np.isfinite(correlation)) and correlation[1, 0] > 0.999
 
 
 def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
-    assert not inference.progress_bar_enabled(True)
+    assert not nuts.progress_bar_enabled(True)
     monkeypatch.delenv("CI")
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
-    assert inference.progress_bar_enabled(True)
-    assert not inference.progress_bar_enabled(False)
+    assert nuts.progress_bar_enabled(True)
+    assert not nuts.progress_bar_enabled(False)
 
 
 # --------------------------------------------------------------------------- warnings
@@ -285,7 +287,7 @@ def _synthetic_idata(shift, diverging=0, draws=400):
     return az.from_dict(posterior={"means": means}, sample_stats={"diverging": stats})
 
 
-@pytest.mark.filterwarnings("ignore::bayesgmm.diagnostics.SamplingWarning")
+@pytest.mark.filterwarnings("ignore::bayesgmm.bayes.diagnostics.SamplingWarning")
 def test_diagnostic_warnings_say_what_to_change():
     assert diagnostics.check_sampling(_synthetic_idata(0.0)) == []
     with pytest.warns(diagnostics.RhatWarning, match="r_hat is up to .* Increase num_warmup"):
@@ -297,7 +299,7 @@ def test_diagnostic_warnings_say_what_to_change():
     assert issubclass(diagnostics.SamplingWarning, Warning)
 
 
-@pytest.mark.filterwarnings("ignore::bayesgmm.diagnostics.SamplingWarning")
+@pytest.mark.filterwarnings("ignore::bayesgmm.bayes.diagnostics.SamplingWarning")
 def test_fit_warns_on_low_ess(mixture):
     X, _, _ = mixture
     # 2 x 50 draws cannot reach 100 effective draws per chain (the same shapes as
@@ -330,8 +332,8 @@ def test_bad_input_same_errors_as_em_before_sampling(monkeypatch, params, X, sam
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampling started on invalid input")
 
-    monkeypatch.setattr(inference, "sample_posterior", no_sampling)
-    monkeypatch.setattr(inference, "fit_em", no_sampling)
+    monkeypatch.setattr(nuts, "sample_posterior", no_sampling)
+    monkeypatch.setattr(chain_start, "fit_em", no_sampling)
     with pytest.raises(ValueError, match=message) as bayesian_error:
         BayesianGaussianMixture(**params).fit(X, sample_weight=sample_weight)
     with pytest.raises(ValueError, match=message) as em_error:
@@ -374,11 +376,11 @@ def test_chains_start_from_the_best_of_several_em_restarts():
         [centre + np.random.default_rng(i).normal(size=(60, 2)) for i, centre in enumerate(centres)]
     )
     for seed in range(4):
-        start = inference.fit_em(
+        start = chain_start.fit_em(
             X, None, n_components=5, covariance_type="full",
             random_state=np.random.RandomState(seed), dtype=np.float64,
         )
-        best_of = GaussianMixture(5, n_init=inference.EM_START_RESTARTS, random_state=seed).fit(X)
+        best_of = GaussianMixture(5, n_init=chain_start.EM_START_RESTARTS, random_state=seed).fit(X)
         single = GaussianMixture(5, random_state=seed).fit(X)
         assert start.lower_bound == pytest.approx(best_of.lower_bound_, rel=1e-10)
         assert start.lower_bound >= single.lower_bound_ - 1e-12

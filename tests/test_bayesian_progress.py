@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from bayesgmm import BayesianGaussianMixture, _progress, diagnostics
+from bayesgmm import BayesianGaussianMixture, _progress
+from bayesgmm.bayes import diagnostics
 from bayesgmm.datasets import make_mixture
 
 

@@ -11,7 +11,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bayesgmm import GaussianMixture, em
+from bayesgmm import GaussianMixture
+from bayesgmm.mixture import blocks, driver, engine
 
 
 def test_params_are_stored_unchanged_and_clone_works():
@@ -140,27 +141,27 @@ def _compilations(fn):
 def test_refits_restarts_and_nearby_sizes_do_not_recompile(blobs_8d):
     X, _ = blobs_8d
     GaussianMixture(3, random_state=0).fit(X)
-    before = _compilations(em.run_em)
+    before = _compilations(engine.run_em)
     GaussianMixture(3, random_state=1).fit(X)
     GaussianMixture(3, random_state=2).fit(X[:-10])
     GaussianMixture(3, random_state=2).fit(X + 1.0, sample_weight=np.ones(len(X)))
-    assert _compilations(em.run_em) == before
+    assert _compilations(engine.run_em) == before
     GaussianMixture(3, n_init=3, random_state=0).fit(X)
-    after_restarts = _compilations(em.run_em)
+    after_restarts = _compilations(engine.run_em)
     GaussianMixture(3, n_init=3, random_state=5).fit(X)
-    assert _compilations(em.run_em) == after_restarts
+    assert _compilations(engine.run_em) == after_restarts
     warm = GaussianMixture(3, warm_start=True, random_state=0).fit(X)
-    warm_count = _compilations(em.run_em)
+    warm_count = _compilations(engine.run_em)
     warm.fit(X)
     warm.fit(X)
-    assert _compilations(em.run_em) == warm_count
+    assert _compilations(engine.run_em) == warm_count
 
 
 def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
     # float32 fits on the CPU are compiled without YNNPACK dots (faster there,
-    # see em.CPU_COMPILER_OPTIONS); float64 'full' keeps XLA's defaults. Both agree.
+    # see engine.CPU_COMPILER_OPTIONS); float64 'full' keeps XLA's defaults. Both agree.
     X = blobs_8d[0][:-3, :7]  # a shape no other test compiles
-    default, float32_cpu = em.run_em._default, em.run_em._cpu["float32"]
+    default, float32_cpu = engine.run_em._default, engine.run_em._cpu["float32"]
     before = (default._cache_size(), float32_cpu._cache_size())
     single = GaussianMixture(4, dtype="float32", random_state=0, tol=1e-6).fit(X)
     assert float32_cpu._cache_size() == before[1] + 1
@@ -175,11 +176,11 @@ def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_float64_narrow_features_compile_with_elementwise_ynn(blobs_8d, covariance_type):
     X = blobs_8d[0][:-5, :6]  # a shape no other test compiles
-    narrow = em.run_em._cpu["float64-narrow"]
-    before = (narrow._cache_size(), em.run_em._default._cache_size())
+    narrow = engine.run_em._cpu["float64-narrow"]
+    before = (narrow._cache_size(), engine.run_em._default._cache_size())
     GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
     assert narrow._cache_size() == before[0] + 1
-    assert em.run_em._default._cache_size() == before[1]
+    assert engine.run_em._default._cache_size() == before[1]
     GaussianMixture(4, covariance_type="full", random_state=0).fit(X)
     assert narrow._cache_size() == before[0] + 1
 
@@ -251,10 +252,10 @@ def test_float32_weights_init_is_checked_at_float32_tolerance():
 
 @pytest.mark.parametrize("params, X, sample_weight, message", BAD_FIT_INPUTS)
 def test_bad_fit_input_raises_before_work(params, X, sample_weight, message):
-    before = _compilations(em.run_em)
+    before = _compilations(engine.run_em)
     with pytest.raises(ValueError, match=message):
         GaussianMixture(**params).fit(X, sample_weight=sample_weight)
-    assert _compilations(em.run_em) == before
+    assert _compilations(engine.run_em) == before
 
 
 def test_sparse_and_object_input_like_scikit_learn(blobs_2d):
@@ -288,11 +289,11 @@ def test_unfitted_and_wrong_features_at_predict(blobs_2d):
 def test_long_fits_show_a_progress_bar_on_a_terminal_only(blobs_2d, capsys, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
-    assert em.wants_progress_bar(1_000_000, 16, 16, "full")
-    assert not em.wants_progress_bar(800, 2, 2, "full")
+    assert engine.wants_progress_bar(1_000_000, 16, 16, "full")
+    assert not engine.wants_progress_bar(800, 2, 2, "full")
     monkeypatch.setenv("CI", "true")
-    assert not em.wants_progress_bar(1_000_000, 16, 16, "full")
-    monkeypatch.setattr(em, "wants_progress_bar", lambda *args: True)
+    assert not engine.wants_progress_bar(1_000_000, 16, 16, "full")
+    monkeypatch.setattr(driver, "wants_progress_bar", lambda *args: True)
     GaussianMixture(2, random_state=0, max_iter=50).fit(blobs_2d[0])
     err = capsys.readouterr().err
     assert "EM:" in err and ("it/s" in err or "s/it" in err)
@@ -301,7 +302,7 @@ def test_long_fits_show_a_progress_bar_on_a_terminal_only(blobs_2d, capsys, monk
 def test_predictions_in_chunks_equal_one_call(blobs_8d, monkeypatch, tmp_path):
     # Large inputs (memory-mapped ones included) are predicted chunk by chunk
     # through one compiled program; the results must not depend on the chunking.
-    from bayesgmm import estimator
+    from bayesgmm.mixture import estimator
 
     X, _ = blobs_8d
     model = GaussianMixture(3, random_state=0).fit(X)
@@ -310,9 +311,9 @@ def test_predictions_in_chunks_equal_one_call(blobs_8d, monkeypatch, tmp_path):
     np.save(path, X)
     mapped = np.load(path, mmap_mode="r")
     monkeypatch.setattr(estimator, "PREDICT_CHUNK_ROWS", 97)  # uneven last chunk
-    before = em.predict_blocks._cache_size()
+    before = engine.predict_blocks._cache_size()
     chunked = (model.predict_proba(mapped), model.predict(mapped), model.score_samples(mapped))
-    assert em.predict_blocks._cache_size() == before + 3  # one program per output, not per chunk
+    assert engine.predict_blocks._cache_size() == before + 3  # one program per output, not per chunk
     for expected, actual in zip(whole, chunked):
         assert actual.shape == expected.shape and actual.flags.writeable
         np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-300)
@@ -325,7 +326,7 @@ def test_weighted_column_sum_equals_the_matrix_product(dtype):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(1001, 7)).astype(dtype)
     weights = rng.random(1001).astype(dtype)
-    result = em.weighted_column_sum(weights, X)
+    result = blocks.weighted_column_sum(weights, X)
     assert result.dtype == dtype and result.shape == (7,)
     expected = weights.astype(np.float64) @ X.astype(np.float64)
     np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)

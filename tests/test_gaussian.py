@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from bayesgmm import em, gaussian, quadratic
+from bayesgmm import gaussian
+from bayesgmm.mixture import blocks, parameters, quadratic
 
 
 def _random_covariances(rng, n_components, n_features):
@@ -26,7 +27,7 @@ def _of_type(full, covariance_type):
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_log_gaussian_prob_matches_scipy(covariance_type):
-    """Both forms of the log density: direct, and quadratic features (bayesgmm.quadratic)."""
+    """Both forms of the log density: direct, and quadratic features (bayesgmm.mixture.quadratic)."""
     rng = np.random.default_rng(0)
     n_components, n_features = 3, 4
     X = rng.normal(size=(50, n_features)) * 2
@@ -42,7 +43,7 @@ def test_log_gaussian_prob_matches_scipy(covariance_type):
     expected = np.stack(
         [multivariate_normal(means[k], as_full(k)).logpdf(X) for k in range(n_components)], axis=1
     )
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
             jnp.asarray(covariances), covariance_type
         )
@@ -65,7 +66,7 @@ def test_log_gaussian_prob_matches_scipy(covariance_type):
 
 
 def test_non_positive_definite_covariance_gives_nan_not_exception():
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         result = gaussian.precisions_cholesky_from_covariances(
             jnp.asarray([[[1.0, 2.0], [2.0, 1.0]]]), "full"
         )
@@ -76,14 +77,14 @@ def test_non_positive_definite_covariance_gives_nan_not_exception():
 
 def test_precision_scope_does_not_change_global_setting():
     before = jax.config.jax_enable_x64
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         assert jnp.ones(1).dtype == jnp.float64
     assert jax.config.jax_enable_x64 == before
 
 
 @pytest.mark.parametrize("n_samples", [1, 7, 300, 5000, 70000, 100_000, 1_000_001])
 def test_block_layout_covers_data_with_bounded_padding(n_samples):
-    block_size, n_blocks = em.block_layout(n_samples, 4, 3)
+    block_size, n_blocks = blocks.block_layout(n_samples, 4, 3)
     assert block_size * n_blocks >= n_samples
     # Less than an eighth of padding, plus the rounding to whole blocks.
     whole_blocks = block_size if n_blocks > 1 else 0
@@ -91,28 +92,30 @@ def test_block_layout_covers_data_with_bounded_padding(n_samples):
 
 
 def test_nearby_sizes_share_a_layout():
-    assert em.block_layout(5000, 4, 3) == em.block_layout(5100, 4, 3)
-    assert em.block_layout(70000, 4, 3) == em.block_layout(71000, 4, 3)
-    assert em.block_layout(70000, 4, 3) != em.block_layout(140000, 4, 3)
+    assert blocks.block_layout(5000, 4, 3) == blocks.block_layout(5100, 4, 3)
+    assert blocks.block_layout(70000, 4, 3) == blocks.block_layout(71000, 4, 3)
+    assert blocks.block_layout(70000, 4, 3) != blocks.block_layout(140000, 4, 3)
 
 
 def test_blocks_round_trip():
     X = np.arange(30.0).reshape(10, 3)
-    blocks = em.to_blocks(X, 4, 3)
-    assert blocks.shape == (3, 4, 3)
-    np.testing.assert_array_equal(em.from_blocks(blocks, 10), X)
-    assert not blocks.reshape(-1, 3)[10:].any()
+    X_blocks = blocks.to_blocks(X, 4, 3)
+    assert X_blocks.shape == (3, 4, 3)
+    np.testing.assert_array_equal(blocks.from_blocks(X_blocks, 10), X)
+    assert not X_blocks.reshape(-1, 3)[10:].any()
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_precisions_cholesky_from_precisions_is_scikit_learns(covariance_type):
     """Upper-triangular U with U U^T = P, as scikit-learn's ``precisions_cholesky_``."""
-    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
+    from sklearn.mixture._gaussian_mixture import (
+        _compute_precision_cholesky_from_precisions,
+    )
 
     rng = np.random.default_rng(1)
     full = _random_covariances(rng, 3, 4)
     precisions = _of_type(full, covariance_type)
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         ours = np.asarray(gaussian.precisions_cholesky_from_precisions(precisions, covariance_type))
     expected = _compute_precision_cholesky_from_precisions(precisions, covariance_type, xp=np)
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)

@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bayesgmm.mixture.parameters import precision_scope
 
-from bayesgmm import inference
+from bayesgmm.bayes import chain_start, nuts, relabel
+from bayesgmm.bayes.model import default_prior
 from bayesgmm.datasets import make_mixture
-from bayesgmm.em import precision_scope
-from bayesgmm.model import default_prior
 
 PERMUTATIONS = np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1]])
 
@@ -47,10 +47,10 @@ def run():
     )
     covariance_type = "full"
     with precision_scope("float64"):
-        em_fit = inference.fit_em(X, None, n_components=3, covariance_type=covariance_type,
+        em_fit = chain_start.fit_em(X, None, n_components=3, covariance_type=covariance_type,
                                   random_state=0, dtype="float64")
-        start = inference.permute_chain_start(
-            inference.em_chain_start(em_fit.params, len(X), covariance_type=covariance_type,
+        start = chain_start.permute_chain_start(
+            chain_start.em_chain_start(em_fit.params, len(X), covariance_type=covariance_type,
                                      num_chains=3),
             PERMUTATIONS, covariance_type,
         )
@@ -58,10 +58,10 @@ def run():
         model_kwargs = dict(X=jnp.asarray(X), mean_prior_loc=prior.mean_loc,
                             mean_prior_scale=prior.mean_scale,
                             scale_prior_median=prior.scale_median)
-        settings = inference.NUTSSettings(num_warmup=200, num_samples=300, num_chains=3,
+        settings = nuts.NUTSSettings(num_warmup=200, num_samples=300, num_chains=3,
                                           chain_method="sequential")
-        X_relabel, weight = inference.relabel_points(X, None)
-        posterior = inference.sample_posterior(
+        X_relabel, weight = relabel.relabel_points(X, None)
+        posterior = nuts.sample_posterior(
             jax.random.key(0), start, model_kwargs, X_relabel, em_fit.params, n_components=3,
             covariance_type=covariance_type, settings=settings,
         )
@@ -77,7 +77,7 @@ def test_raw_chains_disagree(run):
 
 def test_relabelled_chains_agree(run):
     posterior, weight, covariance_type = run
-    samples, params, perms = inference.relabel_run(posterior, weight, covariance_type)
+    samples, params, perms = relabel.relabel_run(posterior, weight, covariance_type)
     max_rhat, min_ess, _ = _max_rhat_min_ess(samples)
     assert max_rhat <= 1.03
     assert min_ess >= 300
@@ -100,7 +100,7 @@ def test_stephens_recovers_known_permutations():
     noisy /= noisy.sum(axis=-1, keepdims=True)
     # Draw s shows the reference's component perms[s, j] in its column j.
     shuffled = np.log(np.take_along_axis(noisy, perms[:, None, :], axis=2))
-    found, final_reference = inference.stephens_permutations(shuffled, reference)
+    found, final_reference = relabel.stephens_permutations(shuffled, reference)
     np.testing.assert_array_equal(found, np.argsort(perms, axis=1))
     np.testing.assert_allclose(final_reference, noisy.mean(axis=0), atol=1e-12)
 
@@ -108,7 +108,7 @@ def test_stephens_recovers_known_permutations():
 def test_tied_covariance_is_not_permuted():
     samples = {"weights": np.array([[0.2, 0.8]]), "means": np.array([[[0.0], [5.0]]]),
                "scales": np.array([[1.5]])}
-    permuted = inference.permute_components(samples, np.array([[1, 0]]), "tied")
+    permuted = relabel.permute_components(samples, np.array([[1, 0]]), "tied")
     np.testing.assert_array_equal(permuted["weights"], [[0.8, 0.2]])
     np.testing.assert_array_equal(permuted["means"], [[[5.0], [0.0]]])
     np.testing.assert_array_equal(permuted["scales"], samples["scales"])

@@ -7,14 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from bayesgmm.mixture.parameters import precision_scope
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import log_density, log_likelihood
 
-from bayesgmm import inference
-from bayesgmm.datasets import make_mixture
-from bayesgmm.em import precision_scope
-from bayesgmm.model import (
+from bayesgmm.bayes import posterior
+from bayesgmm.bayes.model import (
     GaussianMixtureLikelihood,
     component_sites,
     covariances_from_sites,
@@ -22,6 +21,7 @@ from bayesgmm.model import (
     gmm_model,
     precisions_cholesky_from_sites,
 )
+from bayesgmm.datasets import make_mixture
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -143,8 +143,8 @@ def test_pointwise_log_likelihood_matches_numpyro(data):
             jax.random.split(jax.random.key(5), 4)
         )
         expected = log_likelihood(model, draws, jnp.asarray(data))["x"]
-        ours = inference.pointwise_log_likelihood(
-            data, inference.posterior_params(draws, "diag"), "diag"
+        ours = posterior.pointwise_log_likelihood(
+            data, posterior.posterior_params(draws, "diag"), "diag"
         )
     np.testing.assert_allclose(ours, expected, rtol=1e-10)
 

@@ -15,20 +15,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bayesgmm.mixture.parameters import precision_scope
 from numpyro import handlers
 from numpyro.distributions.transforms import StickBreakingTransform
 from numpyro.infer.util import potential_energy, unconstrain_fn
 
-from bayesgmm import BayesianGaussianMixture, diagnostics, gaussian, inference
-from bayesgmm.datasets import make_mixture
-from bayesgmm.em import precision_scope
-from bayesgmm.model import (
+from bayesgmm import BayesianGaussianMixture, gaussian
+from bayesgmm.bayes import chain_start, diagnostics, nuts, relabel
+from bayesgmm.bayes.model import (
     PaddedDirichlet,
     default_prior,
     gmm_model,
     padded_log_weights,
     padded_sticks,
 )
+from bayesgmm.datasets import make_mixture
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -168,11 +169,11 @@ def test_padded_potential_is_the_unpadded_one(data, covariance_type, n_active, n
 
 
 def test_component_bucket_pads_small_fits_only():
-    assert [inference.component_bucket(k, 400, 2, "full") for k in (1, 2, 5, 8, 9)] == [
+    assert [chain_start.component_bucket(k, 400, 2, "full") for k in (1, 2, 5, 8, 9)] == [
         8, 8, 8, 8, 16]
     # Past PADDING_WORK_LIMIT the padded work would outweigh a compilation.
-    assert inference.component_bucket(3, 100_000, 2, "diag") == 3
-    assert inference.component_bucket(3, 1000, 10, "full") == 3
+    assert chain_start.component_bucket(3, 100_000, 2, "diag") == 3
+    assert chain_start.component_bucket(3, 1000, 10, "full") == 3
 
 
 # --------------------------------------------------------------------------- sampling
@@ -182,25 +183,25 @@ def test_component_bucket_pads_small_fits_only():
 def runs(data):
     """The same posterior sampled unpadded (K = 2) and padded (K = 2 of 8)."""
     covariance_type = "diag"
-    settings = inference.NUTSSettings(num_warmup=200, num_samples=300, num_chains=2,
+    settings = nuts.NUTSSettings(num_warmup=200, num_samples=300, num_chains=2,
                                       chain_method="sequential")
     with precision_scope("float64"):
-        em_fit = inference.fit_em(data, None, n_components=2, covariance_type=covariance_type,
+        em_fit = chain_start.fit_em(data, None, n_components=2, covariance_type=covariance_type,
                                   random_state=0, dtype="float64")
-        start = inference.em_chain_start(em_fit.params, len(data),
+        start = chain_start.em_chain_start(em_fit.params, len(data),
                                          covariance_type=covariance_type, num_chains=2)
         kwargs = _model_kwargs(data)
-        X_relabel, weight = inference.relabel_points(data, None)
-        unpadded = inference.sample_posterior(
+        X_relabel, weight = relabel.relabel_points(data, None)
+        unpadded = nuts.sample_posterior(
             jax.random.key(0), start, kwargs, X_relabel, em_fit.params, n_components=2,
             covariance_type=covariance_type, settings=settings)
-        padded_raw = inference.sample_posterior(
-            jax.random.key(1), inference.pad_chain_start(start, 8, covariance_type),
+        padded_raw = nuts.sample_posterior(
+            jax.random.key(1), chain_start.pad_chain_start(start, 8, covariance_type),
             dict(kwargs, n_active=jnp.asarray(2)), X_relabel,
-            inference.pad_params(em_fit.params, 8, covariance_type), n_components=8,
+            chain_start.pad_params(em_fit.params, 8, covariance_type), n_components=8,
             covariance_type=covariance_type, settings=settings)
-    padded = inference.active_run(padded_raw, 2, covariance_type)
-    relabelled = [inference.relabel_run(run, weight, covariance_type)[0]
+    padded = nuts.active_run(padded_raw, 2, covariance_type)
+    relabelled = [relabel.relabel_run(run, weight, covariance_type)[0]
                   for run in (unpadded, padded)]
     return unpadded, padded_raw, padded, relabelled
 
@@ -250,9 +251,9 @@ def test_estimator_reuses_the_sampler_across_n_components(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", diagnostics.SamplingWarning)
         fits[2] = BayesianGaussianMixture(2, **settings).fit(data)
-        programs = inference._posterior_job._cache_size()
+        programs = nuts._posterior_job._cache_size()
         fits[3] = BayesianGaussianMixture(3, **settings).fit(data)
-    assert programs >= 1 and inference._posterior_job._cache_size() == programs
+    assert programs >= 1 and nuts._posterior_job._cache_size() == programs
     for n_components, fit in fits.items():
         posterior = fit.inference_data_.posterior
         assert posterior.sizes["component"] == n_components

@@ -242,8 +242,10 @@ def _synthetic_bayesian(X, covariance_type, dtype="float64"):
     types that the real (slow to compile) NUTS fit above does not cover are
     checked on draws made up around an EM fit.
     """
-    from bayesgmm import BayesianGaussianMixture, diagnostics
-    from bayesgmm.em import GMMParams
+    from bayesgmm.mixture.parameters import GMMParams
+
+    from bayesgmm import BayesianGaussianMixture
+    from bayesgmm.bayes import diagnostics
 
     em_fit = GaussianMixture(2, covariance_type=covariance_type, dtype=dtype,
                              random_state=0).fit(X)

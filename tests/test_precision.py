@@ -1,7 +1,7 @@
 """Rounding in the expanded square: the fast form where it is accurate, the direct form where not.
 
 EM evaluates ``x^T P x - 2 mu^T P x + mu^T P mu`` on data centred at their
-mean (:mod:`bayesgmm.quadratic`). That is exact enough in float64 for
+mean (:mod:`bayesgmm.mixture.quadratic`). That is exact enough in float64 for
 realistic data, and more accurate than scikit-learn's own 'diag' and
 'spherical' paths when the data sit far from the origin. A component far
 from the centre in units of its own spread (float32 beyond ~145 standard
@@ -20,7 +20,8 @@ from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-from bayesgmm import GaussianMixture, em
+from bayesgmm import GaussianMixture
+from bayesgmm.mixture import driver, forms, parameters, rounding
 
 LOST = "The fit lost its accuracy to rounding"
 
@@ -90,13 +91,13 @@ def test_float32_fit_far_from_the_centre_is_redone_in_the_direct_form(covariance
 
 def _count_direct_runs(monkeypatch):
     calls = []
-    original = em.run_em
+    original = driver.run_em
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["form"] is em.DIRECT)
+        calls.append(kwargs["form"] is forms.DIRECT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(em, "run_em", spy)
+    monkeypatch.setattr(driver, "run_em", spy)
     return calls
 
 
@@ -213,9 +214,9 @@ def test_check_precision_threshold_depends_on_the_dtype(covariance_type):
     factor = {"full": np.eye(2)[None].repeat(2, 0), "tied": np.eye(2)}.get(
         covariance_type, np.ones(shapes[covariance_type])
     )
-    params = em.GMMParams(np.array([0.5, 0.5]), np.array([[0.0, 0.0], [1000.0, 0.0]]), None, factor)
-    em.check_precision(params, covariance_type, np.float64)
+    params = parameters.GMMParams(np.array([0.5, 0.5]), np.array([[0.0, 0.0], [1000.0, 0.0]]), None, factor)
+    rounding.check_precision(params, covariance_type, np.float64)
     with pytest.raises(ValueError, match=LOST + ": the mean of component 1 lies 1e\\+03 standard deviations"):
-        em.check_precision(params, covariance_type, np.float32)
+        rounding.check_precision(params, covariance_type, np.float32)
     # 100 standard deviations: about 1 % in float32 (0.5 to 0.8 % measured), below the limit.
-    em.check_precision(params._replace(means=params.means / 10), covariance_type, np.float32)
+    rounding.check_precision(params._replace(means=params.means / 10), covariance_type, np.float32)

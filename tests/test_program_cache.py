@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from bayesgmm import GaussianMixture, _program_cache, em
+from bayesgmm import GaussianMixture, _program_cache
+from bayesgmm.mixture import engine
 
 
 def _memory_maps() -> int:
@@ -52,9 +53,9 @@ def test_many_shapes_do_not_accumulate_memory_maps(monkeypatch):
 
 
 def test_bounded_function_keeps_the_jitted_interface():
-    assert em.predict_blocks.__name__ == "predict_blocks"
-    assert callable(em.predict_blocks.lower) and callable(em.predict_blocks.clear_cache)
-    assert isinstance(em.predict_blocks._cache_size(), int)
+    assert engine.predict_blocks.__name__ == "predict_blocks"
+    assert callable(engine.predict_blocks.lower) and callable(engine.predict_blocks.clear_cache)
+    assert isinstance(engine.predict_blocks._cache_size(), int)
 
 
 class _FakeJitted:

@@ -1,10 +1,11 @@
-"""The quadratic-feature form of the log densities and statistics (bayesgmm.quadratic)."""
+"""The quadratic-feature form of the log densities and statistics (bayesgmm.mixture.quadratic)."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesgmm import em, gaussian, quadratic
+from bayesgmm import gaussian
+from bayesgmm.mixture import forms, parameters, quadratic
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -14,7 +15,7 @@ def test_moments_are_the_weighted_raw_moments(covariance_type):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(30, 5))
     resp = rng.dirichlet(np.ones(3), size=30)
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         Phi = quadratic.features(jnp.asarray(X), covariance_type)
         weight_sum, first, second = quadratic.moments(
             jnp.asarray(resp).T @ Phi, X.shape[1], covariance_type
@@ -44,7 +45,7 @@ def test_float32_stays_float32_under_x64(covariance_type):
         "diag": np.full((n_components, n_features), 2.0),
         "spherical": np.full(n_components, 2.0),
     }[covariance_type]
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
             jnp.asarray(covariances, jnp.float32), covariance_type
         )
@@ -71,8 +72,8 @@ def test_normalise_gives_zero_not_subnormal_responsibilities(dtype):
     tiny = np.finfo(dtype).tiny
     gaps = np.array([0.0, -5.0, -80.0, -700.0, -720.0, -740.0, -800.0, -np.inf])
     weighted = np.stack([gaps, gaps[::-1]]).astype(dtype)
-    with em.precision_scope(dtype):
-        log_prob_norm, resp = em.normalise(jnp.asarray(weighted))
+    with parameters.precision_scope(dtype):
+        log_prob_norm, resp = forms.normalise(jnp.asarray(weighted))
     resp = np.asarray(resp)
     assert not np.any((resp > 0) & (resp < tiny))
     np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-6)

@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm import GaussianMixture, em, streaming
+from bayesgmm import GaussianMixture
+from bayesgmm.mixture import (
+    blocks,
+    forms,
+    mstep,
+    online,
+    parameters,
+    sources,
+    streaming,
+)
 
 FITTED = (
     "weights_",
@@ -179,7 +188,7 @@ def test_reservoir_sample_is_uniform_and_keeps_short_streams_whole():
     rows = np.arange(20.0)[:, None]
     counts = np.zeros(20)
     for _ in range(2000):
-        reservoir = streaming.Reservoir(5, 1, np.float64, weighted=False)
+        reservoir = sources.Reservoir(5, 1, np.float64, weighted=False)
         for start in range(0, 20, 7):
             reservoir.add(rows[start : start + 7], None, rng)
         sample, _ = reservoir.sample()
@@ -187,7 +196,7 @@ def test_reservoir_sample_is_uniform_and_keeps_short_streams_whole():
         counts[sample[:, 0].astype(int)] += 1
     # Inclusion probability 5/20 for every row; 5 standard deviations is 0.048.
     np.testing.assert_allclose(counts / 2000, 0.25, atol=0.05)
-    short = streaming.Reservoir(50, 1, np.float64, weighted=False)
+    short = sources.Reservoir(50, 1, np.float64, weighted=False)
     state = rng.get_state()[1].copy()
     short.add(rows, None, rng)
     np.testing.assert_array_equal(short.sample()[0], rows)
@@ -216,16 +225,16 @@ def test_statistics_pass_reads_the_next_chunk_while_one_computes(unequal_3d, mon
     def reading():
         for start in range(0, 800, 200):
             events.append("read")
-            yield em.to_blocks(X[start : start + 200], 100, 2), np.ones((2, 100))
+            yield blocks.to_blocks(X[start : start + 200], 100, 2), np.ones((2, 100))
 
     monkeypatch.setattr(streaming, "add_chunk_statistics", recorded_compute)
-    with em.precision_scope("float64"):
+    with parameters.precision_scope("float64"):
         means = jnp.asarray(X[[0, 400, 900]])
         eye = jnp.broadcast_to(jnp.eye(3), (3, 3, 3))
-        params = em.GMMParams(jnp.full(3, 1 / 3), means, eye, eye)
-        batched = em.GMMParams(*(leaf[None] for leaf in params))
+        params = parameters.GMMParams(jnp.full(3, 1 / 3), means, eye, eye)
+        batched = parameters.GMMParams(*(leaf[None] for leaf in params))
         total = streaming.statistics_pass(reading(), batched, "full")
-        direct = em.accumulate_statistics(
+        direct = forms.accumulate_statistics(
             jnp.asarray(X[:800])[None], jnp.ones((1, 800)), params, "full"
         )
     # Chunk i+1 is read after chunk i is dispatched, before its result is awaited.
@@ -246,7 +255,7 @@ def test_read_memmap_pages_leave_resident_memory(tmp_path):
     rows = X_file[: 1 << 21]
     assert float(rows.sum()) == 1 << 22  # touches 32 MiB of pages
     assert resident_file_mb() - before > 24
-    streaming.release_pages(rows)
+    sources.release_pages(rows)
     assert resident_file_mb() - before < 8
 
 
@@ -352,13 +361,13 @@ def test_stream_misuse_is_named():
 
 
 def test_step_size_schedule():
-    assert streaming.step_size(0) == 1.0
-    assert streaming.step_size(3) == pytest.approx(
-        (3 + streaming.STEP_SIZE_OFFSET) ** -streaming.STEP_SIZE_EXPONENT
+    assert online.step_size(0) == 1.0
+    assert online.step_size(3) == pytest.approx(
+        (3 + online.STEP_SIZE_OFFSET) ** -online.STEP_SIZE_EXPONENT
     )
-    assert streaming.step_size(4, exponent=1.0, offset=0.0) == 0.25
+    assert online.step_size(4, exponent=1.0, offset=0.0) == 0.25
     with pytest.raises(ValueError, match="exponent must be in \\(0.5, 1\\]"):
-        streaming.step_size(1, exponent=0.5)
+        online.step_size(1, exponent=0.5)
 
 
 def test_partial_fit_steps_are_stepwise_em(unequal_3d):
@@ -368,29 +377,29 @@ def test_partial_fit_steps_are_stepwise_em(unequal_3d):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X[:300])
     fitted_attributes = set(vars(model))
-    params = em.GMMParams(
+    params = parameters.GMMParams(
         model.weights_, model.means_, model.covariances_, model.precisions_cholesky_
     )
     model.partial_fit(X[300:600]).partial_fit(X[600:])
     # By hand: the first batch's statistics (per unit weight) are taken whole,
     # which is one EM step from the fitted parameters; the second batch's are
     # mixed in with step gamma_1.
-    with em.precision_scope("float64"):
-        params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
+    with parameters.precision_scope("float64"):
+        params = parameters.GMMParams(*(jnp.asarray(leaf) for leaf in params))
         statistics = None
-        for batch, gamma in ((X[300:600], 1.0), (X[600:], streaming.step_size(1))):
-            batch_stats = em.accumulate_statistics(
+        for batch, gamma in ((X[300:600], 1.0), (X[600:], online.step_size(1))):
+            batch_stats = forms.accumulate_statistics(
                 jnp.asarray(batch)[None], jnp.ones((1, batch.shape[0])), params, "full"
             )
-            batch_stats = em.SufficientStats(*(leaf / batch.shape[0] for leaf in batch_stats))
+            batch_stats = parameters.SufficientStats(*(leaf / batch.shape[0] for leaf in batch_stats))
             statistics = (
                 batch_stats
                 if statistics is None
-                else em.SufficientStats(
+                else parameters.SufficientStats(
                     *((1 - gamma) * old + gamma * new for old, new in zip(statistics, batch_stats))
                 )
             )
-            params = em.m_step(statistics, 1e-6, "full")
+            params = mstep.m_step(statistics, 1e-6, "full")
     np.testing.assert_allclose(model.means_, params.means, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(model.covariances_, params.covariances, rtol=1e-8, atol=1e-8)
     assert model.n_iter_ == 2 and model.lower_bounds_.shape == (2,)

@@ -12,7 +12,8 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-from bayesgmm import em, gaussian, structures
+from bayesgmm import gaussian, structures
+from bayesgmm.mixture import parameters
 
 NAMES = ["full", "tied", "diag", "spherical"]
 N_COMPONENTS, N_FEATURES = 3, 4
@@ -76,7 +77,7 @@ def test_shapes(name):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(7, D))
     means = rng.normal(size=(K, D))
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         covariances = jnp.asarray(_random_covariances(rng, name))
         precisions_cholesky = entry.precisions_cholesky_from_covariances(covariances)
         assert precisions_cholesky.shape == expected
@@ -156,7 +157,7 @@ def _reference_covariances(name, X, resp, reg_covar):
 
 def _m_step_covariances(entry, X, resp, reg_covar):
     """The entry's M-step from the raw moments of its own features, as the EM core computes them."""
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         sums = jnp.asarray(resp).T @ entry.features(jnp.asarray(X))
         weight_sum, first, second = entry.moments(sums, X.shape[1])
         nk = weight_sum + 10 * jnp.finfo(sums.dtype).eps
@@ -189,7 +190,7 @@ def test_m_step_covariances_of_padded_components(name):
     resp = np.zeros((60, n_padded))
     resp[:, :n_active] = rng.dirichlet(np.ones(n_active), size=60)
     entry = structures.get(name)
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         active = jnp.asarray(np.arange(n_padded) < n_active)
         sums = jnp.asarray(resp).T @ entry.features(jnp.asarray(X))
         weight_sum, first, second = entry.moments(sums, X.shape[1])
@@ -253,7 +254,7 @@ def test_centred_second_is_the_packed_second_moment(name):
     scaled = rng.normal(size=(B, K, D))
     difference = rng.normal(size=(B, K, D))
     entry = structures.get(name)
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         actual = np.asarray(entry.centred_second(jnp.asarray(scaled), jnp.asarray(difference)))
     products = np.einsum("bki,bkj->kij", scaled, difference)
     if name in ("full", "tied"):
@@ -281,7 +282,7 @@ def test_inactive_parameters_are_positive_definite_identities(name, dtype):
     dense = entry.full_matrices(covariances, N_COMPONENTS, N_FEATURES)
     np.testing.assert_array_equal(dense, np.broadcast_to(np.eye(N_FEATURES), dense.shape))
     assert np.all(np.linalg.eigvalsh(dense) > 0)
-    with em.precision_scope(dtype):
+    with parameters.precision_scope(dtype):
         factors = entry.precisions_cholesky_from_covariances(jnp.asarray(covariances))
     np.testing.assert_array_equal(np.asarray(factors), precisions_cholesky)
     # Separate arrays: writing one (a padded fit's parameters) leaves the other.
@@ -328,11 +329,11 @@ def test_component_covariance_and_full_matrices(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_entries_are_what_the_module_functions_compute(name):
     # gaussian.py and quadratic.py are lookups into the table: same arrays, bit for bit.
-    from bayesgmm import quadratic
+    from bayesgmm.mixture import quadratic
 
     rng = np.random.default_rng(8)
     entry = structures.get(name)
-    with em.precision_scope(np.float64):
+    with parameters.precision_scope(np.float64):
         X = jnp.asarray(rng.normal(size=(11, N_FEATURES)))
         means = jnp.asarray(rng.normal(size=(N_COMPONENTS, N_FEATURES)))
         weights = jnp.asarray(rng.dirichlet(np.ones(N_COMPONENTS)))

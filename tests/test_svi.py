@@ -15,8 +15,8 @@ import pytest
 from numpyro import handlers
 
 import bayesgmm
-from bayesgmm import (BayesianGaussianMixture, GaussianMixture, alignment, diagnostics,
-                      inference, metrics, svi)
+from bayesgmm import BayesianGaussianMixture, GaussianMixture, alignment, metrics
+from bayesgmm.bayes import chain_start, diagnostics, posterior, svi
 from bayesgmm.datasets import make_mixture
 
 TRUE_MEANS = np.array([[-3.0, 0.0], [3.0, 1.0]])
@@ -99,7 +99,7 @@ def test_float32_sample_weight_and_lowrank_guide(mixture):
     log_likelihood = model.inference_data_.log_likelihood["x"].values
     np.testing.assert_allclose(
         log_likelihood[0, :3, :4],
-        inference.pointwise_log_likelihood(X[:4], jax.tree.map(lambda a: a[:3],
+        posterior.pointwise_log_likelihood(X[:4], jax.tree.map(lambda a: a[:3],
                                                                model.posterior_params_),
                                            "diag") * weights[:4], rtol=1e-4)
 
@@ -260,7 +260,7 @@ def test_bad_svi_options_raise_before_any_work(monkeypatch, params, message):
         raise AssertionError("work started on invalid options")
 
     monkeypatch.setattr(svi, "run_svi", no_work)
-    monkeypatch.setattr(inference, "fit_em", no_work)
+    monkeypatch.setattr(chain_start, "fit_em", no_work)
     settings = dict(inference="svi", progress_bar=False)
     settings.update(params)
     with pytest.raises(ValueError, match=message):

@@ -6,7 +6,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-from bayesgmm import GaussianMixture, em
+from bayesgmm import GaussianMixture
+from bayesgmm.mixture import driver, engine, mstep, parameters
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -79,8 +80,8 @@ def test_padding_does_not_change_a_fit(blobs, monkeypatch):
     # The same fits with padding switched off (every size its own program).
     X = blobs
     padded = [GaussianMixture(k, covariance_type="full", random_state=1).fit(X) for k in (2, 5)]
-    monkeypatch.setattr(em, "PADDING_WORK_LIMIT", 0)
-    assert em.component_bucket(5, 600, 3, "full") == 5
+    monkeypatch.setattr(parameters, "PADDING_WORK_LIMIT", 0)
+    assert parameters.component_bucket(5, 600, 3, "full") == 5
     exact = [GaussianMixture(k, covariance_type="full", random_state=1).fit(X) for k in (2, 5)]
     for ours, reference in zip(padded, exact):
         assert ours.n_iter_ == reference.n_iter_
@@ -90,40 +91,40 @@ def test_padding_does_not_change_a_fit(blobs, monkeypatch):
 
 
 def test_component_bucket_pads_small_fits_only():
-    assert em.component_bucket(1, 1000, 4, "full") == 16
-    assert em.component_bucket(9, 1000, 4, "full") == 16
-    assert em.component_bucket(17, 1000, 4, "full") == 32
-    assert em.component_bucket(16, 1000, 4, "full") == 16
+    assert parameters.component_bucket(1, 1000, 4, "full") == 16
+    assert parameters.component_bucket(9, 1000, 4, "full") == 16
+    assert parameters.component_bucket(17, 1000, 4, "full") == 32
+    assert parameters.component_bucket(16, 1000, 4, "full") == 16
     # One large fit keeps its exact number of components (no padded work).
-    assert em.component_bucket(8, 100_000, 10, "full") == 8
-    assert em.component_bucket(16, 1_000_000, 16, "full") == 16
+    assert parameters.component_bucket(8, 100_000, 10, "full") == 8
+    assert parameters.component_bucket(16, 1_000_000, 16, "full") == 16
 
 
 def test_pad_components_adds_inactive_components():
-    params = em.GMMParams(
+    params = parameters.GMMParams(
         np.array([0.25, 0.75]), np.ones((2, 3)), np.stack([2 * np.eye(3)] * 2), np.stack([np.eye(3)] * 2)
     )
-    padded = em.pad_components(params, 5, "full")
+    padded = parameters.pad_components(params, 5, "full")
     np.testing.assert_array_equal(padded.weights, [0.25, 0.75, 0, 0, 0])
     np.testing.assert_array_equal(padded.means[2:], 0.0)
     np.testing.assert_array_equal(padded.covariances[2:], np.broadcast_to(np.eye(3), (3, 3, 3)))
-    back = em.active_params(padded, 2, "full")
+    back = parameters.active_params(padded, 2, "full")
     for original, recovered in zip(params, back):
         np.testing.assert_array_equal(original, recovered)
-    tied = em.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 3)), np.eye(3), np.eye(3))
-    assert em.pad_components(tied, 4, "tied").covariances.shape == (3, 3)
+    tied = parameters.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 3)), np.eye(3), np.eye(3))
+    assert parameters.pad_components(tied, 4, "tied").covariances.shape == (3, 3)
 
 
 def test_m_step_keeps_inactive_components_at_zero_weight():
     import jax.numpy as jnp
 
-    with em.precision_scope("float64"):
-        stats = em.SufficientStats(
+    with parameters.precision_scope("float64"):
+        stats = parameters.SufficientStats(
             jnp.array([3.0, 1.0, 0.0]), jnp.array([[3.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
             jnp.array([[5.0, 1.0], [2.0, 2.0], [0.0, 0.0]]), jnp.array(0.0), jnp.array(4.0),
         )
-        params = em.m_step(stats, 1e-6, "diag", jnp.array([True, True, False]))
-        params = em.GMMParams(*(np.asarray(leaf) for leaf in params))
+        params = mstep.m_step(stats, 1e-6, "diag", jnp.array([True, True, False]))
+        params = parameters.GMMParams(*(np.asarray(leaf) for leaf in params))
     assert float(params.weights[2]) == 0.0
     np.testing.assert_allclose(np.sum(params.weights), 1.0, rtol=1e-15)
     np.testing.assert_array_equal(np.asarray(params.means[2]), 0.0)
@@ -135,7 +136,7 @@ def test_m_step_keeps_inactive_components_at_zero_weight():
 def test_fit_sweep_equals_separate_fits(blobs, covariance_type):
     X = blobs
     sizes = [1, 2, 3, 5, 8]
-    swept = em.fit_sweep(X, n_components=sizes, covariance_type=covariance_type, n_init=2, random_state=7)
+    swept = driver.fit_sweep(X, n_components=sizes, covariance_type=covariance_type, n_init=2, random_state=7)
     assert len(swept) == len(sizes)
     for size, result in zip(sizes, swept):
         alone = GaussianMixture(size, covariance_type=covariance_type, n_init=2, random_state=7).fit(X)
@@ -149,7 +150,7 @@ def test_fit_sweep_equals_separate_fits(blobs, covariance_type):
 
 def test_fit_sweep_candidates_stop_at_their_own_convergence(blobs):
     X = blobs
-    swept = em.fit_sweep(X, n_components=[1, 4], random_state=0, tol=1e-6, init_params="random")
+    swept = driver.fit_sweep(X, n_components=[1, 4], random_state=0, tol=1e-6, init_params="random")
     # K = 1 converges at once; K = 4 needs more iterations: each keeps its own count.
     assert swept[0].n_iter == 2
     assert swept[1].n_iter > swept[0].n_iter
@@ -158,26 +159,26 @@ def test_fit_sweep_candidates_stop_at_their_own_convergence(blobs):
 
 def test_fit_sweep_refuses_initial_values_for_several_sizes(blobs):
     with pytest.raises(ValueError, match="fix one number of components; got n_components=\\[2, 3\\]"):
-        em.fit_sweep(blobs, n_components=[2, 3], means_init=np.zeros((2, 3)))
+        driver.fit_sweep(blobs, n_components=[2, 3], means_init=np.zeros((2, 3)))
     with pytest.raises(ValueError, match="n_components"):
-        em.fit_sweep(blobs, n_components=[2, 0])
+        driver.fit_sweep(blobs, n_components=[2, 0])
 
 
 def test_best_candidate_tie_rule():
-    assert em.best_candidate([-1.0, -0.5, -0.5]) == 1
-    assert em.best_candidate([-0.5 - 1e-14, -0.5]) == 0  # within TIE_TOLERANCE: the first
-    assert em.best_candidate([np.nan, -3.0]) == 1
-    assert em.best_candidate([-np.inf, -np.inf]) == 1  # no finite bound (max_iter=0): the last, as scikit-learn
+    assert engine.best_candidate([-1.0, -0.5, -0.5]) == 1
+    assert engine.best_candidate([-0.5 - 1e-14, -0.5]) == 0  # within TIE_TOLERANCE: the first
+    assert engine.best_candidate([np.nan, -3.0]) == 1
+    assert engine.best_candidate([-np.inf, -np.inf]) == 1  # no finite bound (max_iter=0): the last, as scikit-learn
 
 
 def test_a_shared_random_state_retry_starts_where_each_size_started(blobs, monkeypatch):
     # Sizes drawn from one RandomState, then all redone in the direct form:
     # each size's retry must start from its own first draw, so the result is
     # that of the first attempt (where the direct form agrees with it).
-    monkeypatch.setattr(em, "expanded_form_is_accurate", lambda *args: False)
-    retried = em.fit_sweep(blobs, n_components=[2, 3], random_state=np.random.RandomState(0))
+    monkeypatch.setattr(driver, "expanded_form_is_accurate", lambda *args: False)
+    retried = driver.fit_sweep(blobs, n_components=[2, 3], random_state=np.random.RandomState(0))
     monkeypatch.undo()
-    plain = em.fit_sweep(blobs, n_components=[2, 3], random_state=np.random.RandomState(0))
+    plain = driver.fit_sweep(blobs, n_components=[2, 3], random_state=np.random.RandomState(0))
     for one, other in zip(retried, plain):
         assert one.n_iter == other.n_iter
         np.testing.assert_allclose(one.params.means, other.params.means, rtol=1e-9, atol=1e-9)
@@ -191,7 +192,7 @@ def test_warm_start_with_another_number_of_components_is_refused(blobs):
 
 
 def test_verbose_sweep_reports_only_running_candidates(blobs, capsys):
-    em.fit_sweep(
+    driver.fit_sweep(
         blobs, n_components=[1, 4], random_state=0, verbose=2, verbose_interval=1,
         init_params="random", tol=1e-6,
     )

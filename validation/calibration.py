@@ -1,7 +1,7 @@
 """Simulation-based calibration (SBC) style check of BayesianGaussianMixture.
 
 For each replicate: draw parameters from the prior of
-:func:`bayesgmm.model.gmm_model` (fixed hyperparameters, so the prior does not
+:func:`bayesgmm.bayes.model.gmm_model` (fixed hyperparameters, so the prior does not
 depend on the data), draw a data set from them, fit
 ``BayesianGaussianMixture`` with the same prior, and compare the true values
 with the posterior draws. If the sampler and the relabelling are right, the
@@ -28,13 +28,13 @@ import warnings
 
 import jax
 import numpy as np
+from bayesgmm.mixture.parameters import precision_scope
 from numpyro import handlers
 from scipy import stats
 
 from bayesgmm import BayesianGaussianMixture
-from bayesgmm.diagnostics import SamplingWarning
-from bayesgmm.em import precision_scope
-from bayesgmm.model import gmm_model
+from bayesgmm.bayes.diagnostics import SamplingWarning
+from bayesgmm.bayes.model import gmm_model
 
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 150, 2, 2
 PRIOR = dict(weight_concentration=2.0, mean_prior_loc=0.0, mean_prior_scale=3.0,

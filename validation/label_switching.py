@@ -4,7 +4,7 @@ Three well-separated clusters (300 points, K = 3, 'full' covariances). Four
 chains start from the EM fit, each with its component labels permuted
 differently, so each chain samples another (equivalent) labelling: the raw
 draws are a textbook case of label switching. Relabelling (Stephens' KL
-criterion, Hungarian assignment, :func:`bayesgmm.inference.relabel_run`) must
+criterion, Hungarian assignment, :func:`bayesgmm.bayes.relabel.relabel_run`) must
 bring every parameter to r_hat <= 1.01 and bulk ESS >= 400.
 
 A second run uses ``BayesianGaussianMixture``'s defaults (chains started at
@@ -22,12 +22,13 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bayesgmm.mixture.parameters import precision_scope
 
-from bayesgmm import BayesianGaussianMixture, inference
+from bayesgmm import BayesianGaussianMixture
+from bayesgmm.bayes import chain_start, nuts, relabel
+from bayesgmm.bayes.diagnostics import SamplingWarning
+from bayesgmm.bayes.model import default_prior
 from bayesgmm.datasets import make_mixture
-from bayesgmm.diagnostics import SamplingWarning
-from bayesgmm.em import precision_scope
-from bayesgmm.model import default_prior
 
 PERMUTATIONS = np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1]])
 NUM_WARMUP, NUM_SAMPLES = 500, 1000
@@ -72,10 +73,10 @@ def chains_started_apart(X):
     """Four chains, four labellings: raw and relabelled draws."""
     covariance_type = "full"
     with precision_scope("float64"):
-        em_fit = inference.fit_em(X, None, n_components=3, covariance_type=covariance_type,
+        em_fit = chain_start.fit_em(X, None, n_components=3, covariance_type=covariance_type,
                                   random_state=0, dtype="float64")
-        start = inference.permute_chain_start(
-            inference.em_chain_start(em_fit.params, len(X), covariance_type=covariance_type,
+        start = chain_start.permute_chain_start(
+            chain_start.em_chain_start(em_fit.params, len(X), covariance_type=covariance_type,
                                      num_chains=len(PERMUTATIONS)),
             PERMUTATIONS, covariance_type,
         )
@@ -83,14 +84,14 @@ def chains_started_apart(X):
         model_kwargs = dict(X=jnp.asarray(X), mean_prior_loc=prior.mean_loc,
                             mean_prior_scale=prior.mean_scale,
                             scale_prior_median=prior.scale_median)
-        settings = inference.NUTSSettings(NUM_WARMUP, NUM_SAMPLES, len(PERMUTATIONS),
-                                          inference.resolve_chain_method("auto", 4))
-        X_relabel, weight = inference.relabel_points(X, None)
-        run = inference.sample_posterior(
+        settings = nuts.NUTSSettings(NUM_WARMUP, NUM_SAMPLES, len(PERMUTATIONS),
+                                          nuts.resolve_chain_method("auto", 4))
+        X_relabel, weight = relabel.relabel_points(X, None)
+        run = nuts.sample_posterior(
             jax.random.key(0), start, model_kwargs, X_relabel, em_fit.params, n_components=3,
             covariance_type=covariance_type, settings=settings,
         )
-        relabelled, _, _ = inference.relabel_run(run, weight, covariance_type)
+        relabelled, _, _ = relabel.relabel_run(run, weight, covariance_type)
     return run.trace.samples, relabelled
 
 

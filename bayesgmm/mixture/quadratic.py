@@ -75,7 +75,7 @@ def mean_distances(means, precisions_cholesky, covariance_type: str, xp=jnp):
     M-step's ``second / N_k - mu mu^T``) is about ``D`` (the covariance).
     The relative error of a component's covariance grows like
     ``eps * mean_distances`` (``eps`` of the dtype); see
-    :func:`bayesgmm.em.check_precision`.
+    :func:`bayesgmm.mixture.rounding.check_precision`.
 
     Parameters
     ----------

@@ -15,7 +15,17 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm import em, gaussian, streaming, structures
+from bayesgmm import gaussian, structures
+from bayesgmm.mixture import (
+    blocks,
+    driver,
+    engine,
+    forms,
+    online,
+    parameters,
+    sources,
+    streaming,
+)
 
 # Rows per device call of predict / predict_proba / score_samples.
 PREDICT_CHUNK_ROWS = 1 << 20
@@ -167,7 +177,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             each of shape (n_rows, n_features) or an ``(X_chunk,
             weight_chunk)`` tuple. The initialisation then runs on a uniform
             sample of at most 100,000 rows. See
-            :func:`bayesgmm.streaming.fit_streaming` for chunk and sample
+            :func:`bayesgmm.mixture.streaming.fit_streaming` for chunk and sample
             sizes.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
@@ -181,7 +191,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             self._check_n_features(X)
-        fit_function = streaming.fit_streaming if streaming.is_chunked(X) else em.fit_gmm
+        fit_function = streaming.fit_streaming if sources.is_chunked(X) else driver.fit_gmm
         result = fit_function(
             X,
             sample_weight,
@@ -222,7 +232,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         + gamma_t * s_batch / batch_weight`` and the parameters are the
         M-step of ``s``. The step size is ``gamma_t = (t + 2) ** -0.6`` for
         the t-th batch after the first (whose statistics are taken whole);
-        see :func:`bayesgmm.streaming.step_size`. The first call initialises
+        see :func:`bayesgmm.mixture.online.step_size`. The first call initialises
         from its batch with ``init_params`` (or the user-given initial
         values); a call after ``fit`` continues from the fitted parameters.
         ``n_init`` and ``max_iter`` are not used.
@@ -243,7 +253,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         if hasattr(self, "means_"):
             self._check_n_features(X)
-        result, self._online_state_ = streaming.partial_fit_batch(
+        result, self._online_state_ = online.partial_fit_batch(
             X,
             sample_weight,
             state=getattr(self, "_online_state_", None),
@@ -256,9 +266,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _check_n_features(self, X) -> None:
         """Raise scikit-learn's error when a 2-D ``X`` has other columns than in fit.
 
-        Chunked input is checked by :mod:`bayesgmm.streaming` as it reads it.
+        Chunked input is checked by :mod:`bayesgmm.mixture.sources` as it reads it.
         """
-        if not streaming.is_chunked(X) and np.ndim(X) == 2:
+        if not sources.is_chunked(X) and np.ndim(X) == 2:
             v.check_n_features(
                 np.empty((0, np.shape(X)[1])), self.n_features_in_, type(self).__name__
             )
@@ -271,7 +281,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         return {name: getattr(self, name) for name in names}
 
-    def _set_result(self, result: em.EMResult) -> None:
+    def _set_result(self, result: parameters.EMResult) -> None:
         params = result.params
         self.weights_ = params.weights
         self.means_ = params.means
@@ -290,8 +300,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = result.lower_bounds
         self.n_features_in_ = params.means.shape[1]
 
-    def _params(self) -> em.GMMParams:
-        return em.GMMParams(
+    def _params(self) -> parameters.GMMParams:
+        return parameters.GMMParams(
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
         )
 
@@ -321,28 +331,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_components = self.weights_.shape[0]
         # Padded like the fits (inactive components have weight zero), so that
         # models of every size in a bucket share one compiled program.
-        n_padded = em.component_bucket(n_components, chunk_rows, X.shape[1], self.covariance_type)
-        block_size, n_blocks = em.block_layout(
+        n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], self.covariance_type)
+        block_size, n_blocks = blocks.block_layout(
             chunk_rows, n_padded, X.shape[1], X.dtype.itemsize, self.covariance_type
         )
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)
-        form = em.form_for(params, self.covariance_type, dtype)
-        params = em.pad_components(params, n_padded, self.covariance_type)
+        form = forms.form_for(params, self.covariance_type, dtype)
+        params = parameters.pad_components(params, n_padded, self.covariance_type)
         parts = []
-        with em.precision_scope(dtype):
-            params = em.GMMParams(*(jnp.asarray(leaf) for leaf in params))
+        with parameters.precision_scope(dtype):
+            params = parameters.GMMParams(*(jnp.asarray(leaf) for leaf in params))
             for start in range(0, n_samples, chunk_rows):
                 chunk = np.asarray(X[start : start + chunk_rows])
-                result = em.predict_blocks(
-                    em.to_device(em.to_blocks(chunk, block_size, n_blocks, offset=centre)),
+                result = engine.predict_blocks(
+                    blocks.to_device(blocks.to_blocks(chunk, block_size, n_blocks, offset=centre)),
                     params,
                     covariance_type=self.covariance_type,
                     output=output,
                     form=form,
                 )
-                part = em.from_blocks(result, chunk.shape[0])
+                part = blocks.from_blocks(result, chunk.shape[0])
                 parts.append(part[:, :n_components] if output == "proba" else part)
         # A writable array of the rows the caller gave (device buffers are read-only).
         return np.array(parts[0]) if len(parts) == 1 else np.concatenate(parts)
@@ -429,9 +439,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Load it back with :func:`bayesgmm.load`.
         """
-        from bayesgmm.persistence import save
+        from bayesgmm._archive import write_em
 
-        save(self, path)
+        write_em(self, path)
 
     # ------------------------------------------------------------- sampling
 

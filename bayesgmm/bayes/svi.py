@@ -5,7 +5,7 @@ slow from about 10^5 points on. SVI fits a Gaussian approximation ``q`` of
 the posterior on the unconstrained parameters by maximising the evidence
 lower bound (ELBO) with Adam, each step on a random subsample of the points:
 
-* **Model**: :func:`bayesgmm.model.gmm_model` with its ``"obs"`` plate given
+* **Model**: :func:`bayesgmm.bayes.model.gmm_model` with its ``"obs"`` plate given
   ``subsample_size``, so each step's log-likelihood is the subsample's,
   scaled by ``n_samples / subsample_size`` (an unbiased estimate). The
   subsample indices are drawn uniformly *with* replacement
@@ -17,7 +17,7 @@ lower bound (ELBO) with Adam, each step on a random subsample of the points:
   rank ``round(sqrt(n_parameters))``) on the unconstrained parameters. With an
   EM fit the guide starts *at* it (``init_to_value``) with per-parameter
   scales of the large-sample posterior standard deviations of
-  :func:`bayesgmm.inference.em_chain_start`, so it starts in the main mode and
+  :func:`bayesgmm.bayes.chain_start.em_chain_start`, so it starts in the main mode and
   close to its final width.
 * **Optimisation**: Adam with a step size decayed exponentially from
   ``learning_rate`` to ``learning_rate * FINAL_LEARNING_RATE_FRACTION`` over
@@ -25,7 +25,7 @@ lower bound (ELBO) with Adam, each step on a random subsample of the points:
 * **One compiled job** (:func:`run_svi`): all steps are one ``lax.scan``
   inside one ``jit``, together with the draws from the optimised guide and
   their evaluation on the data by the per-draw helpers of
-  :mod:`bayesgmm.inference` (log-likelihood for LOO, responsibilities for
+  :mod:`bayesgmm.bayes.posterior` (log-likelihood for LOO, responsibilities for
   the relabelling), as NUTS runs are: one compilation instead of four
   (posterior parameters, responsibilities of the draws and of the
   reference, log-likelihood), which shortens a first fit by seconds. The
@@ -35,8 +35,8 @@ lower bound (ELBO) with Adam, each step on a random subsample of the points:
   scan by a host callback every 1 % of the steps when asked for.
 
 The draws are then relabelled with the same functions as NUTS draws
-(:func:`bayesgmm.inference.stephens_permutations` against the EM reference,
-:func:`bayesgmm.inference.permute_components`); see :func:`fit_posterior`.
+(:func:`bayesgmm.bayes.relabel.stephens_permutations` against the EM reference,
+:func:`bayesgmm.bayes.relabel.permute_components`); see :func:`fit_posterior`.
 Draws from a variational approximation have no between-chain statistics:
 r_hat and ESS do not apply, and the approximation tends to understate the
 posterior spread (it minimises KL(q || p)).
@@ -60,9 +60,11 @@ from numpyro.infer.initialization import init_to_sample, init_to_value
 from numpyro.infer.util import unconstrain_fn
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm import _program_cache, _progress, em
-from bayesgmm import _validation as v, inference
-from bayesgmm.model import gmm_model
+from bayesgmm import _program_cache, _progress
+from bayesgmm import _validation as v
+from bayesgmm.bayes import chain_start, posterior, relabel
+from bayesgmm.bayes.model import gmm_model
+from bayesgmm.mixture import parameters
 
 __all__ = [
     "GUIDES",
@@ -122,7 +124,7 @@ class SVIRun(NamedTuple):
     """What the compiled run returns (NumPy arrays on the host)."""
 
     samples: dict  # site -> (num_draws, *site_shape), constrained draws from the guide
-    params: em.GMMParams  # the draws as mixture parameters, leading axis (num_draws,)
+    params: parameters.GMMParams  # the draws as mixture parameters, leading axis (num_draws,)
     losses: np.ndarray  # (num_steps,) the negative ELBO estimate of every step
     guide_params: dict  # the optimised guide parameters (constrained)
     log_likelihood: np.ndarray | None  # (num_draws, n_samples) log p(x_n | theta_s), unweighted
@@ -135,7 +137,7 @@ class SVIPosterior(NamedTuple):
 
     samples: dict  # site -> (1, num_draws, *site_shape), relabelled, with 'covariances'
     raw_samples: dict  # the same before relabelling
-    params: em.GMMParams  # relabelled draws, leading axis (num_draws,)
+    params: parameters.GMMParams  # relabelled draws, leading axis (num_draws,)
     permutations: np.ndarray  # (1, num_draws, K): relabelled[..., i] = raw[..., perm[i]]
     log_likelihood: np.ndarray | None  # (1, num_draws, n_samples) w_n log p(x_n | theta)
     losses: np.ndarray  # (num_steps,)
@@ -339,30 +341,30 @@ def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, referen
     guide_params = svi.get_params(state)
     samples = guide.sample_posterior(draw_key, guide_params, sample_shape=(settings.num_draws,))
     # The draws evaluated on the data in the same program: one compilation
-    # instead of one per evaluation (as inference.sample_posterior does for NUTS).
-    params = inference._params_from_samples(samples, covariance_type)
+    # instead of one per evaluation (as nuts.sample_posterior does for NUTS).
+    params = posterior._params_from_samples(samples, covariance_type)
     if reference is None:
-        reference = inference._params_from_samples(
+        reference = posterior._params_from_samples(
             jax.tree.map(lambda site: site[None], guide.median(guide_params)), covariance_type)
     else:
         reference = jax.tree.map(lambda leaf: leaf[None], reference)
     log_likelihood = None
     if settings.pointwise_log_likelihood:
-        log_likelihood = inference._per_draw(inference._logsumexp, model_kwargs["X"], params,
+        log_likelihood = posterior._per_draw(posterior._logsumexp, model_kwargs["X"], params,
                                              covariance_type)
     return SVIRun(
         samples=samples, params=params, losses=losses, guide_params=guide_params,
         log_likelihood=log_likelihood,
-        log_resp=inference._per_draw(inference._log_softmax, X_relabel, params, covariance_type),
-        reference_log_resp=inference._per_draw(inference._log_softmax, X_relabel, reference,
+        log_resp=posterior._per_draw(posterior._log_softmax, X_relabel, params, covariance_type),
+        reference_log_resp=posterior._per_draw(posterior._log_softmax, X_relabel, reference,
                                                covariance_type)[0],
     )
 
 
-def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relabel,
-            reference: em.GMMParams | None = None, *, n_components: int, covariance_type: str,
+def run_svi(key, start: chain_start.ChainStart | None, model_kwargs: dict, X_relabel,
+            reference: parameters.GMMParams | None = None, *, n_components: int, covariance_type: str,
             learning_rate: float, settings: SVISettings) -> SVIRun:
-    """Optimise the guide on :func:`bayesgmm.model.gmm_model`, draw from it, evaluate the draws.
+    """Optimise the guide on :func:`bayesgmm.bayes.model.gmm_model`, draw from it, evaluate the draws.
 
     The optimisation, the draws and their evaluation on the data are one
     compiled program.
@@ -371,7 +373,7 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relab
     ----------
     key : jax.random key
     start : ChainStart or None
-        From :func:`bayesgmm.inference.em_chain_start` with one chain: the
+        From :func:`bayesgmm.bayes.chain_start.em_chain_start` with one chain: the
         guide's location starts at ``start.center`` and its standard
         deviations at ``start.noise_scale`` (unconstrained space). ``None``
         starts it at a draw from the prior with standard deviations 0.1.
@@ -382,7 +384,7 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relab
         program.
     X_relabel : array of shape (n_points, n_features)
         The points whose responsibilities relabel the draws
-        (:func:`bayesgmm.inference.relabel_points`).
+        (:func:`bayesgmm.bayes.relabel.relabel_points`).
     reference : GMMParams, optional
         Parameters (the EM fit) whose responsibilities on ``X_relabel`` start
         the relabelling; ``None`` takes the fitted guide's median.
@@ -406,7 +408,7 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relab
     center, scale = (None, None) if start is None else (
         {name: value[0] for name, value in start.center.items()}, start.noise_scale)
     dtype = model_kwargs["X"].dtype
-    reference = None if reference is None else em.GMMParams(*map(jnp.asarray, reference))
+    reference = None if reference is None else parameters.GMMParams(*map(jnp.asarray, reference))
     run = _with_progress_bar(settings, lambda token: _svi_job(
         key, center, scale, jnp.asarray(learning_rate, dtype), model_kwargs,
         jnp.asarray(X_relabel), reference, token, n_components=n_components,
@@ -428,7 +430,7 @@ def run_svi(key, start: inference.ChainStart | None, model_kwargs: dict, X_relab
 # --------------------------------------------------------------------------
 
 
-def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: em.GMMParams | None,
+def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: parameters.GMMParams | None,
                   *, n_components: int, covariance_type: str, learning_rate: float,
                   settings: SVISettings) -> SVIPosterior:
     """Run SVI, evaluate the guide's draws and relabel them as NUTS draws are.
@@ -436,8 +438,8 @@ def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: em.GMMPa
     The relabelling reference is the EM fit (else the guide's median): each
     draw's components are permuted by Stephens' criterion on the
     responsibilities of at most
-    :data:`bayesgmm.inference.RELABEL_MAX_POINTS` training points
-    (:func:`bayesgmm.inference.relabel_points`).
+    :data:`bayesgmm.bayes.relabel.RELABEL_MAX_POINTS` training points
+    (:func:`bayesgmm.bayes.relabel.relabel_points`).
 
     Parameters
     ----------
@@ -460,17 +462,17 @@ def fit_posterior(key, X, sample_weight, model_kwargs: dict, em_params: em.GMMPa
     total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
     start = None
     if em_params is not None:
-        start = inference.em_chain_start(em_params, total_weight,
+        start = chain_start.em_chain_start(em_params, total_weight,
                                          covariance_type=covariance_type, num_chains=1)
-    X_relabel, weight_relabel = inference.relabel_points(X, sample_weight)
+    X_relabel, weight_relabel = relabel.relabel_points(X, sample_weight)
     run = run_svi(key, start, model_kwargs, X_relabel, em_params, n_components=n_components,
                   covariance_type=covariance_type, learning_rate=learning_rate,
                   settings=settings)
-    perms, _ = inference.stephens_permutations(run.log_resp, np.exp(run.reference_log_resp),
+    perms, _ = relabel.stephens_permutations(run.log_resp, np.exp(run.reference_log_resp),
                                                weight_relabel)
     raw_samples = dict(run.samples, covariances=run.params.covariances)
-    relabelled = dict(inference.permute_components(run.samples, perms, covariance_type))
-    params = inference.permute_params(run.params, perms, covariance_type)
+    relabelled = dict(relabel.permute_components(run.samples, perms, covariance_type))
+    params = relabel.permute_params(run.params, perms, covariance_type)
     relabelled["covariances"] = params.covariances
     log_likelihood = run.log_likelihood  # invariant to relabelling
     if log_likelihood is not None:

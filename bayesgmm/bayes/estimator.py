@@ -1,9 +1,10 @@
 """``BayesianGaussianMixture``: the posterior of a Gaussian mixture by NUTS (or SVI).
 
-The estimator over :mod:`bayesgmm.model` (the NumPyro model) and
-:mod:`bayesgmm.inference` (sampling, EM initialisation, relabelling), or
-:mod:`bayesgmm.svi` (stochastic variational inference with subsampling); the
-ArviZ side lives in :mod:`bayesgmm.diagnostics`.
+The estimator over :mod:`bayesgmm.bayes.model` (the NumPyro model) and
+:mod:`bayesgmm.bayes.nuts` (sampling; chains started by
+:mod:`bayesgmm.bayes.chain_start`, relabelled by :mod:`bayesgmm.bayes.relabel`),
+or :mod:`bayesgmm.bayes.svi` (stochastic variational inference with
+subsampling); the ArviZ side lives in :mod:`bayesgmm.bayes.diagnostics`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm import diagnostics, em, inference, svi
-from bayesgmm.model import DEFAULT_LKJ_CONCENTRATION, default_prior
+from bayesgmm.bayes import chain_start, diagnostics, nuts, posterior, relabel, svi
+from bayesgmm.bayes.model import DEFAULT_LKJ_CONCENTRATION, default_prior
+from bayesgmm.mixture import parameters
 
 INITS = ("em", "prior")
 INFERENCES = ("nuts", "svi")
@@ -52,7 +54,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     uncertainty on top: the spread of each point's cluster probabilities, the
     posterior predictive density, and an ArviZ ``InferenceData`` of the run.
 
-    The model is :func:`bayesgmm.model.gmm_model` (Dirichlet weights, normal
+    The model is :func:`bayesgmm.bayes.model.gmm_model` (Dirichlet weights, normal
     means around the data centre, log-normal scales, LKJ correlations, the
     assignments summed out). Chains start from an EM fit, each moved by about
     one posterior standard deviation, and the draws are relabelled to a common
@@ -92,7 +94,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         covariance type with K = 1..8 reuse one compiled sampler: a sweep
         over K compiles once. Larger fits (``n_samples * 8 * D**2`` above
         2**15 for 'full', ``n_samples * 8 * D`` for the others: about 1000
-        points in 2-D 'full'; see :func:`bayesgmm.inference.component_bucket`)
+        points in 2-D 'full'; see :func:`bayesgmm.bayes.chain_start.component_bucket`)
         keep K exactly, as sampling the padding would cost more than a
         compilation.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
@@ -142,7 +144,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         data). 'svi' fits a Gaussian approximation of the posterior on the
         unconstrained parameters by stochastic variational inference, each
         step on a random subsample of the data, then takes ``svi_num_draws``
-        draws from it (see :mod:`bayesgmm.svi`); ``num_warmup``,
+        draws from it (see :mod:`bayesgmm.bayes.svi`); ``num_warmup``,
         ``num_samples``, ``num_chains``, ``chain_method``, ``init_spread``,
         ``target_accept_prob`` and ``max_tree_depth`` are then unused. SVI
         draws come from one approximation, not from Markov chains: r_hat and
@@ -186,13 +188,13 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     inference_data_ : arviz.InferenceData
         The relabelled run: ``posterior`` (dimension ``component``),
         ``sample_stats``, ``log_likelihood``, ``observed_data`` (and
-        ``posterior_predictive`` on request); see :mod:`bayesgmm.diagnostics`.
+        ``posterior_predictive`` on request); see :mod:`bayesgmm.bayes.diagnostics`.
         ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take
         it directly. For SVI: one chain of ``svi_num_draws`` draws, no
         ``sample_stats``, and ``log_likelihood`` only while
         ``svi_num_draws * n_samples <= 2**24`` (beyond, its memory and the
         time to evaluate it outgrow the fit; evaluate
-        ``bayesgmm.inference.pointwise_log_likelihood`` on a subset
+        ``bayesgmm.bayes.posterior.pointwise_log_likelihood`` on a subset
         instead); ``posterior.attrs`` records ``inference='svi'``, the
         settings and the loss history.
     raw_inference_data_ : arviz.InferenceData
@@ -214,7 +216,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         SVI only: the loss (negative ELBO, estimated on each step's
         subsample) of every step; also in
         ``inference_data_.posterior.attrs['loss']``. It should have levelled
-        off; a ``bayesgmm.svi.SVIConvergenceWarning`` says when it had not.
+        off; a ``bayesgmm.bayes.svi.SVIConvergenceWarning`` says when it had not.
     guide_params_ : dict of ndarray
         SVI only: the fitted guide's parameters (constrained), e.g.
         ``means_auto_loc`` of shape (n_components, n_features).
@@ -299,7 +301,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         v.check_int("num_warmup", self.num_warmup, 0)
         v.check_int("num_samples", self.num_samples, 1)
         v.check_int("num_chains", self.num_chains, 1)
-        v.check_choice("chain_method", self.chain_method, inference.CHAIN_METHODS)
+        v.check_choice("chain_method", self.chain_method, nuts.CHAIN_METHODS)
         v.check_choice("init", self.init, INITS)
         v.check_nonnegative_float("init_spread", self.init_spread)
         target = v.check_nonnegative_float("target_accept_prob", self.target_accept_prob,
@@ -354,7 +356,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         Warns
         -----
-        bayesgmm.diagnostics.SamplingWarning
+        bayesgmm.bayes.diagnostics.SamplingWarning
             Divergences, r_hat above 1.01 or a low effective sample size, with
             what to change.
         """
@@ -362,10 +364,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         X, weights, prior = self._check_data(X, sample_weight, dtype)
         if self.inference == "svi":
             return self._fit_svi(X, weights, prior, dtype)
-        chain_method = inference.resolve_chain_method(self.chain_method, self.num_chains)
+        chain_method = nuts.resolve_chain_method(self.chain_method, self.num_chains)
         rng = check_random_state(self.random_state)
         em_seed, nuts_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        with em.precision_scope(dtype):
+        with parameters.precision_scope(dtype):
             em_params = self._em_start(X, weights, em_seed, dtype)
             run, weight_relabel = self._sample(X, weights, prior, em_params, chain_method,
                                                nuts_seed)
@@ -379,7 +381,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if self.init != "em":
             return None
         try:
-            return inference.fit_em(
+            return chain_start.fit_em(
                 X, weights, n_components=self.n_components,
                 covariance_type=self.covariance_type, random_state=int(seed), dtype=dtype,
                 reg_covar=self.reg_covar,
@@ -399,7 +401,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             return None
 
     def _model_kwargs(self, X, weights, prior):
-        """The dynamic keyword arguments of :func:`bayesgmm.model.gmm_model`."""
+        """The dynamic keyword arguments of :func:`bayesgmm.bayes.model.gmm_model`."""
         import jax.numpy as jnp
 
         return {
@@ -422,11 +424,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             num_steps=steps, subsample_size=svi.resolve_subsample_size(subsample_size, X.shape[0]),
             guide=guide, num_draws=num_draws,
             pointwise_log_likelihood=svi.wants_log_likelihood(num_draws, X.shape[0]),
-            progress_bar=inference.progress_bar_enabled(self.progress_bar),
+            progress_bar=nuts.progress_bar_enabled(self.progress_bar),
         )
         rng = check_random_state(self.random_state)
         em_seed, svi_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        with em.precision_scope(dtype):
+        with parameters.precision_scope(dtype):
             X_start, weights_start = svi.em_start_points(X, weights, int(em_seed))
             em_params = self._em_start(X_start, weights_start, em_seed, dtype)
             fitted = svi.fit_posterior(
@@ -437,7 +439,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
             predictive = None
             if self.posterior_predictive:
-                predictive = inference.posterior_predictive(
+                predictive = posterior.posterior_predictive(
                     jax.random.key(0), fitted.params, X.shape[0], self.covariance_type
                 )[None]
         attrs = {"inference": "svi", "guide": guide, "svi_steps": steps,
@@ -469,47 +471,47 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def _sample(self, X, weights, prior, em_params, chain_method, seed):
         """Run NUTS and evaluate every draw (one compiled job); return the active run.
 
-        The component axis is padded to :func:`bayesgmm.inference.component_bucket`
+        The component axis is padded to :func:`bayesgmm.bayes.chain_start.component_bucket`
         with the number of active components passed as data, so that every
         ``n_components`` of a bucket reuses the compiled sampler.
         """
         import jax.numpy as jnp
 
         n_components = int(self.n_components)
-        n_padded = inference.component_bucket(n_components, X.shape[0], X.shape[1],
+        n_padded = chain_start.component_bucket(n_components, X.shape[0], X.shape[1],
                                               self.covariance_type)
         total_weight = X.shape[0] if weights is None else float(weights.sum())
         start = reference = None
         if em_params is not None:
-            start = inference.pad_chain_start(inference.em_chain_start(
+            start = chain_start.pad_chain_start(chain_start.em_chain_start(
                 em_params, total_weight, covariance_type=self.covariance_type,
                 num_chains=self.num_chains, spread=float(self.init_spread),
             ), n_padded, self.covariance_type)
-            reference = inference.pad_params(em_params, n_padded, self.covariance_type)
+            reference = chain_start.pad_params(em_params, n_padded, self.covariance_type)
         model_kwargs = dict(self._model_kwargs(X, weights, prior),
                             n_active=jnp.asarray(n_components, jnp.int32))
-        settings = inference.NUTSSettings(
+        settings = nuts.NUTSSettings(
             num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),
             num_chains=int(self.num_chains), chain_method=chain_method,
             target_accept_prob=float(self.target_accept_prob),
             max_tree_depth=int(self.max_tree_depth),
-            progress_bar=inference.progress_bar_enabled(self.progress_bar),
+            progress_bar=nuts.progress_bar_enabled(self.progress_bar),
         )
-        X_relabel, weight_relabel = inference.relabel_points(X, weights)
-        run = inference.sample_posterior(
+        X_relabel, weight_relabel = relabel.relabel_points(X, weights)
+        run = nuts.sample_posterior(
             jax.random.key(int(seed)), start, model_kwargs, X_relabel, reference,
             n_components=n_padded, covariance_type=self.covariance_type, settings=settings,
         )
-        return inference.active_run(run, n_components, self.covariance_type), weight_relabel
+        return nuts.active_run(run, n_components, self.covariance_type), weight_relabel
 
     def _store(self, X, weights, run, weight_relabel, em_params):
         covariance_type = self.covariance_type
-        samples, params, perms = inference.relabel_run(run, weight_relabel, covariance_type)
+        samples, params, perms = relabel.relabel_run(run, weight_relabel, covariance_type)
         by_chain = perms.shape[:2]
         log_likelihood = run.log_likelihood if weights is None else run.log_likelihood * weights
         predictive = None
         if self.posterior_predictive:
-            predictive = inference.posterior_predictive(
+            predictive = posterior.posterior_predictive(
                 jax.random.key(0), params, X.shape[0], covariance_type
             ).reshape(by_chain + X.shape)
 
@@ -548,7 +550,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def _on_draws(self, function, X):
         """Evaluate ``function(X, posterior_params_, covariance_type)`` in the fit's precision."""
         X = self._check_X(X)
-        with em.precision_scope(X.dtype):
+        with parameters.precision_scope(X.dtype):
             return function(X, self.posterior_params_, self.covariance_type)
 
     def predict_proba(self, X, return_std=False):
@@ -569,7 +571,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         std : ndarray of shape (n_samples, n_components)
             Only when ``return_std`` is True.
         """
-        mean, std = self._on_draws(inference.responsibility_moments, X)
+        mean, std = self._on_draws(posterior.responsibility_moments, X)
         return (mean, std) if return_std else mean
 
     def predict_proba_draws(self, X):
@@ -581,7 +583,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             ``n_draws = num_chains * num_samples``; memory grows with
             ``n_draws * n_samples``.
         """
-        return np.exp(self._on_draws(inference.log_responsibilities, X))
+        return np.exp(self._on_draws(posterior.log_responsibilities, X))
 
     def predict_proba_interval(self, X, prob=0.9):
         """Equal-tailed credible interval of each point's responsibilities.
@@ -632,7 +634,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_density : ndarray of shape (n_samples,)
         """
-        log_likelihood = self._on_draws(inference.pointwise_log_likelihood, X)
+        log_likelihood = self._on_draws(posterior.pointwise_log_likelihood, X)
         n_draws = log_likelihood.shape[0]
         return logsumexp(log_likelihood, axis=0) - np.log(n_draws)
 
@@ -666,7 +668,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
         n_samples = v.check_int("n_samples", n_samples, 1)
-        return inference.sample_posterior_predictive(
+        return posterior.sample_posterior_predictive(
             check_random_state(self.random_state), self.posterior_params_, n_samples,
             self.covariance_type,
         )
@@ -676,9 +678,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         Load it back with :func:`bayesgmm.load`.
         """
-        from bayesgmm.persistence import save
+        from bayesgmm._archive import write_bayesian
 
-        save(self, path)
+        write_bayesian(self, path)
 
     def summary(self, var_names=("weights", "means", "covariances"), **kwargs):
         """ArviZ summary of the relabelled posterior.

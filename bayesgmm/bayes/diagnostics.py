@@ -140,7 +140,7 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
     samples : dict
         Relabelled site values (and ``covariances``), leading axes
         (num_chains, num_samples).
-    trace : bayesgmm.inference.NUTSTrace or None
+    trace : bayesgmm.bayes.nuts.NUTSTrace or None
         Its sampler statistics fill ``sample_stats``; ``None`` (draws that
         are not from a sampler, e.g. from an SVI guide) leaves that group out.
     covariance_type : str

@@ -1,0 +1,3 @@
+"""The version of bayesgmm (a leaf: imports nothing)."""
+
+__version__ = "0.1.0"

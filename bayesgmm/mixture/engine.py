@@ -1,0 +1,331 @@
+"""The jitted EM loop over a batch of candidates: one ``lax.while_loop`` per fit.
+
+One EM iteration is one pass over the blocks (``lax.scan``) that
+accumulates the sufficient statistics of every candidate (a restart, a
+value of ``n_components``), followed by the M-step on those statistics.
+The whole fit is one ``lax.while_loop`` inside one ``jit`` (:func:`run_em`),
+with the convergence test (change of the mean log-likelihood below ``tol``,
+as in scikit-learn) on the device; each candidate stops at its own
+convergence while the others go on.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from bayesgmm import _program_cache, _progress, structures
+from bayesgmm.mixture import quadratic
+from bayesgmm.mixture.blocks import _axis_name, _over_mesh
+from bayesgmm.mixture.forms import EXPANDED, EStepForm, accumulate_statistics, normalise
+from bayesgmm.mixture.mstep import m_step
+from bayesgmm.mixture.parameters import EMState, GMMParams, SufficientStats
+from bayesgmm.mixture.rounding import all_finite
+
+# Relative difference of final lower bounds below which restarts tie.
+TIE_TOLERANCE = 1e-12
+
+
+# --------------------------------------------------------------------------
+# The fit: one while-loop inside one jit
+# --------------------------------------------------------------------------
+
+
+def wants_progress_bar(n_samples: int, n_components: int, n_features: int, covariance_type: str) -> bool:
+    """Whether a fit is long enough (seconds per few iterations) to show a bar.
+
+    Only where :func:`bayesgmm._progress.bar_allowed`.
+    """
+    if not _progress.bar_allowed():
+        return False
+    work = n_samples * n_components * quadratic.feature_count(n_features, covariance_type)
+    return work >= 50_000_000
+
+
+def is_active(state: EMState, max_iter: int):
+    """Whether a restart still iterates: not converged, not failed, iterations left."""
+    return (state.n_iter < max_iter) & ~state.converged & ~state.failed
+
+
+def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMState:
+    """The state of one restart before its first iteration."""
+    dtype = params.means.dtype
+    return EMState(
+        params=params,
+        lower_bound=jnp.asarray(initial_lower_bound, dtype),
+        n_iter=jnp.zeros((), jnp.int32),
+        converged=jnp.zeros((), bool),
+        failed=~all_finite(params),
+        lower_bounds=jnp.full((max(max_iter, 1),), jnp.nan, dtype),
+    )
+
+
+def em_step(
+    state: EMState, stats: SufficientStats, *, covariance_type: str, tol: float, reg_covar: float,
+    shift=None, active=None,
+) -> EMState:
+    """One EM update of one restart from the statistics of its E-step.
+
+    The lower bound is the mean log-likelihood of that E-step (the parameters
+    before this M-step), and convergence is its change below ``tol``, as in
+    scikit-learn. Shared by the in-memory loop and the streaming fit.
+    ``shift`` (n_components, n_features): the points the statistics' moments
+    were taken about (:func:`centred_sums`), added back to the means.
+    ``active`` (n_components,): the active components (:func:`m_step`).
+    """
+    params = m_step(stats, reg_covar, covariance_type, active)
+    if shift is not None:
+        params = params._replace(means=params.means + shift)
+    lower_bound = stats.log_likelihood / stats.total_weight
+    return EMState(
+        params=params,
+        lower_bound=lower_bound,
+        n_iter=state.n_iter + 1,
+        converged=jnp.abs(lower_bound - state.lower_bound) < tol,
+        failed=~all_finite(params),
+        lower_bounds=state.lower_bounds.at[state.n_iter].set(lower_bound),
+    )
+
+
+def _em_loop(
+    X_blocks,
+    weight_blocks,
+    params: GMMParams,
+    initial_lower_bound,
+    active,
+    report_token,
+    *,
+    covariance_type: str,
+    tol: float,
+    reg_covar: float,
+    max_iter: int,
+    report: bool,
+    axis_name=None,
+    form: EStepForm = EXPANDED,
+):
+    def body(state: EMState):
+        stats = accumulate_statistics(
+            X_blocks, weight_blocks, state.params, covariance_type, axis_name, form
+        )
+        new_state = em_step(
+            state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
+            shift=state.params.means if form.centred else None, active=active,
+        )
+        if report:
+            change = new_state.lower_bound - state.lower_bound
+            # Under vmap the body runs for candidates that have stopped too
+            # (their state is kept); only the running ones report.
+            _progress.report(
+                report_token, new_state.n_iter, change, new_state.lower_bound,
+                is_active(state, max_iter),
+            )
+        return new_state
+
+    return lax.while_loop(
+        lambda state: is_active(state, max_iter),
+        body,
+        initial_state(params, initial_lower_bound, max_iter),
+    )
+
+
+def _run_em(
+    X_blocks,
+    weight_blocks,
+    initial_params: GMMParams,
+    initial_lower_bound,
+    active,
+    report_token=_progress.NO_REPORTER,
+    *,
+    covariance_type: str,
+    tol: float,
+    reg_covar: float,
+    max_iter: int,
+    report: bool = False,
+    mesh=None,
+    form: EStepForm = EXPANDED,
+):
+    """Run EM for a batch of candidates, each to its own convergence.
+
+    Parameters
+    ----------
+    X_blocks : Array of shape (n_blocks, block_size, n_features)
+    weight_blocks : Array of shape (n_blocks, block_size)
+    initial_params : GMMParams
+        Every leaf has a leading axis of length ``n_init``; the restarts run
+        batched (``vmap``), so their number changes the program but their
+        values never recompile it.
+        Candidates may be restarts, seeds or models with different numbers
+        of components: padded to one ``n_components`` (:func:`pad_components`),
+        they share the program.
+    initial_lower_bound : Array of shape (n_init,)
+        ``-inf`` for a fresh start, the previous bound for a warm start.
+    active : Array of shape (n_init, n_components) of bool
+        Each candidate's active components (:func:`active_components`).
+    report_token : int or Array of shape ()
+        The run's reporter (:func:`bayesgmm._progress.registered`), data
+        rather than a static argument so that runs share the program.
+    covariance_type, tol, reg_covar, max_iter, report : static
+        ``report`` sends every iteration's bound to the reporter of
+        ``report_token`` on the host (verbose printing, progress bar).
+    mesh : jax.sharding.Mesh, optional (static)
+        A one-axis mesh over which ``X_blocks`` and ``weight_blocks`` are
+        sharded along their block axis. Each device runs the E-step on its
+        own blocks; only the sufficient statistics are summed across devices
+        (and processes).
+    form : EStepForm, default=EXPANDED (static)
+        How every E-step is computed; :data:`DIRECT` (moments about the
+        current means) for fits whose components lie too far from the data's
+        centre, in units of their spread, for the expanded square
+        (:func:`precision_loss`).
+
+    Returns
+    -------
+    states : EMState
+        Every candidate's final state (leading axis n_init). Under ``vmap`` a
+        candidate that has stopped keeps its state while others iterate, so
+        each equals the candidate's fit on its own. ``failed`` says whether
+        a covariance stopped being positive definite.
+    """
+    loop = functools.partial(
+        _em_loop,
+        covariance_type=covariance_type,
+        tol=tol,
+        reg_covar=reg_covar,
+        max_iter=max_iter,
+        report=report,
+        axis_name=_axis_name(mesh),
+        form=form,
+    )
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, 0, None))
+    return _over_mesh(batched, mesh, 2, 4)(
+        X_blocks, weight_blocks, initial_params, initial_lower_bound, active,
+        jnp.asarray(report_token, jnp.int32),
+    )
+
+
+def best_candidate(lower_bounds) -> int:
+    """Index of the candidate to keep: the first whose final bound ties the largest.
+
+    scikit-learn keeps the first restart with the largest bound. Restarts
+    that reach the same optimum (often with permuted labels) differ only by
+    rounding, which depends on the device layout and on the order of sums;
+    bounds within ``TIE_TOLERANCE`` (relative) count as equal so the choice
+    does not. NaN counts as ``-inf``; where no bound is finite (``max_iter=0``)
+    the last candidate is kept, as scikit-learn does. The one rule for every fit.
+
+    Parameters
+    ----------
+    lower_bounds : array-like of shape (n_candidates,)
+
+    Returns
+    -------
+    int
+    """
+    bounds = np.asarray(lower_bounds, np.float64)
+    bounds = np.where(np.isnan(bounds), -np.inf, bounds)
+    largest = np.max(bounds)
+    if not np.isfinite(largest):
+        return len(bounds) - 1
+    ties = bounds >= largest - TIE_TOLERANCE * max(1.0, abs(largest))
+    return int(np.argmax(ties))
+
+
+_RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "form")
+
+_YNN = "xla_cpu_experimental_ynn_fusion_type"
+
+# XLA:CPU hands matrix products and reductions to YNNPACK by default. What is
+# fastest depends on the dtype and on the width of the features (measured per
+# E-step pass at N=1M, D=16, K=16 on 2 cores, medians of 21 interleaved runs):
+# - float32: XLA's own emitter for everything ('full' 86 vs 102 ms; 'diag' and
+#   'spherical' equal, 30 and 28 ms).
+# - float64 'diag' and 'spherical': YNNPACK for the elementwise fusions too
+#   (the exponential of the responsibilities and the feature build):
+#   'diag' 50 vs 53 ms, 'spherical' 37 vs 45 ms.
+# - float64 'full' and 'tied': the default (160 ms; 210 with elementwise YNN).
+# Other backends ignore these options.
+CPU_COMPILER_OPTIONS = {
+    "float32": {_YNN: ""},
+    "float64-narrow": {
+        _YNN: "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"
+    },
+}
+
+
+def cpu_variant(dtype, covariance_type: str) -> str | None:
+    """The key of ``CPU_COMPILER_OPTIONS`` for a fit, or None for XLA's defaults."""
+    if np.dtype(dtype) == np.float32:
+        return "float32"
+    if structures.get(covariance_type).narrow_features:
+        return "float64-narrow"
+    return None
+
+
+class _CompiledPerVariant:
+    """``jax.jit`` of one function with compiler options chosen by the data's
+    dtype, the covariance type and the platform, called like the function itself."""
+
+    def __init__(self, fn, static_argnames, cpu_options):
+        self._default = _program_cache.register(jax.jit(fn, static_argnames=static_argnames))
+        self._cpu = {
+            name: _program_cache.register(
+                jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
+            )
+            for name, options in cpu_options.items()
+        }
+        functools.update_wrapper(self, fn)
+
+    def _variant(self, data, covariance_type):
+        platforms = {device.platform for device in getattr(data, "devices", lambda: ())()}
+        on_cpu = platforms == {"cpu"} if platforms else jax.default_backend() == "cpu"
+        name = cpu_variant(data.dtype, covariance_type) if on_cpu else None
+        return self._default if name is None else self._cpu[name]
+
+    def __call__(self, data, *args, covariance_type, **kwargs):
+        jitted = self._variant(data, covariance_type)
+        _program_cache.release_if_full(jitted)
+        return jitted(data, *args, covariance_type=covariance_type, **kwargs)
+
+    def _cache_size(self) -> int:
+        """Compiled programs held (all variants), for tests that count compilations."""
+        return self._default._cache_size() + sum(fn._cache_size() for fn in self._cpu.values())
+
+
+run_em = _CompiledPerVariant(_run_em, _RUN_EM_STATIC, CPU_COMPILER_OPTIONS)
+
+
+@_program_cache.bounded
+@functools.partial(jax.jit, static_argnames=("covariance_type", "output", "form"))
+def predict_blocks(
+    X_blocks, params: GMMParams, *, covariance_type: str, output: str, form: EStepForm = EXPANDED
+):
+    """One prediction over blocks, computed and reduced on the device.
+
+    Parameters
+    ----------
+    X_blocks : Array of shape (n_blocks, block_size, n_features)
+        Centred like the fit's data.
+    params : GMMParams
+    covariance_type : str
+    output : {'proba', 'labels', 'log_prob_norm'}
+        The responsibilities (n_blocks, block_size, K); the most probable
+        component (n_blocks, block_size), int32; or ``log p(x)``
+        (n_blocks, block_size). Only that result leaves the device.
+    form : EStepForm, default=EXPANDED
+        :data:`DIRECT` for parameters that the expanded square does not
+        represent accurately (:func:`form_for`).
+    """
+    prepared = form.prepare(params, covariance_type)
+
+    def block(X):
+        weighted = form.weighted_log_prob(X, prepared, covariance_type)
+        if output == "labels":
+            return jnp.argmax(weighted, axis=1).astype(jnp.int32)
+        log_prob_norm, resp = normalise(weighted)
+        return resp if output == "proba" else log_prob_norm
+
+    return lax.map(block, X_blocks)

@@ -1,0 +1,177 @@
+"""Initial responsibilities and parameters, drawn as scikit-learn draws them.
+
+:func:`initial_responsibilities` reproduces scikit-learn's random stream,
+so a ``random_state`` gives the same initialisation as
+``sklearn.mixture.GaussianMixture``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+from bayesgmm import gaussian
+from bayesgmm.mixture.blocks import DataLayout
+from bayesgmm.mixture.forms import EXPANDED, EStepForm
+from bayesgmm.mixture.mstep import initial_params_from_responsibilities
+from bayesgmm.mixture.parameters import (
+    GMMParams,
+    _inactive_covariance,
+    _padded,
+    precision_scope,
+)
+
+# --------------------------------------------------------------------------
+# Initialisation on the host (scikit-learn's random stream)
+# --------------------------------------------------------------------------
+
+# Below this much work (samples x features x components) k-means runs on one
+# OpenMP thread: its threads busy-wait at every barrier, and on a CPU shared
+# with XLA's worker threads (still spinning after the previous fit) a small
+# k-means took several times longer with two threads than with one.
+SERIAL_KMEANS_WORK = 1 << 23
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpool_controller():
+    """threadpoolctl's view of the loaded thread pools (finding them takes ~10 ms, so once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _serial_openmp(work: int):
+    """A context that limits OpenMP to one thread when ``work`` is below ``SERIAL_KMEANS_WORK``."""
+    if work >= SERIAL_KMEANS_WORK:
+        return contextlib.nullcontext()
+    return _threadpool_controller().limit(limits=1, user_api="openmp")
+
+
+def initial_responsibilities(
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    n_components: int,
+    init_params: str,
+    random_state: np.random.RandomState,
+) -> np.ndarray:
+    """Initial responsibilities, drawing from ``random_state`` as scikit-learn does.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+        ``None`` means unit weights; then the draws equal scikit-learn's.
+    n_components : int
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int32
+        For the one-hot initialisations ('kmeans', 'k-means++',
+        'random_from_data'): the component each point is assigned to, -1 for
+        none. Stored compactly: at a million points the dense form would
+        cost n_samples * n_components floats.
+    resp : ndarray of shape (n_samples, n_components)
+        For 'random': dense responsibilities.
+    """
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
+    n_samples = X.shape[0]
+    if init_params == "random":
+        resp = random_state.uniform(size=(n_samples, n_components)).astype(X.dtype)
+        resp /= resp.sum(axis=1)[:, None]
+        return resp
+    if init_params == "kmeans":
+        with _serial_openmp(X.shape[0] * X.shape[1] * n_components):
+            kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            return kmeans.fit(X, sample_weight=sample_weight).labels_.astype(np.int32)
+    if init_params == "random_from_data":
+        if sample_weight is None:
+            indices = random_state.choice(n_samples, size=n_components, replace=False)
+        else:
+            # Points with zero weight must never seed a component.
+            probabilities = (sample_weight > 0) / np.count_nonzero(sample_weight > 0)
+            indices = random_state.choice(
+                n_samples, size=n_components, replace=False, p=probabilities
+            )
+    else:  # k-means++
+        _, indices = kmeans_plusplus(
+            X, n_components, random_state=random_state, sample_weight=sample_weight
+        )
+    labels = np.full(n_samples, -1, dtype=np.int32)
+    labels[indices] = np.arange(n_components)
+    return labels
+
+
+def initial_params(
+    layout: "DataLayout",
+    X_blocks,
+    weight_blocks,
+    resp,
+    active: np.ndarray,
+    *,
+    covariance_type: str,
+    reg_covar: float,
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+    form: EStepForm = EXPANDED,
+) -> GMMParams:
+    """Initial parameters for a batch of candidates, user-given values taking precedence.
+
+    Parameters
+    ----------
+    layout : DataLayout
+    X_blocks, weight_blocks : Array
+        The data as laid out by ``layout``.
+    resp : ndarray of shape (n_samples, n_candidates, n_padded) or (n_samples, n_candidates)
+        Initial responsibilities on the host, zero for inactive components
+        (or int32 labels, see :func:`initial_responsibilities`); None when
+        weights, means and precisions are all given.
+    active : ndarray of shape (n_candidates, n_padded) of bool
+        Each candidate's active components (:func:`active_components`).
+    weights_init, means_init, precisions_init : ndarray, optional
+        Of the active components (one candidate's ``n_components``); padded here.
+    form : EStepForm, default=EXPANDED
+        A ``centred`` form takes the second moments about the initial means.
+
+    Returns
+    -------
+    GMMParams whose leaves have a leading axis of length n_candidates and
+    ``n_padded`` components.
+    """
+    n_candidates, n_padded = active.shape
+    params = None
+    if resp is not None:
+        params = initial_params_from_responsibilities(
+            X_blocks,
+            weight_blocks,
+            layout.put(resp),
+            jnp.asarray(active),
+            reg_covar=reg_covar,
+            covariance_type=covariance_type,
+            n_components=n_padded,
+            mesh=layout.mesh,
+            form=form,
+        )
+    dtype = X_blocks.dtype
+
+    def given(value, fill):
+        value = _padded(np.asarray(value, dtype), n_padded, fill)
+        return jnp.broadcast_to(jnp.asarray(value), (n_candidates,) + value.shape)
+
+    weights = params.weights if weights_init is None else given(weights_init, 0.0)
+    means = params.means if means_init is None else given(means_init, 0.0)
+    if precisions_init is None:
+        return GMMParams(weights, means, params.covariances, params.precisions_cholesky)
+    with precision_scope(dtype):
+        factors = gaussian.precisions_cholesky_from_precisions(
+            jnp.asarray(precisions_init, dtype), covariance_type
+        )
+        covariances = gaussian.covariances_from_precisions_cholesky(factors, covariance_type)
+    fill = _inactive_covariance(covariance_type, X_blocks.shape[-1], dtype)
+    return GMMParams(weights, means, given(covariances, fill), given(factors, fill))

@@ -1,0 +1,146 @@
+"""The M-step: parameters from sufficient statistics, and from responsibilities at the start."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from bayesgmm import _program_cache, gaussian, structures
+from bayesgmm.mixture.blocks import _axis_name, _over_mesh
+from bayesgmm.mixture.forms import (
+    EXPANDED,
+    EStepForm,
+    FeatureSums,
+    _scan_sum,
+    centred_sums,
+    responsibility_sums,
+    to_statistics,
+)
+from bayesgmm.mixture.parameters import GMMParams, SufficientStats
+
+
+def m_step(
+    stats: SufficientStats, reg_covar: float, covariance_type: str, active=None
+) -> GMMParams:
+    """Maximum-likelihood parameters from sufficient statistics.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+    reg_covar : float
+        Added to the diagonal of every covariance.
+    covariance_type : str
+    active : Array of shape (n_components,) of bool, optional
+        The active components (default: all). Inactive ones keep weight
+        exactly zero, mean zero and identity covariance, whatever their
+        statistics (see :func:`pad_components`).
+
+    Returns
+    -------
+    GMMParams; ``precisions_cholesky`` holds NaN where a covariance is not
+    positive definite.
+    """
+    dtype = stats.first.dtype
+    nk = stats.weight_sum + 10 * jnp.finfo(dtype).eps
+    divisor = nk
+    if active is not None:
+        nk = jnp.where(active, nk, 0.0)
+        divisor = jnp.where(active, nk, 1.0)
+    means = stats.first / divisor[:, None]
+    covariances = structures.get(covariance_type).m_step_covariances(
+        nk, means, stats.second, reg_covar, active
+    )
+    precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
+        covariances, covariance_type
+    )
+    return GMMParams(nk / nk.sum(), means, covariances, precisions_cholesky)
+
+
+def params_from_responsibilities(
+    X_blocks,
+    weight_blocks,
+    resp_blocks,
+    reg_covar: float,
+    covariance_type: str,
+    n_components: int,
+    axis_name=None,
+    form: EStepForm = EXPANDED,
+    active=None,
+) -> GMMParams:
+    """M-step from given responsibilities (the initialisation).
+
+    ``resp_blocks`` is (n_blocks, block_size, n_components) responsibilities,
+    or (n_blocks, block_size) integer labels (-1: no component), expanded to
+    one-hot rows one block at a time. With a ``centred`` form, a second pass takes
+    the second moments about the means of the first (:func:`centred_sums`),
+    as the direct-form EM loop does. ``active``: see :func:`m_step`.
+    """
+    def dense(resp):
+        if jnp.issubdtype(resp.dtype, jnp.integer):
+            return jax.nn.one_hot(resp, n_components, dtype=X_blocks.dtype)
+        return resp
+
+    sums = _scan_sum(
+        lambda X, w, r: responsibility_sums(X, w, dense(r), covariance_type),
+        X_blocks,
+        weight_blocks,
+        resp_blocks,
+        axis_name=axis_name,
+    )
+    params = m_step(
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
+    )
+    if not form.centred:
+        return params
+    shift = params.means
+    sums = _scan_sum(
+        lambda X, w, r: FeatureSums(
+            centred_sums(X, w, dense(r), shift, covariance_type), jnp.zeros_like(w), w
+        ),
+        X_blocks,
+        weight_blocks,
+        resp_blocks,
+        axis_name=axis_name,
+    )
+    params = m_step(
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
+    )
+    return params._replace(means=params.means + shift)
+
+
+@_program_cache.bounded
+@functools.partial(
+    jax.jit, static_argnames=("reg_covar", "covariance_type", "n_components", "mesh", "form")
+)
+def initial_params_from_responsibilities(
+    X_blocks,
+    weight_blocks,
+    resp_blocks,
+    active,
+    *,
+    reg_covar: float,
+    covariance_type: str,
+    n_components: int,
+    mesh=None,
+    form: EStepForm = EXPANDED,
+) -> GMMParams:
+    """:func:`params_from_responsibilities` for a batch of responsibilities.
+
+    ``resp_blocks`` has shape (n_blocks, block_size, n_init, n_components), or
+    (n_blocks, block_size, n_init) integer labels, so that it shards along the
+    block axis like the data; ``active`` (n_init, n_components) marks each
+    restart's active components (:func:`m_step`).
+    """
+
+    def batched(X_blocks, weight_blocks, resp_blocks, active):
+        return jax.vmap(
+            lambda resp, mask: params_from_responsibilities(
+                X_blocks, weight_blocks, resp, reg_covar, covariance_type, n_components,
+                _axis_name(mesh), form, mask,
+            ),
+            in_axes=(2, 0),
+        )(resp_blocks, active)
+
+    return _over_mesh(batched, mesh, 3, 1)(X_blocks, weight_blocks, resp_blocks, active)
