@@ -41,23 +41,27 @@ from bayesgmm._archive import (
     BAYES_GROUP,
     EM_ARRAYS,
     ENGINE,
+    FORMAT,
+    FORMAT_VERSION,
     GMM_FIELDS,
     HDF5_MAGIC,
     PARAM_PREFIX,
     RAW_GROUP,
     ZIP_MAGIC,
     Reader,
+    array_digest,
     check_arrays,
     check_header,
     check_model_header,
     dataset_digests,
-    array_digest,
     expected_shapes,
     open_group,
     read_npz,
     write_bayesian,
     write_em,
 )
+
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 
 
 def _restore_estimator(reader: Reader, cls, arrays: dict, covariance_type: str):

@@ -1,13 +1,12 @@
 """The pure Gaussian math against SciPy's densities."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
 from bayesgmm import gaussian
-from bayesgmm.mixture import blocks, parameters, quadratic
+from bayesgmm.mixture import parameters, quadratic
 
 
 def _random_covariances(rng, n_components, n_features):
@@ -73,36 +72,6 @@ def test_non_positive_definite_covariance_gives_nan_not_exception():
         spherical = gaussian.precisions_cholesky_from_covariances(jnp.asarray([1.0, 0.0]), "spherical")
     assert np.isnan(np.asarray(result)).any()
     assert np.isnan(np.asarray(spherical)[1]) and np.isfinite(np.asarray(spherical)[0])
-
-
-def test_precision_scope_does_not_change_global_setting():
-    before = jax.config.jax_enable_x64
-    with parameters.precision_scope(np.float64):
-        assert jnp.ones(1).dtype == jnp.float64
-    assert jax.config.jax_enable_x64 == before
-
-
-@pytest.mark.parametrize("n_samples", [1, 7, 300, 5000, 70000, 100_000, 1_000_001])
-def test_block_layout_covers_data_with_bounded_padding(n_samples):
-    block_size, n_blocks = blocks.block_layout(n_samples, 4, 3)
-    assert block_size * n_blocks >= n_samples
-    # Less than an eighth of padding, plus the rounding to whole blocks.
-    whole_blocks = block_size if n_blocks > 1 else 0
-    assert block_size * n_blocks <= max(1.125 * n_samples + 1.125 * whole_blocks, 16)
-
-
-def test_nearby_sizes_share_a_layout():
-    assert blocks.block_layout(5000, 4, 3) == blocks.block_layout(5100, 4, 3)
-    assert blocks.block_layout(70000, 4, 3) == blocks.block_layout(71000, 4, 3)
-    assert blocks.block_layout(70000, 4, 3) != blocks.block_layout(140000, 4, 3)
-
-
-def test_blocks_round_trip():
-    X = np.arange(30.0).reshape(10, 3)
-    X_blocks = blocks.to_blocks(X, 4, 3)
-    assert X_blocks.shape == (3, 4, 3)
-    np.testing.assert_array_equal(blocks.from_blocks(X_blocks, 10), X)
-    assert not X_blocks.reshape(-1, 3)[10:].any()
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])

@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm import GaussianMixture
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "multi_process_fit.py"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "multi_process_fit.py"
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from bayesgmm import GaussianMixture
-from bayesgmm.mixture import driver, engine, mstep, parameters
+from bayesgmm.mixture import driver, engine, parameters
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -88,48 +88,6 @@ def test_padding_does_not_change_a_fit(blobs, monkeypatch):
         np.testing.assert_allclose(ours.lower_bounds_, reference.lower_bounds_, rtol=1e-12)
         np.testing.assert_allclose(ours.means_, reference.means_, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=1e-10, atol=1e-12)
-
-
-def test_component_bucket_pads_small_fits_only():
-    assert parameters.component_bucket(1, 1000, 4, "full") == 16
-    assert parameters.component_bucket(9, 1000, 4, "full") == 16
-    assert parameters.component_bucket(17, 1000, 4, "full") == 32
-    assert parameters.component_bucket(16, 1000, 4, "full") == 16
-    # One large fit keeps its exact number of components (no padded work).
-    assert parameters.component_bucket(8, 100_000, 10, "full") == 8
-    assert parameters.component_bucket(16, 1_000_000, 16, "full") == 16
-
-
-def test_pad_components_adds_inactive_components():
-    params = parameters.GMMParams(
-        np.array([0.25, 0.75]), np.ones((2, 3)), np.stack([2 * np.eye(3)] * 2), np.stack([np.eye(3)] * 2)
-    )
-    padded = parameters.pad_components(params, 5, "full")
-    np.testing.assert_array_equal(padded.weights, [0.25, 0.75, 0, 0, 0])
-    np.testing.assert_array_equal(padded.means[2:], 0.0)
-    np.testing.assert_array_equal(padded.covariances[2:], np.broadcast_to(np.eye(3), (3, 3, 3)))
-    back = parameters.active_params(padded, 2, "full")
-    for original, recovered in zip(params, back):
-        np.testing.assert_array_equal(original, recovered)
-    tied = parameters.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 3)), np.eye(3), np.eye(3))
-    assert parameters.pad_components(tied, 4, "tied").covariances.shape == (3, 3)
-
-
-def test_m_step_keeps_inactive_components_at_zero_weight():
-    import jax.numpy as jnp
-
-    with parameters.precision_scope("float64"):
-        stats = parameters.SufficientStats(
-            jnp.array([3.0, 1.0, 0.0]), jnp.array([[3.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
-            jnp.array([[5.0, 1.0], [2.0, 2.0], [0.0, 0.0]]), jnp.array(0.0), jnp.array(4.0),
-        )
-        params = mstep.m_step(stats, 1e-6, "diag", jnp.array([True, True, False]))
-        params = parameters.GMMParams(*(np.asarray(leaf) for leaf in params))
-    assert float(params.weights[2]) == 0.0
-    np.testing.assert_allclose(np.sum(params.weights), 1.0, rtol=1e-15)
-    np.testing.assert_array_equal(np.asarray(params.means[2]), 0.0)
-    np.testing.assert_array_equal(np.asarray(params.covariances[2]), 1.0)
-    np.testing.assert_allclose(np.asarray(params.covariances[0]), [5 / 3 - 1 + 1e-6, 1 / 3 + 1e-6], rtol=1e-9)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
