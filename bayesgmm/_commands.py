@@ -1,0 +1,514 @@
+"""The work of each ``bayesgmm`` subcommand (fit, choose-k, predict, demo); the parser and ``main`` are in :mod:`bayesgmm.cli`.
+
+Each ``command_*`` takes the parsed arguments and returns the exit status;
+a problem with the input raises :class:`CLIError`, which ``main`` prints on
+one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PROG = "bayesgmm"
+
+EXIT_ERROR = 1
+
+INTERVAL_PROB = 0.9
+
+# Most (draw, row, component) probabilities held at once for credible intervals.
+INTERVAL_ELEMENTS = 1 << 23
+
+
+class CLIError(Exception):
+    """A problem to report to the user in one line (no traceback)."""
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+
+def _echo(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _read_table(path: str, columns):
+    from bayesgmm._io import read_csv
+
+    return read_csv(path, columns=columns)
+
+
+def _prepare_outputs(directory: Path, names, force: bool) -> dict:
+    """Paths of the output files; refuse (before any work) to replace existing ones."""
+    if directory.exists() and not directory.is_dir():
+        raise CLIError(f"{directory}: exists and is not a directory; choose another --out.")
+    paths = {name: directory / name for name in names}
+    existing = [str(path) for path in paths.values() if path.exists()]
+    if existing and not force:
+        raise CLIError(
+            f"would replace {', '.join(existing)}; pass --force to replace, or choose "
+            "another --out."
+        )
+    return paths
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"{directory}: cannot create the output directory ({err.strerror}).") from None
+
+
+def _estimator(args, n_components: int):
+    if args.method == "mcmc":
+        return _bayesian_estimator(args, n_components)
+    from bayesgmm import GaussianMixture
+
+    return GaussianMixture(
+        n_components,
+        covariance_type=args.covariance_type,
+        n_init=args.n_init,
+        max_iter=args.max_iter,
+        random_state=args.seed,
+    )
+
+
+def _bayesian_estimator(args, n_components: int):
+    try:
+        from bayesgmm.bayes.estimator import BayesianGaussianMixture
+    except ImportError as err:
+        raise CLIError(f"--method mcmc is not available in this installation ({err}).") from None
+    return BayesianGaussianMixture(
+        n_components,
+        covariance_type=args.covariance_type,
+        num_samples=args.num_samples,
+        num_warmup=args.num_warmup,
+        num_chains=args.num_chains,
+        random_state=args.seed,
+        progress_bar=not args.no_progress,
+    )
+
+
+def _intervals(model, X):
+    """90% credible intervals of the probabilities, in chunks of rows to bound memory."""
+    n_draws = int(np.shape(model.posterior_params_.weights)[0])
+    chunk = max(1, INTERVAL_ELEMENTS // (n_draws * len(model.weights_)))
+    parts = [model.predict_proba_interval(X[start:start + chunk], prob=INTERVAL_PROB)
+             for start in range(0, X.shape[0], chunk)]
+    return (np.concatenate([lower for lower, _ in parts]),
+            np.concatenate([upper for _, upper in parts]))
+
+
+def _check_enough_rows(table, n_components: int, path: str) -> None:
+    if table.X.shape[0] < max(n_components, 2):
+        raise CLIError(
+            f"{path}: {table.X.shape[0]} data row(s) cannot support {n_components} "
+            "component(s); use fewer components or more rows."
+        )
+
+
+def _probability_rows(lines, proba, intervals=None):
+    """Rows of labels.csv: line, label, p_k ... (and the interval bounds)."""
+    labels = proba.argmax(axis=1)
+    n_components = proba.shape[1]
+    header = ["line", "label"] + [f"p_{k}" for k in range(n_components)]
+    columns = [proba]
+    if intervals is not None:
+        lower, upper = intervals
+        header += [f"p_{k}_low" for k in range(n_components)]
+        header += [f"p_{k}_high" for k in range(n_components)]
+        columns += [lower, upper]
+    values = np.hstack(columns)
+    rows = ([int(line), int(label)] + list(row) for line, label, row in zip(lines, labels, values))
+    return header, rows
+
+
+def _as_json(value):
+    return np.asarray(value, dtype=float).tolist()
+
+
+def _format_vector(vector) -> str:
+    return "(" + ", ".join(f"{value:.3g}" for value in vector) + ")"
+
+
+def _save_trace(model, path: Path) -> None:
+    """ArviZ trace plot of the weights and means, one colour per component."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesgmm import plot
+
+    axes = plot.trace(model, var_names=["weights", "means"])
+    figure = axes.ravel()[0].figure
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _save_plot(model, X, columns, path: Path, suptitle: str, kind: str = "uncertainty") -> None:
+    """The overview figure (ellipses and probability map), or a density for one column."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window from the command line
+    import matplotlib.pyplot as plt
+
+    from bayesgmm import plot
+
+    if X.shape[1] < 2:
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        grid = np.linspace(X.min(), X.max(), 400)[:, None]
+        ax.hist(X[:, 0], bins=40, density=True, color="0.8", label="data")
+        ax.plot(grid[:, 0], np.exp(model.score_samples(grid)), color="black", label="mixture density")
+        ax.set_xlabel(columns[0])
+        ax.legend()
+        ax.set_title(suptitle)
+    else:
+        names = columns if X.shape[1] == 2 else None
+        fig = plot.overview(model, X, kind=kind, feature_names=names, suptitle=suptitle)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+
+
+def _fit_summary_em(model, X, path, columns) -> tuple[list[str], dict]:
+    n_samples = X.shape[0]
+    total = float(np.sum(model.score_samples(X)))
+    bic, aic = float(model.bic(X)), float(model.aic(X))
+    status = (f"converged after {model.n_iter_} iteration(s)" if model.converged_
+              else f"did NOT converge in {model.n_iter_} iterations (try --max-iter)")
+    lines = [
+        f"  EM {status}",
+        f"  log-likelihood {total:.4f} ({total / n_samples:.4f} per row)",
+        f"  BIC {bic:.4f}   AIC {aic:.4f}   (lower is better)",
+    ]
+    stats = {"log_likelihood": total, "bic": bic, "aic": aic, "converged": bool(model.converged_),
+             "n_iter": int(model.n_iter_)}
+    return lines, stats
+
+
+def _component_lines(model, labels) -> list[str]:
+    counts = np.bincount(labels, minlength=len(model.weights_))
+    lines = [f"  {'component':>9}  {'weight':>6}  {'rows':>6}  mean"]
+    for k, (weight, mean) in enumerate(zip(model.weights_, model.means_)):
+        lines.append(f"  {k:>9}  {weight:>6.3f}  {counts[k]:>6}  {_format_vector(mean)}")
+    return lines
+
+
+def command_fit(args) -> int:
+    """``bayesgmm fit``: fit, write the outputs, print a summary. Returns the exit status."""
+    method = args.method
+    directory = Path(args.out) if args.out else Path(f"{Path(args.data).stem}-{method}-k{args.components}")
+    model_name = "model.nc" if method == "mcmc" else "model.npz"
+    plots = [] if args.no_plot else ["plot.png"] + (["trace.png"] if method == "mcmc" else [])
+    names = ["labels.csv", "params.json", model_name] + plots
+    paths = _prepare_outputs(directory, names, args.force)
+    table = _read_table(args.data, args.columns)
+    X = table.X
+    _check_enough_rows(table, args.components, args.data)
+    model = _estimator(args, args.components)
+    model.fit(X)
+    if table.has_header:
+        # Lets 'bayesgmm predict' pick the same columns by name.
+        model.feature_names_in_ = np.asarray(table.columns, dtype=object)
+
+    proba = np.asarray(model.predict_proba(X))
+    labels = proba.argmax(axis=1)
+    summary = [
+        f"Fitted {args.components} component(s) ({args.covariance_type} covariances) by "
+        f"{method.upper()} to {X.shape[0]} rows x {X.shape[1]} column(s) "
+        f"({', '.join(table.columns)}) of {args.data}"
+    ]
+    intervals = None
+    if method == "mcmc":
+        fit_lines, stats = _fit_summary_mcmc(model, X)
+        intervals = _intervals(model, X)
+    else:
+        fit_lines, stats = _fit_summary_em(model, X, args.data, table.columns)
+    summary += fit_lines + _component_lines(model, labels)
+    n_uncertain = int(np.sum(proba.max(axis=1) < 0.9))
+    summary.append(f"  {n_uncertain} row(s) ({100 * n_uncertain / X.shape[0]:.1f}%) are uncertain "
+                   "(largest component probability < 0.9)")
+
+    from bayesgmm._io import write_csv
+    from bayesgmm._version import __version__
+    from bayesgmm.persistence import save
+
+    _make_directory(directory)
+    header, rows = _probability_rows(table.lines, proba, intervals)
+    write_csv(paths["labels.csv"], header, rows)
+    params = {
+        "bayesgmm_version": __version__,
+        "method": method,
+        "data": str(args.data),
+        "columns": table.columns,
+        "n_samples": int(X.shape[0]),
+        "n_components": int(args.components),
+        "covariance_type": args.covariance_type,
+        "weights": _as_json(model.weights_),
+        "means": _as_json(model.means_),
+        "covariances": _as_json(model.covariances_),
+        **stats,
+    }
+    paths["params.json"].write_text(json.dumps(params, indent=2) + "\n")
+    save(model, paths[model_name])
+    if not args.no_plot:
+        _save_plot(model, X, table.columns, paths["plot.png"],
+                   f"{Path(args.data).name}: {args.components} components by {method.upper()}",
+                   kind="interval" if method == "mcmc" else "uncertainty")
+        if method == "mcmc":
+            _save_trace(model, paths["trace.png"])
+    summary.append(f"Wrote {directory}{os.sep}: {', '.join(names)}")
+    summary.append(f"Apply the model to new rows with: {PROG} predict {paths[model_name]} NEW.csv")
+    _echo("\n".join(summary))
+    return 0
+
+
+def _loo(idata):
+    import arviz as az
+
+    return az.loo(idata)
+
+
+def _fit_summary_mcmc(model, X) -> tuple[list[str], dict]:
+    n_samples = X.shape[0]
+    total = float(np.sum(model.score_samples(X)))
+    loo = _loo(model.inference_data_)
+    summary = model.summary()
+    divergences = int(np.asarray(model.inference_data_.sample_stats["diverging"]).sum())
+    max_rhat = float(np.nanmax(summary["r_hat"]))
+    min_ess = float(np.nanmin(summary["ess_bulk"]))
+    lines = [
+        f"  NUTS: {model.num_chains} chain(s) x {model.num_samples} draws after "
+        f"{model.num_warmup} warm-up steps; {divergences} divergence(s), max r_hat "
+        f"{max_rhat:.3f}, min bulk ESS {min_ess:.0f}",
+        f"  log predictive density {total:.4f} ({total / n_samples:.4f} per row)",
+        f"  PSIS-LOO elpd {loo.elpd_loo:.4f} +/- {loo.se:.4f} (p_loo {loo.p_loo:.2f}; higher "
+        "is better)",
+        "  (weights and means below are posterior means)",
+    ]
+    stats = {
+        "log_predictive_density": total, "elpd_loo": float(loo.elpd_loo),
+        "elpd_loo_se": float(loo.se), "p_loo": float(loo.p_loo), "divergences": divergences,
+        "max_r_hat": max_rhat, "min_ess_bulk": min_ess, "num_chains": int(model.num_chains),
+        "num_samples": int(model.num_samples), "num_warmup": int(model.num_warmup),
+        "interval_prob": INTERVAL_PROB,
+    }
+    return lines, stats
+
+
+def _bic_table(args, X):
+    rows = []
+    for n_components in range(args.min_components, args.max_components + 1):
+        model = _estimator(args, n_components).fit(X)
+        total = float(np.sum(model.score_samples(X)))
+        rows.append((n_components, total, float(model.bic(X)), float(model.aic(X)),
+                     bool(model.converged_)))
+    return rows
+
+
+def command_choose_k(args) -> int:
+    """``bayesgmm choose-k``: compare numbers of components. Returns the exit status."""
+    if args.min_components > args.max_components:
+        raise CLIError(
+            f"--min-components {args.min_components} is larger than --max-components "
+            f"{args.max_components}."
+        )
+    directory = Path(args.out) if args.out else None
+    paths = (_prepare_outputs(directory, ["choose_k.csv", "choose_k.png"], args.force)
+             if directory else None)
+    table = _read_table(args.data, args.columns)
+    X = table.X
+    if args.max_components > X.shape[0]:
+        raise CLIError(
+            f"{args.data}: --max-components {args.max_components} is more than the "
+            f"{X.shape[0]} data rows; lower it."
+        )
+    if args.method == "mcmc":
+        return _choose_k_mcmc(args, X, directory, paths)
+    rows = _bic_table(args, X)
+    column = 2 if args.criterion == "bic" else 3
+    chosen = min(rows, key=lambda row: row[column])[0]
+    lines = [f"{'K':>3}  {'log-likelihood':>15}  {'BIC':>12}  {'AIC':>12}  converged"]
+    for n_components, total, bic, aic, converged in rows:
+        mark = " *" if n_components == chosen else "  "
+        lines.append(f"{n_components:>3}  {total:>15.4f}  {bic:>12.4f}  {aic:>12.4f}  "
+                     f"{'yes' if converged else 'NO'}{mark}")
+    lines.append(f"Chosen: K = {chosen} (lowest {args.criterion.upper()}, marked *)")
+    if directory:
+        from bayesgmm._io import write_csv
+
+        _make_directory(directory)
+        write_csv(paths["choose_k.csv"], ["n_components", "log_likelihood", "bic", "aic",
+                                          "converged"], rows)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayesgmm import plot
+
+        ax = plot.criteria([row[0] for row in rows], [row[2] for row in rows],
+                           [row[3] for row in rows], chosen=chosen)
+        ax.figure.savefig(paths["choose_k.png"], dpi=110)
+        plt.close(ax.figure)
+        lines.append(f"Wrote {directory}{os.sep}: choose_k.csv, choose_k.png")
+    _echo("\n".join(lines))
+    return 0
+
+
+def _choose_k_mcmc(args, X, directory, paths) -> int:
+    import arviz as az
+
+    fits = {}
+    for n_components in range(args.min_components, args.max_components + 1):
+        fits[f"K={n_components}"] = _estimator(args, n_components).fit(X).inference_data_
+    comparison = az.compare(fits, ic="loo")
+    chosen = comparison.index[0]  # rank 0: the highest expected log predictive density
+    columns = ["rank", "elpd_loo", "p_loo", "elpd_diff", "dse", "weight", "warning"]
+    lines = [f"{'model':>6}  {'rank':>4}  {'elpd_loo':>12}  {'p_loo':>8}  {'elpd_diff':>10}  "
+             f"{'dse':>8}  {'weight':>6}  warning"]
+    rows = []
+    for name, row in comparison.sort_index(key=lambda index: [int(k[2:]) for k in index]).iterrows():
+        mark = " *" if name == chosen else ""
+        lines.append(f"{name:>6}  {int(row['rank']):>4}  {row['elpd_loo']:>12.4f}  "
+                     f"{row['p_loo']:>8.2f}  {row['elpd_diff']:>10.4f}  {row['dse']:>8.4f}  "
+                     f"{row['weight']:>6.3f}  {'yes' if row['warning'] else 'no'}{mark}")
+        rows.append([int(name[2:])] + [row[column] for column in columns])
+    lines.append(f"Chosen: {chosen} (highest PSIS-LOO elpd, marked *); differences smaller "
+                 "than about 2 dse are within noise")
+    if directory:
+        from bayesgmm._io import write_csv
+
+        _make_directory(directory)
+        write_csv(paths["choose_k.csv"], ["n_components"] + columns,
+                  ([value if not isinstance(value, (bool, np.bool_)) else bool(value)
+                    for value in row] for row in rows))
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayesgmm import plot
+
+        ax = plot.loo_comparison(comparison)
+        ax.figure.savefig(paths["choose_k.png"], dpi=110, bbox_inches="tight")
+        plt.close(ax.figure)
+        lines.append(f"Wrote {directory}{os.sep}: choose_k.csv, choose_k.png")
+    _echo("\n".join(lines))
+    return 0
+
+
+def _load_model(path: str):
+    from bayesgmm.persistence import load
+
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such model file.")
+    try:
+        return load(path)
+    except IsADirectoryError:
+        raise CLIError(f"{path}: is a directory, not a model file.") from None
+
+
+def _predict_columns(model, data_path: str, columns):
+    """The columns to read: --columns, else the model's feature names if the file has them."""
+    if columns is not None:
+        return columns
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return None
+    from bayesgmm._io import read_header
+
+    header = read_header(data_path)
+    names = [str(name) for name in names]
+    if header is not None and all(name in header for name in names):
+        return names
+    return None
+
+
+def command_predict(args) -> int:
+    """``bayesgmm predict``: apply a saved model to a CSV file. Returns the exit status."""
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.is_dir():
+            raise CLIError(f"{out}: is a directory; --out takes a file name such as labels.csv.")
+        if out.exists() and not args.force:
+            raise CLIError(f"would replace {out}; pass --force to replace, or choose another --out.")
+    model = _load_model(args.model)
+    table = _read_table(args.data, _predict_columns(model, args.data, args.columns))
+    n_features = int(model.n_features_in_)
+    if table.X.shape[1] != n_features:
+        fitted = getattr(model, "feature_names_in_", None)
+        names = f" ({', '.join(map(str, fitted))})" if fitted is not None else ""
+        raise CLIError(
+            f"{args.data}: {table.X.shape[1]} column(s) ({', '.join(table.columns)}) but the "
+            f"model was fitted on {n_features}{names}; choose them with --columns."
+        )
+    proba = np.asarray(model.predict_proba(table.X))
+    intervals = _intervals(model, table.X) if hasattr(model, "posterior_params_") else None
+    header, rows = _probability_rows(table.lines, proba, intervals)
+
+    from bayesgmm._io import write_csv
+
+    if out is None:
+        write_csv(sys.stdout, header, rows)
+    else:
+        write_csv(out, header, rows)
+        _echo(f"Wrote {out}: labels and probabilities of {table.X.shape[0]} rows.")
+    return 0
+
+
+def command_demo(args) -> int:
+    """``bayesgmm demo``: the source document's example. Returns the exit status."""
+    directory = Path(args.out) if args.out else None
+    names = ["document_train.csv", "document_test.csv", "model.npz", "labels.csv", "plot.png"]
+    paths = _prepare_outputs(directory, names, args.force) if directory else None
+
+    from bayesgmm import GaussianMixture
+    from bayesgmm._io import write_csv
+    from bayesgmm.datasets import document_data
+    from bayesgmm.metrics import hard_accuracy, soft_accuracy
+    from bayesgmm.persistence import save
+
+    XA, XB, yA, yB = document_data()
+    model = GaussianMixture(n_components=2, random_state=0).fit(XA)
+    proba = model.predict_proba(XB)
+    lines = [
+        "The source document's example: make_blobs(n_samples=800, centers=2, random_state=12),",
+        f"a two-component mixture fitted by EM to {len(XA)} points, tested on the other {len(XB)}.",
+        f"  weights {_format_vector(model.weights_)}",
+        *(f"  mean {k}  {_format_vector(mean)}" for k, mean in enumerate(model.means_)),
+        f"  Accuracy = {np.round(soft_accuracy(yB, proba), 2)}%   (the document's metric: mean "
+        "probability of the true class)",
+        f"  Hard accuracy = {np.round(hard_accuracy(yB, proba), 2)}%",
+        f"  {int(np.sum(proba.max(axis=1) < 0.9))} test point(s) lie near the boundary "
+        "(largest probability < 0.9)",
+    ]
+    if directory is None:
+        lines.append(f"Run '{PROG} demo --out DIR' to write the data, model, labels and plot.")
+        _echo("\n".join(lines))
+        return 0
+    _make_directory(directory)
+    header = ["x0", "x1", "blob"]
+    write_csv(paths["document_train.csv"], header, (list(x) + [int(y)] for x, y in zip(XA, yA)))
+    write_csv(paths["document_test.csv"], header, (list(x) + [int(y)] for x, y in zip(XB, yB)))
+    model.feature_names_in_ = np.asarray(["x0", "x1"], dtype=object)
+    save(model, paths["model.npz"])
+    header, rows = _probability_rows(np.arange(2, len(XB) + 2), proba)
+    write_csv(paths["labels.csv"], header, rows)
+    _save_plot(model, np.vstack([XA, XB]), ["x0", "x1"], paths["plot.png"],
+               "The document's example: two blobs, two components")
+    lines.append(f"Wrote {directory}{os.sep}: {', '.join(names)}")
+    lines.append("Next: " + f"{PROG} fit {paths['document_train.csv']} --columns x0,x1 -k 2; "
+                 f"{PROG} predict {paths['model.npz']} {paths['document_test.csv']}")
+    _echo("\n".join(lines))
+    return 0
