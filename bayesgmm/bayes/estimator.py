@@ -96,7 +96,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         2**15 for 'full', ``n_samples * 8 * D`` for the others: about 1000
         points in 2-D 'full'; see :func:`bayesgmm.bayes.chain_start.component_bucket`)
         keep K exactly, as sampling the padding would cost more than a
-        compilation.
+        compilation. Likewise the rows: NUTS fits of up to 4096 points carry
+        them padded to a bucket (:func:`bayesgmm.bayes.nuts.row_bucket`: at
+        least 64 rows, then steps of at most 12.5 %) with weight exactly
+        zero, so that refits on other ``n_samples`` of the bucket reuse the
+        compiled sampler; everything reported is about the real rows.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         As in :class:`bayesgmm.GaussianMixture`.
     weight_concentration : float, default=1.0
@@ -401,17 +405,25 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             return None
 
     def _model_kwargs(self, X, weights, prior):
-        """The dynamic keyword arguments of :func:`bayesgmm.bayes.model.gmm_model`."""
+        """The dynamic keyword arguments of :func:`bayesgmm.bayes.model.gmm_model` (SVI's).
+
+        NUTS fits pass the data on the host instead (see :meth:`_sample`).
+        """
+        import jax.numpy as jnp
+
+        return dict(self._prior_kwargs(X.dtype, prior), X=jnp.asarray(X),
+                    sample_weight=None if weights is None else jnp.asarray(weights))
+
+    def _prior_kwargs(self, dtype, prior):
+        """The prior hyperparameters among :meth:`_model_kwargs` (of fixed shapes)."""
         import jax.numpy as jnp
 
         return {
-            "X": jnp.asarray(X),
-            "sample_weight": None if weights is None else jnp.asarray(weights),
-            "weight_concentration": jnp.asarray(self.weight_concentration, X.dtype),
+            "weight_concentration": jnp.asarray(self.weight_concentration, dtype),
             "mean_prior_loc": jnp.asarray(prior.mean_loc),
             "mean_prior_scale": jnp.asarray(prior.mean_scale),
             "scale_prior_median": jnp.asarray(prior.scale_median),
-            "lkj_concentration": jnp.asarray(self.lkj_concentration, X.dtype),
+            "lkj_concentration": jnp.asarray(self.lkj_concentration, dtype),
         }
 
     def _fit_svi(self, X, weights, prior, dtype):
@@ -473,7 +485,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         The component axis is padded to :func:`bayesgmm.bayes.chain_start.component_bucket`
         with the number of active components passed as data, so that every
-        ``n_components`` of a bucket reuses the compiled sampler.
+        ``n_components`` of a bucket reuses the compiled sampler; the rows are
+        padded to :func:`bayesgmm.bayes.nuts.row_bucket` (with weight zero) by
+        :func:`bayesgmm.bayes.nuts.sample_posterior`, so that every
+        ``n_samples`` of a bucket does too. ``X`` and ``weights`` stay the
+        real rows here, and so does everything the run returns.
         """
         import jax.numpy as jnp
 
@@ -488,7 +504,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 num_chains=self.num_chains, spread=float(self.init_spread),
             ), n_padded, self.covariance_type)
             reference = chain_start.pad_params(em_params, n_padded, self.covariance_type)
-        model_kwargs = dict(self._model_kwargs(X, weights, prior),
+        # The data stay on the host: sample_posterior pads them to their row
+        # bucket before they reach the device (a jnp conversion here would
+        # compile a small program for every n_samples).
+        model_kwargs = dict(self._prior_kwargs(X.dtype, prior), X=X, sample_weight=weights,
                             n_active=jnp.asarray(n_components, jnp.int32))
         settings = nuts.NUTSSettings(
             num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),

@@ -9,7 +9,9 @@ one job an estimator fit needs. With padded components the inactive
 coordinates get zero inverse mass (:func:`_freeze_inactive`): NUTS never
 moves them, and the active ones follow the unpadded model's dynamics
 exactly; runs are cut to the active components (:func:`active_run`) before
-anything else sees them.
+anything else sees them. Rows are padded the same way: :func:`sample_posterior`
+carries the data on :func:`row_bucket` rows, the padding with sample weight
+exactly zero, so that fits of nearby ``n_samples`` share one program too.
 
 Draws are dicts of site name -> array with leading axes (chain, draw).
 """
@@ -43,8 +45,23 @@ from bayesgmm.bayes.posterior import (
     flatten_chains,
 )
 from bayesgmm.mixture import parameters
+from bayesgmm.mixture.blocks import _bucket
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
+
+
+# sample_posterior pads the rows of the data to row_bucket(n_samples), so that
+# fits whose n_samples fall in one bucket share one compiled sampler (compiling
+# it is most of a small fit's time). The buckets are the EM's
+# (bayesgmm.mixture.blocks._bucket: multiples of 1/16 of the next power of two,
+# so at most 12.5 % of the rows are padding) from ROW_BUCKET_MIN_ROWS up, below
+# which a gradient's cost hardly depends on the number of rows. Every leapfrog
+# step evaluates the padding rows; past ROW_PADDING_LIMIT rows a run is long
+# enough that this would cost more than the compilation it saves, and the rows
+# are kept exactly (a limit of 0 turns the padding off).
+ROW_BUCKET_MIN_ROWS = 64
+
+ROW_PADDING_LIMIT = 4096
 
 
 class NUTSSettings(NamedTuple):
@@ -432,6 +449,54 @@ def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference
     )
 
 
+def row_bucket(n_rows: int) -> int:
+    """The number of rows :func:`sample_posterior` carries ``n_rows`` rows of data on.
+
+    At least :data:`ROW_BUCKET_MIN_ROWS`, then :func:`bayesgmm.mixture.blocks._bucket`'s
+    steps (64, 72, ..., 128, 144, ..., 256, 288, ...), at most 12.5 % above ``n_rows``;
+    ``n_rows`` itself above :data:`ROW_PADDING_LIMIT`.
+
+    Examples
+    --------
+    >>> [row_bucket(n) for n in (2, 30, 64, 65, 200, 1000, 5000)]
+    [64, 64, 64, 72, 208, 1024, 5000]
+    """
+    if n_rows > ROW_PADDING_LIMIT:
+        return n_rows
+    return _bucket(max(n_rows, ROW_BUCKET_MIN_ROWS))
+
+
+def _pad_rows(array, n_rows: int, fill=None) -> np.ndarray:
+    """``array`` (on the host) with rows appended up to ``n_rows``.
+
+    The new rows repeat the first one (``fill`` is None) or hold ``fill``:
+    finite values whose log density is finite, so that a zero weight makes
+    their share of the log-likelihood and of its gradient exactly zero.
+    Built with NumPy, as JAX would compile a program for every new shape.
+    """
+    array = np.asarray(array)
+    padding = np.broadcast_to(array[:1] if fill is None else np.asarray(fill, array.dtype),
+                              (n_rows - array.shape[0],) + array.shape[1:])
+    return np.concatenate([array, padding])
+
+
+def _padded_data(model_kwargs: dict, X_relabel):
+    """``model_kwargs`` and ``X_relabel`` on :func:`row_bucket` rows (see :func:`sample_posterior`).
+
+    ``sample_weight`` is always an array there (ones for an unweighted fit,
+    zeros on the padding), so that weighted and unweighted fits share the
+    program: unit weights leave every term of the log density as it is.
+    """
+    X = np.asarray(model_kwargs["X"])
+    weights = model_kwargs.get("sample_weight")
+    weights = np.ones(X.shape[0], X.dtype) if weights is None else np.asarray(weights)
+    n_rows = row_bucket(X.shape[0])
+    model_kwargs = dict(model_kwargs, X=jnp.asarray(_pad_rows(X, n_rows)),
+                        sample_weight=jnp.asarray(_pad_rows(weights, n_rows, fill=0)))
+    X_relabel = np.asarray(X_relabel)
+    return model_kwargs, jnp.asarray(_pad_rows(X_relabel, row_bucket(X_relabel.shape[0])))
+
+
 def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabel,
                      reference: parameters.GMMParams | None = None, *, n_components: int,
                      covariance_type: str, settings: NUTSSettings) -> PosteriorRun:
@@ -439,11 +504,19 @@ def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabe
 
     Compiling the sampler and the per-draw evaluations together costs much
     less than compiling them one by one, which is most of a first fit's time.
+    The job sees ``X`` (and ``X_relabel``) padded to :func:`row_bucket` rows
+    with sample weight exactly zero on the padding, so that every
+    ``n_samples`` of a bucket reuses it; the run returned has the real rows
+    only, and the posterior is the one of the unpadded data.
 
     Parameters
     ----------
-    key, start, model_kwargs, n_components, covariance_type, settings
+    key, start, n_components, covariance_type, settings
         As in :func:`run_nuts`.
+    model_kwargs : dict
+        As in :func:`run_nuts`; ``X`` and ``sample_weight`` may be NumPy
+        arrays (best: they are padded on the host, and converting them to
+        JAX arrays first would compile a small program per shape).
     X_relabel : array of shape (n_points, n_features)
         The points whose responsibilities relabel the draws
         (:func:`relabel_points`).
@@ -454,13 +527,23 @@ def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabe
     Returns
     -------
     PosteriorRun
-        NumPy arrays.
+        NumPy arrays; ``log_likelihood`` of shape (C * S, n_samples) and
+        ``log_resp`` of shape (C * S, n_points, K).
     """
+    n_samples, n_points = np.shape(model_kwargs["X"])[0], np.shape(X_relabel)[0]
+    padded_kwargs, padded_relabel = _padded_data(model_kwargs, X_relabel)
     keys = jax.random.split(key, settings.num_chains)
     center, noise_scale = (None, None) if start is None else start
     reference = None if reference is None else _as_jax(reference)
     run = _with_progress_bar(settings, lambda token: _posterior_job(
-        keys, center, noise_scale, model_kwargs, jnp.asarray(X_relabel), reference, token,
+        keys, center, noise_scale, padded_kwargs, padded_relabel, reference, token,
         n_components=n_components, covariance_type=covariance_type, settings=settings,
     ))
-    return jax.tree.map(np.asarray, run)
+    run = jax.tree.map(np.asarray, run)
+    reference_log_resp = run.reference_log_resp
+    return run._replace(
+        log_likelihood=run.log_likelihood[:, :n_samples],
+        log_resp=run.log_resp[:, :n_points],
+        reference_log_resp=None if reference_log_resp is None
+        else reference_log_resp[:n_points],
+    )
