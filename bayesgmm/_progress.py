@@ -63,6 +63,28 @@ def registered(reporter):
             del _REPORTERS[token]
 
 
+def run_reported(reporter, compiled_run):
+    """``compiled_run(token)`` with ``reporter`` registered for it alone, then ``reporter.close()``.
+
+    Parameters
+    ----------
+    reporter : object with ``close()``, or None
+        Receives the run's reports (:func:`dispatch`); None: no reports.
+    compiled_run : callable ``(token: jax.Array of shape ()) -> outputs``
+        Waited for before the reporter is removed, so that every callback
+        of the run has reached it.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        with registered(reporter) as token:
+            return jax.block_until_ready(compiled_run(jnp.asarray(token, jnp.int32)))
+    finally:
+        if reporter is not None:
+            reporter.close()
+
+
 def report(token, *values) -> None:
     """From inside a compiled loop: send ``values`` to the reporter of ``token``.
 

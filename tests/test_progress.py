@@ -62,3 +62,32 @@ def test_dispatch_reaches_only_the_registered_reporter():
 def test_no_bar_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     assert not _progress.bar_allowed()
+
+
+def test_run_reported_registers_the_reporter_for_the_run_alone_and_closes_it():
+    class Reporter:
+        def __init__(self):
+            self.closed = False
+
+        def close(self):
+            self.closed = True
+
+    reporter = Reporter()
+    seen = []
+
+    def run(token):
+        seen.append(_progress._REPORTERS.get(int(token)))
+        return np.ones(2)
+
+    np.testing.assert_array_equal(_progress.run_reported(reporter, run), np.ones(2))
+    assert seen == [reporter] and reporter.closed
+    assert reporter not in _progress._REPORTERS.values()
+    failing = Reporter()
+
+    def broken(token):
+        raise RuntimeError("the run failed")
+
+    with pytest.raises(RuntimeError, match="the run failed"):
+        _progress.run_reported(failing, broken)
+    assert failing.closed and failing not in _progress._REPORTERS.values()
+    assert _progress.run_reported(None, lambda token: int(token)) == _progress.NO_REPORTER

@@ -320,17 +320,6 @@ _STATIC = ("n_components", "covariance_type", "settings")
 _run_chains = _program_cache.bounded(jax.jit(_chains, static_argnames=_STATIC))
 
 
-def _with_progress_bar(settings: NUTSSettings, compiled_run):
-    """Run ``compiled_run(report_token)`` with this run's own progress bar, if any."""
-    reporter = NUTSProgress(settings) if settings.progress_bar else None
-    try:
-        with _progress.registered(reporter) as token:
-            return jax.block_until_ready(compiled_run(jnp.asarray(token, jnp.int32)))
-    finally:
-        if reporter is not None:
-            reporter.close()
-
-
 def run_nuts(key, start: ChainStart | None, model_kwargs: dict, *, n_components: int,
              covariance_type: str, settings: NUTSSettings) -> NUTSTrace:
     """Run NUTS chains on :func:`bayesgmm.bayes.model.gmm_model`.
@@ -360,7 +349,8 @@ def run_nuts(key, start: ChainStart | None, model_kwargs: dict, *, n_components:
     """
     keys = jax.random.split(key, settings.num_chains)
     center, noise_scale = (None, None) if start is None else start
-    return _with_progress_bar(settings, lambda token: _run_chains(
+    reporter = NUTSProgress(settings) if settings.progress_bar else None
+    return _progress.run_reported(reporter, lambda token: _run_chains(
         keys, center, noise_scale, model_kwargs, token, n_components=n_components,
         covariance_type=covariance_type, settings=settings,
     ))
@@ -535,7 +525,8 @@ def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabe
     keys = jax.random.split(key, settings.num_chains)
     center, noise_scale = (None, None) if start is None else start
     reference = None if reference is None else _as_jax(reference)
-    run = _with_progress_bar(settings, lambda token: _posterior_job(
+    reporter = NUTSProgress(settings) if settings.progress_bar else None
+    run = _progress.run_reported(reporter, lambda token: _posterior_job(
         keys, center, noise_scale, padded_kwargs, padded_relabel, reference, token,
         n_components=n_components, covariance_type=covariance_type, settings=settings,
     ))

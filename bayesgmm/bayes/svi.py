@@ -301,17 +301,6 @@ def _report_progress(iteration, loss, settings: SVISettings, report_token):
                  lambda: _progress.report(report_token, iteration, loss), lambda: None)
 
 
-def _with_progress_bar(settings: SVISettings, compiled_run):
-    """Run ``compiled_run(report_token)`` with this run's own progress bar, if any."""
-    reporter = SVIProgress(settings) if settings.progress_bar else None
-    try:
-        with _progress.registered(reporter) as token:
-            return jax.block_until_ready(compiled_run(jnp.asarray(token, jnp.int32)))
-    finally:
-        if reporter is not None:
-            reporter.close()
-
-
 # --------------------------------------------------------------------------
 # The compiled run
 # --------------------------------------------------------------------------
@@ -409,7 +398,8 @@ def run_svi(key, start: chain_start.ChainStart | None, model_kwargs: dict, X_rel
         {name: value[0] for name, value in start.center.items()}, start.noise_scale)
     dtype = model_kwargs["X"].dtype
     reference = None if reference is None else parameters.GMMParams(*map(jnp.asarray, reference))
-    run = _with_progress_bar(settings, lambda token: _svi_job(
+    reporter = SVIProgress(settings) if settings.progress_bar else None
+    run = _progress.run_reported(reporter, lambda token: _svi_job(
         key, center, scale, jnp.asarray(learning_rate, dtype), model_kwargs,
         jnp.asarray(X_relabel), reference, token, n_components=n_components,
         covariance_type=covariance_type, settings=settings,
