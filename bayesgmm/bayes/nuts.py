@@ -24,14 +24,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bayesgmm.bayes.chain_start import ChainStart
 from jax import lax
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
-from bayesgmm import _program_cache, _progress, gaussian
+from bayesgmm import _program_cache, _progress, gaussian, structures
+from bayesgmm.bayes.chain_start import ChainStart
 from bayesgmm.bayes.model import (
     component_sites,
     gmm_model,
@@ -45,7 +45,7 @@ from bayesgmm.bayes.posterior import (
     flatten_chains,
 )
 from bayesgmm.mixture import parameters
-from bayesgmm.mixture.blocks import _bucket
+from bayesgmm.mixture.blocks import count_bucket
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 
@@ -53,7 +53,7 @@ CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 # sample_posterior pads the rows of the data to row_bucket(n_samples), so that
 # fits whose n_samples fall in one bucket share one compiled sampler (compiling
 # it is most of a small fit's time). The buckets are the EM's
-# (bayesgmm.mixture.blocks._bucket: multiples of 1/16 of the next power of two,
+# (bayesgmm.mixture.blocks.count_bucket: multiples of 1/16 of the next power of two,
 # so at most 12.5 % of the rows are padding) from ROW_BUCKET_MIN_ROWS up, below
 # which a gradient's cost hardly depends on the number of rows. Every leapfrog
 # step evaluates the padding rows; past ROW_PADDING_LIMIT rows a run is long
@@ -397,7 +397,7 @@ def active_run(run: PosteriorRun, n_components: int, covariance_type: str) -> Po
     sites = component_sites(covariance_type, n_features)
     samples = {name: value[:, :, :n_components] if name in sites else value
                for name, value in run.trace.samples.items() if name != "weight_sticks"}
-    shared = covariance_type == "tied"
+    shared = not structures.get(covariance_type).component_axis
     params = parameters.GMMParams(
         weights=run.params.weights[:, :n_components],
         means=run.params.means[:, :n_components],
@@ -442,7 +442,7 @@ def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference
 def row_bucket(n_rows: int) -> int:
     """The number of rows :func:`sample_posterior` carries ``n_rows`` rows of data on.
 
-    At least :data:`ROW_BUCKET_MIN_ROWS`, then :func:`bayesgmm.mixture.blocks._bucket`'s
+    At least :data:`ROW_BUCKET_MIN_ROWS`, then :func:`bayesgmm.mixture.blocks.count_bucket`'s
     steps (64, 72, ..., 128, 144, ..., 256, 288, ...), at most 12.5 % above ``n_rows``;
     ``n_rows`` itself above :data:`ROW_PADDING_LIMIT`.
 
@@ -453,7 +453,7 @@ def row_bucket(n_rows: int) -> int:
     """
     if n_rows > ROW_PADDING_LIMIT:
         return n_rows
-    return _bucket(max(n_rows, ROW_BUCKET_MIN_ROWS))
+    return count_bucket(max(n_rows, ROW_BUCKET_MIN_ROWS))
 
 
 def _pad_rows(array, n_rows: int, fill=None) -> np.ndarray:

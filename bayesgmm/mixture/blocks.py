@@ -30,7 +30,7 @@ MIN_BLOCK_SIZE = 256
 MAX_BLOCK_SIZE = 1 << 16
 
 
-def _bucket(count: int) -> int:
+def count_bucket(count: int) -> int:
     """Round ``count`` up to a multiple of 1/16 of the next power of two.
 
     Exact up to 16; then 18, 20, ..., 32, 36, 40, ..., 64, 72, ... Sizes
@@ -73,8 +73,8 @@ def block_layout(
     block_size = int(np.clip(block_size, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE))
     block_size = 1 << (block_size.bit_length() - 1)
     if n_samples <= block_size:
-        return _bucket(max(n_samples, 8)), 1
-    return block_size, _bucket(-(-n_samples // block_size))
+        return count_bucket(max(n_samples, 8)), 1
+    return block_size, count_bucket(-(-n_samples // block_size))
 
 
 def weighted_column_sum(weights: np.ndarray, X: np.ndarray) -> np.ndarray:
