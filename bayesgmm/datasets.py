@@ -26,6 +26,7 @@ from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from bayesgmm import structures
 from bayesgmm._validation import COVARIANCE_TYPES, check_choice, check_int, precisions_shape
 
 __all__ = [
@@ -124,14 +125,9 @@ def full_covariances(
     covariances : ndarray of shape (n_components, n_features, n_features)
         A new array.
     """
-    covariances = np.asarray(covariances, dtype=float)
-    if covariance_type == "full":
-        return covariances.copy()
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (n_components, n_features, n_features)).copy()
-    if covariance_type == "spherical":
-        covariances = np.repeat(covariances[:, None], n_features, axis=1)
-    return covariances[:, :, None] * np.eye(n_features)
+    return structures.get(covariance_type).full_matrices(
+        np.asarray(covariances, dtype=float), n_components, n_features
+    )
 
 
 def document_data(
@@ -226,19 +222,11 @@ def _check_mixture_params(weights, means, covariances, covariance_type) -> Mixtu
             f"covariances for covariance_type={covariance_type!r} must have shape "
             f"{expected}, got {covariances.shape}."
         )
-    if covariance_type in ("diag", "spherical"):
-        if np.any(covariances <= 0):
-            raise ValueError(
-                f"{covariance_type!r} covariances must be strictly positive variances."
-            )
-    else:
-        matrices = covariances[None] if covariance_type == "tied" else covariances
-        symmetric = np.allclose(matrices, np.swapaxes(matrices, -1, -2))
-        if not symmetric or np.any(np.linalg.eigvalsh(matrices) <= 0):
-            raise ValueError(
-                f"{covariance_type!r} covariances must be symmetric positive definite "
-                "matrices."
-            )
+    structure = structures.get(covariance_type)
+    if not structure.positive_definite(covariances):
+        raise ValueError(
+            f"{covariance_type!r} covariances must be {structure.covariance_requirement}."
+        )
     return MixtureParams(weights, means, covariances, covariance_type)
 
 
@@ -324,13 +312,9 @@ def _random_covariances(rng, covariance_type: str, n_components: int, n_features
         rotation, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
         return (rotation * eigenvalues) @ rotation.T
 
-    if covariance_type == "full":
-        return np.stack([rotated(variances(n_features)) for _ in range(n_components)])
-    if covariance_type == "tied":
-        return rotated(variances(n_features))
-    if covariance_type == "diag":
-        return variances(n_components, n_features)
-    return variances(n_components)
+    return structures.get(covariance_type).random_covariances(
+        variances, rotated, n_components, n_features
+    )
 
 
 def _separated_means(rng, n_components: int, n_features: int, separation: float):

@@ -2,9 +2,12 @@
 
 A :class:`CovarianceStructure` bundles the shapes, the free-parameter count
 and the pure functions (Cholesky conversions, log densities, quadratic
-features, M-step, sampling) of one covariance type. The rest of the library
-looks an entry up with :func:`get` and calls its fields instead of branching
-on the type's name, so adding a structure is adding an entry (and its tests).
+features, M-step, sampling) of one covariance type, and what it decides in
+the Bayesian model: its covariance sites (:class:`Site`), their mapping to
+covariances and precision factors and back, how chain starts and data sets
+are drawn. The rest of the library looks an entry up with :func:`get` and
+calls its fields instead of branching on the type's name, so adding a
+structure is adding an entry (and its tests).
 
 Shapes, following scikit-learn (``P`` is the precision Cholesky factor, with
 ``precision = P @ P.T``; for ``Sigma = L @ L.T`` it is ``P = inv(L).T``):
@@ -23,7 +26,11 @@ at the caller's boundary; an entry is a tuple of strings, booleans and
 functions, hence hashable and usable as a static argument. A covariance that
 is not positive definite yields NaN entries, never an exception inside
 traced code. This module imports only NumPy and JAX, so that
-:mod:`bayesgmm.gaussian` and :mod:`bayesgmm.mixture.quadratic` can delegate to it.
+:mod:`bayesgmm.gaussian` and :mod:`bayesgmm.mixture.quadratic` can delegate to it
+and the EM half never imports NumPyro: the Bayesian sites are described in
+plain terms (a name, a kind from :data:`SITE_KINDS`, named axes), which
+:mod:`bayesgmm.bayes.model` turns into NumPyro distributions through one
+mapping from kind to prior.
 
 Examples
 --------
@@ -32,6 +39,10 @@ Examples
 (3, 4)
 >>> structures.n_parameters("full", 2, 3)
 19
+>>> [site.name for site in structures.get("full").covariance_sites(3)]
+['scales', 'corr_cholesky']
+>>> structures.get("tied").covariance_sites(3)[0].component_axis
+False
 """
 
 from __future__ import annotations
@@ -46,6 +57,74 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+COMPONENT, FEATURE, FEATURE_BIS = "component", "feature", "feature_bis"
+
+SITE_KINDS = types.MappingProxyType({
+    "feature_scales": (
+        "standard deviations, one per feature (event shape (D,)), positive; prior "
+        "LogNormal(log scale_prior_median, scale_prior_log_sd) per feature"
+    ),
+    "common_scale": (
+        "one standard deviation shared by all features (event shape ()), positive; "
+        "prior LogNormal(log m, scale_prior_log_sd) with m the geometric mean of "
+        "scale_prior_median"
+    ),
+    "lkj_cholesky": (
+        "the lower Cholesky factor of a D x D correlation matrix (event shape "
+        "(D, D)); prior LKJCholesky(D, lkj_concentration)"
+    ),
+})
+"""What a :class:`Site` may be: kind -> its support and prior, in words (read-only).
+
+:mod:`bayesgmm.bayes.model` maps each kind to its NumPyro distribution.
+"""
+
+
+class Site(NamedTuple):
+    """One latent site of a structure's covariances in the NumPyro model, in plain terms.
+
+    Attributes
+    ----------
+    name : str
+        The sample site's name, which is also its variable in ``InferenceData``.
+    kind : str
+        One of :data:`SITE_KINDS`: its support and prior.
+    dims : tuple of str
+        The named axes of one draw, which are its ArviZ dimensions:
+        ``'component'`` (K, first when present), ``'feature'`` and
+        ``'feature_bis'`` (D, the second axis of a matrix).
+
+    Examples
+    --------
+    >>> site = Site("scales", "feature_scales", ("component", "feature"))
+    >>> site.component_axis, site.event_dims, site.shape(3, 2)
+    (True, ('feature',), (3, 2))
+    """
+
+    name: str
+    kind: str
+    dims: tuple
+
+    @property
+    def component_axis(self) -> bool:
+        """Whether the site has one entry per component (its first axis).
+
+        Such a site is sampled in the model's ``"component"`` plate, padded
+        with the component axis, permuted by a relabelling and informed by
+        one component's points; the others are shared by all components.
+        """
+        return self.dims[:1] == (COMPONENT,)
+
+    @property
+    def event_dims(self) -> tuple:
+        """The axes of one component's value (all of them for a shared site)."""
+        return self.dims[1:] if self.component_axis else self.dims
+
+    def shape(self, n_components: int, n_features: int) -> tuple:
+        """The shape of one draw."""
+        sizes = {COMPONENT: n_components, FEATURE: n_features, FEATURE_BIS: n_features}
+        return tuple(sizes[dim] for dim in self.dims)
 
 
 class CovarianceStructure(NamedTuple):
@@ -119,6 +198,57 @@ class CovarianceStructure(NamedTuple):
         Component ``k``'s covariance (for 'tied', the shared one).
     full_matrices : callable ``(covariances, n_components, n_features) -> (K, D, D)``
         The covariances as a new NumPy array of dense matrices.
+    positive_definite : callable ``(covariances) -> bool``
+        Whether NumPy covariances of the parameter shape are valid:
+        symmetric positive definite matrices, or strictly positive variances.
+    covariance_requirement : str
+        What :attr:`positive_definite` requires, in words, for error messages
+        (``"symmetric positive definite matrices"``).
+    random_covariances : callable ``(eigenvalues, rotated, n_components, n_features) -> covariances``
+        Random covariances of the parameter shape (NumPy), from the caller's
+        generators: ``eigenvalues(*shape)`` draws positive values of a shape,
+        ``rotated(eigenvalues (D,))`` a matrix with those eigenvalues. The
+        draws are made in a fixed order, so a seeded generator gives fixed
+        covariances (:func:`bayesgmm.datasets.random_mixture`).
+    covariance_sites : callable ``(n_features) -> tuple of Site``
+        The latent sites of the covariances in
+        :func:`bayesgmm.bayes.model.gmm_model`, in the order they are
+        sampled: ``scales`` (kind ``'feature_scales'``: (K, D) for 'full' and
+        'diag', (D,) for 'tied'; ``'common_scale'``: (K,) for 'spherical') and
+        ``corr_cholesky`` (``'lkj_cholesky'``, (K, D, D) for 'full', (D, D) for
+        'tied'; absent when D == 1). Sites with a component axis are those
+        padded, relabelled and counted per component in chain starts.
+    covariance_dims : tuple of str
+        The ArviZ dimensions of one draw of ``covariances`` (named as in
+        :attr:`Site.dims`).
+    covariances_from_sites : callable ``(sites) -> covariances``
+        Covariances in the parameter shape from a mapping of site name to
+        value (other names are ignored), any leading batch axes kept:
+        ``Sigma = diag(s) C diag(s)``, ``C = corr_cholesky @ corr_cholesky.T``
+        ('full', 'tied'), ``scales**2`` ('diag', 'spherical').
+    precisions_cholesky_from_sites : callable ``(sites) -> precisions_cholesky``
+        The same for the precision factors: ``P = diag(1/s) inv(Lc)^T``
+        (``P @ P.T = inv(Sigma)``, upper triangular, no general D x D
+        inverse), ``1 / scales`` ('diag', 'spherical').
+    sites_from_covariances : callable ``(covariances, correlation_shrinkage) -> dict``
+        The inverse on the host (NumPy), for chain starts: site name -> value
+        for every site of :attr:`covariance_sites`; correlation matrices are
+        first shrunk by ``correlation_shrinkage`` towards the identity, so
+        that a barely positive definite covariance has a Cholesky factor.
+    feature_variances : callable ``(covariances, n_features) -> (K, D)``
+        The variance of each feature in each component (NumPy), ``(1, D)`` for
+        'tied'; chain starts scatter the means by it.
+    work_per_component : callable ``(n_features) -> int``
+        The likelihood work of one component at one point, relative across
+        structures (``D**2`` for 'full', whose component maps each point by
+        its own factor; ``D`` for the others): what padding components costs.
+    correlate_noise : callable ``(noise (..., D), labels (...), precisions_cholesky) -> (..., D)``
+        Standard normal ``noise`` mapped to ``N(0, Sigma_label)`` by
+        ``P^-T`` (JAX): draws of the model's likelihood.
+    correlate_noise_host : callable ``(noise (n, D), labels (n,), covariances) -> (n, D)``
+        The same on the host from covariances, through their Cholesky
+        factors: ``covariances`` has a leading axis of points (each point's
+        posterior draw) before the parameter shape.
     """
 
     name: str
@@ -144,6 +274,18 @@ class CovarianceStructure(NamedTuple):
     sample: Callable
     component_covariance: Callable
     full_matrices: Callable
+    positive_definite: Callable
+    covariance_requirement: str
+    random_covariances: Callable
+    covariance_sites: Callable[[int], tuple]
+    covariance_dims: tuple
+    covariances_from_sites: Callable
+    precisions_cholesky_from_sites: Callable
+    sites_from_covariances: Callable
+    feature_variances: Callable
+    work_per_component: Callable[[int], int]
+    correlate_noise: Callable
+    correlate_noise_host: Callable
 
 
 @functools.lru_cache(maxsize=None)
@@ -467,6 +609,120 @@ def _spherical_full_matrices(covariances, n_components, n_features):
     return _diag_full_matrices(variances, n_components, n_features)
 
 
+def _symmetric_positive_definite(matrices):
+    matrices = np.asarray(matrices)
+    symmetric = np.allclose(matrices, np.swapaxes(matrices, -1, -2))
+    return bool(symmetric and np.all(np.linalg.eigvalsh(matrices) > 0))
+
+
+def _positive_variances(covariances):
+    return bool(np.all(np.asarray(covariances) > 0))
+
+
+def _full_random_covariances(eigenvalues, rotated, n_components, n_features):
+    return np.stack([rotated(eigenvalues(n_features)) for _ in range(n_components)])
+
+
+def _tied_random_covariances(eigenvalues, rotated, n_components, n_features):
+    return rotated(eigenvalues(n_features))
+
+
+def _diag_random_covariances(eigenvalues, rotated, n_components, n_features):
+    return eigenvalues(n_components, n_features)
+
+
+def _spherical_random_covariances(eigenvalues, rotated, n_components, n_features):
+    return eigenvalues(n_components)
+
+
+def _cholesky_correlate_host(noise, covariances):
+    return np.einsum("nij,nj->ni", np.linalg.cholesky(covariances), noise)
+
+
+def _own_components(covariances, labels):
+    """Each point's covariance from the (n, K, ...) covariances of its draw."""
+    return covariances[np.arange(labels.shape[0]), labels]
+
+
+def _full_correlate_noise_host(noise, labels, covariances):
+    return _cholesky_correlate_host(noise, _own_components(covariances, labels))
+
+
+def _tied_correlate_noise_host(noise, labels, covariances):
+    return _cholesky_correlate_host(noise, covariances)
+
+
+def _diag_correlate_noise_host(noise, labels, covariances):
+    return noise * np.sqrt(_own_components(covariances, labels))
+
+
+def _spherical_correlate_noise_host(noise, labels, covariances):
+    return noise * np.sqrt(_own_components(covariances, labels))[:, None]
+
+
+# -- The Bayesian model's sites (pure JAX; NumPy on the host) ------------------
+
+
+def _matrix_sites_of(per_component: bool):
+    """``covariance_sites`` of 'full' (``per_component``) or 'tied': scales and, for D > 1, a correlation."""
+    leading = (COMPONENT,) if per_component else ()
+
+    def covariance_sites(n_features: int) -> tuple:
+        scales = Site("scales", "feature_scales", leading + (FEATURE,))
+        if n_features == 1:
+            return (scales,)
+        return (scales, Site("corr_cholesky", "lkj_cholesky", leading + (FEATURE, FEATURE_BIS)))
+
+    return covariance_sites
+
+
+def _diagonal_matrices(vectors):
+    return jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(vectors)
+
+
+def _inverse_lower_transpose(cholesky):
+    """``inv(L).T`` for lower-triangular ``L`` of shape (..., D, D)."""
+    identity = jnp.broadcast_to(jnp.eye(cholesky.shape[-1], dtype=cholesky.dtype), cholesky.shape)
+    return jnp.swapaxes(solve_triangular(cholesky, identity, lower=True), -1, -2)
+
+
+def _matrix_covariances_from_sites(sites):
+    scales, corr_cholesky = sites["scales"], sites.get("corr_cholesky")
+    if corr_cholesky is None:  # D == 1: the correlation is 1
+        return _diagonal_matrices(scales**2)
+    cholesky = scales[..., :, None] * corr_cholesky
+    return cholesky @ jnp.swapaxes(cholesky, -1, -2)
+
+
+def _matrix_precisions_cholesky_from_sites(sites):
+    scales, corr_cholesky = sites["scales"], sites.get("corr_cholesky")
+    if corr_cholesky is None:
+        return _diagonal_matrices(1.0 / scales)
+    return _inverse_lower_transpose(corr_cholesky) / scales[..., :, None]
+
+
+def _matrix_sites_from_covariances(covariances, correlation_shrinkage):
+    scales = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
+    if covariances.shape[-1] == 1:
+        return {"scales": scales}
+    correlation = covariances / (scales[..., :, None] * scales[..., None, :])
+    # A barely positive definite EM covariance (points on a line) has a correlation
+    # that rounds to singular; shrink it a little towards the identity.
+    identity = np.eye(correlation.shape[-1])
+    correlation = (1.0 - correlation_shrinkage) * correlation + correlation_shrinkage * identity
+    return {"scales": scales, "corr_cholesky": np.linalg.cholesky(correlation)}
+
+
+def _variance_sites_from_covariances(covariances, correlation_shrinkage):
+    return {"scales": np.sqrt(covariances)}
+
+
+def _matrix_correlate_noise(noise, factor):
+    """``P^-T z``: ``Sigma = inv(P P^T) = P^-T P^-1``, so it has covariance Sigma."""
+    factor = jnp.broadcast_to(factor, noise.shape + noise.shape[-1:])
+    return jnp.linalg.solve(jnp.swapaxes(factor, -1, -2), noise[..., None])[..., 0]
+
+
 # -- The table ---------------------------------------------------------------
 
 _FULL = CovarianceStructure(
@@ -493,6 +749,20 @@ _FULL = CovarianceStructure(
     sample=_matrix_sample,
     component_covariance=lambda covariances, k: covariances[k],
     full_matrices=_full_full_matrices,
+    positive_definite=_symmetric_positive_definite,
+    covariance_requirement="symmetric positive definite matrices",
+    random_covariances=_full_random_covariances,
+    covariance_sites=_matrix_sites_of(per_component=True),
+    covariance_dims=(COMPONENT, FEATURE, FEATURE_BIS),
+    covariances_from_sites=_matrix_covariances_from_sites,
+    precisions_cholesky_from_sites=_matrix_precisions_cholesky_from_sites,
+    sites_from_covariances=_matrix_sites_from_covariances,
+    feature_variances=lambda covariances, n_features: np.diagonal(np.asarray(covariances), axis1=-2, axis2=-1),
+    work_per_component=lambda n_features: n_features**2,
+    correlate_noise=lambda noise, labels, precisions_cholesky: _matrix_correlate_noise(
+        noise, precisions_cholesky[labels]
+    ),
+    correlate_noise_host=_full_correlate_noise_host,
 )
 
 _TIED = CovarianceStructure(
@@ -519,6 +789,20 @@ _TIED = CovarianceStructure(
     sample=_matrix_sample,
     component_covariance=lambda covariances, k: covariances,
     full_matrices=_tied_full_matrices,
+    positive_definite=_symmetric_positive_definite,
+    covariance_requirement="symmetric positive definite matrices",
+    random_covariances=_tied_random_covariances,
+    covariance_sites=_matrix_sites_of(per_component=False),
+    covariance_dims=(FEATURE, FEATURE_BIS),
+    covariances_from_sites=_matrix_covariances_from_sites,
+    precisions_cholesky_from_sites=_matrix_precisions_cholesky_from_sites,
+    sites_from_covariances=_matrix_sites_from_covariances,
+    feature_variances=lambda covariances, n_features: np.diagonal(np.asarray(covariances))[None, :],
+    work_per_component=lambda n_features: n_features,
+    correlate_noise=lambda noise, labels, precisions_cholesky: _matrix_correlate_noise(
+        noise, precisions_cholesky
+    ),
+    correlate_noise_host=_tied_correlate_noise_host,
 )
 
 _DIAG = CovarianceStructure(
@@ -545,6 +829,18 @@ _DIAG = CovarianceStructure(
     sample=_variance_sample,
     component_covariance=lambda covariances, k: covariances[k],
     full_matrices=_diag_full_matrices,
+    positive_definite=_positive_variances,
+    covariance_requirement="strictly positive variances",
+    random_covariances=_diag_random_covariances,
+    covariance_sites=lambda n_features: (Site("scales", "feature_scales", (COMPONENT, FEATURE)),),
+    covariance_dims=(COMPONENT, FEATURE),
+    covariances_from_sites=lambda sites: sites["scales"] ** 2,
+    precisions_cholesky_from_sites=lambda sites: 1.0 / sites["scales"],
+    sites_from_covariances=_variance_sites_from_covariances,
+    feature_variances=lambda covariances, n_features: np.asarray(covariances),
+    work_per_component=lambda n_features: n_features,
+    correlate_noise=lambda noise, labels, precisions_cholesky: noise / precisions_cholesky[labels],
+    correlate_noise_host=_diag_correlate_noise_host,
 )
 
 _SPHERICAL = CovarianceStructure(
@@ -573,6 +869,18 @@ _SPHERICAL = CovarianceStructure(
     sample=_variance_sample,
     component_covariance=lambda covariances, k: covariances[k],
     full_matrices=_spherical_full_matrices,
+    positive_definite=_positive_variances,
+    covariance_requirement="strictly positive variances",
+    random_covariances=_spherical_random_covariances,
+    covariance_sites=lambda n_features: (Site("scales", "common_scale", (COMPONENT,)),),
+    covariance_dims=(COMPONENT,),
+    covariances_from_sites=lambda sites: sites["scales"] ** 2,
+    precisions_cholesky_from_sites=lambda sites: 1.0 / sites["scales"],
+    sites_from_covariances=_variance_sites_from_covariances,
+    feature_variances=lambda covariances, n_features: np.repeat(np.asarray(covariances)[:, None], n_features, axis=1),
+    work_per_component=lambda n_features: n_features,
+    correlate_noise=lambda noise, labels, precisions_cholesky: noise / precisions_cholesky[labels][..., None],
+    correlate_noise_host=_spherical_correlate_noise_host,
 )
 
 STRUCTURES = types.MappingProxyType({entry.name: entry for entry in (_FULL, _TIED, _DIAG, _SPHERICAL)})

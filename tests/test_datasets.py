@@ -126,6 +126,12 @@ def test_full_covariances_expands_every_type():
             np.testing.assert_array_equal(expanded[component], expected)
 
 
+def test_full_covariances_rejects_an_unknown_type():
+    # Before the structure table, an unknown name silently took the 'diag' branch.
+    with pytest.raises(ValueError, match="must be one of 'full', 'tied', 'diag', 'spherical'"):
+        full_covariances(COVARIANCES["diag"], "Diag", 3, 3)
+
+
 @pytest.mark.parametrize(
     ("weights", "means", "covariances", "covariance_type", "message"),
     [

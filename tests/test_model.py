@@ -12,8 +12,10 @@ from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import log_density, log_likelihood
 
-from bayesgmm.bayes import posterior
+from bayesgmm import structures
+from bayesgmm.bayes import chain_start, diagnostics, posterior, relabel
 from bayesgmm.bayes.model import (
+    SITE_PRIORS,
     GaussianMixtureLikelihood,
     component_sites,
     covariances_from_sites,
@@ -199,3 +201,55 @@ def test_model_runs_under_numpyro_mcmc(data):
     posterior_sd = data.std(axis=0) / np.sqrt(len(data))
     np.testing.assert_array_less(np.abs(samples["means"].mean(axis=0)[0] - data.mean(axis=0)),
                                  4 * posterior_sd)
+
+
+def test_every_kind_of_site_has_a_prior_and_a_chain_start():
+    assert set(SITE_PRIORS) == set(structures.SITE_KINDS)
+    assert set(chain_start.INFORMATION_PER_POINT) == set(structures.SITE_KINDS)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_covariance_sites_are_the_tables(covariance_type, n_features):
+    """The model samples the entry's sites: names, order, shapes, supports, plate, ArviZ dims."""
+    X = np.random.default_rng(0).normal(size=(20, n_features))
+    with precision_scope("float64"):
+        trace = handlers.trace(handlers.seed(_model(covariance_type), 0)).get_trace(jnp.asarray(X))
+    sites = structures.get(covariance_type).covariance_sites(n_features)
+    latent = [name for name, site in trace.items()
+              if site["type"] == "sample" and not site["is_observed"]]
+    assert latent == ["weights", "means"] + [site.name for site in sites]
+    support = {"feature_scales": dist.constraints.positive, "common_scale": dist.constraints.positive,
+               "lkj_cholesky": dist.constraints.corr_cholesky}
+    dims = diagnostics.site_dims(covariance_type, n_features)
+    for site in sites:
+        recorded = trace[site.name]
+        assert recorded["value"].shape == site.shape(3, n_features)
+        fn = recorded["fn"]
+        assert getattr(fn.support, "base_constraint", fn.support) is support[site.kind]
+        assert fn.event_shape == site.shape(3, n_features)[site.component_axis:]
+        plates = [frame.name for frame in recorded["cond_indep_stack"]]
+        assert plates == (["component"] if site.component_axis else [])
+        assert dims[site.name] == list(site.dims)
+    assert dims["covariances"] == list(structures.get(covariance_type).covariance_dims)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_relabelling_permutes_exactly_the_component_sites(covariance_type, n_features):
+    X = np.random.default_rng(1).normal(size=(20, n_features))
+    draws = {name: np.asarray(value)[None] for name, value in _latent_draw(X, covariance_type).items()}
+    reverse = np.array([[2, 1, 0]])
+    permuted = relabel.permute_components(draws, reverse, covariance_type)
+    changed = {name for name in draws if not np.array_equal(permuted[name], draws[name])}
+    assert changed == set(component_sites(covariance_type, n_features))
+    covariance_sites = structures.get(covariance_type).covariance_sites(n_features)
+    assert changed - {"weights", "means"} == {site.name for site in covariance_sites if site.component_axis}
+    for name in changed:
+        np.testing.assert_array_equal(permuted[name], draws[name][:, ::-1])
+    # The parameters of the draws are permuted alike.
+    params = posterior.posterior_params(draws, covariance_type)
+    permuted_params = relabel.permute_params(params, reverse, covariance_type)
+    expected = posterior.posterior_params(permuted, covariance_type)
+    for actual, wanted in zip(permuted_params, expected):
+        np.testing.assert_array_equal(actual, wanted)

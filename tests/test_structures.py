@@ -354,3 +354,176 @@ def test_docstring_examples():
 
     result = doctest.testmod(structures, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted >= 2
+
+
+# -- The Bayesian fields -------------------------------------------------------
+
+
+def _expected_sites(name, n_features):
+    """(site name, kind, dims) of each entry, in the order the model samples them."""
+    K, D, D2 = "component", "feature", "feature_bis"
+    sites = {
+        "full": [("scales", "feature_scales", (K, D)), ("corr_cholesky", "lkj_cholesky", (K, D, D2))],
+        "tied": [("scales", "feature_scales", (D,)), ("corr_cholesky", "lkj_cholesky", (D, D2))],
+        "diag": [("scales", "feature_scales", (K, D))],
+        "spherical": [("scales", "common_scale", (K,))],
+    }[name]
+    # One feature: no correlation to sample.
+    return [site for site in sites if n_features > 1 or site[1] != "lkj_cholesky"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("n_features", [1, N_FEATURES])
+def test_covariance_sites(name, n_features):
+    entry = structures.get(name)
+    sites = entry.covariance_sites(n_features)
+    assert [tuple(site) for site in sites] == _expected_sites(name, n_features)
+    K, D = N_COMPONENTS, n_features
+    shapes = {
+        "full": {"scales": (K, D), "corr_cholesky": (K, D, D)},
+        "tied": {"scales": (D,), "corr_cholesky": (D, D)},
+        "diag": {"scales": (K, D)},
+        "spherical": {"scales": (K,)},
+    }[name]
+    for site in sites:
+        assert isinstance(site, structures.Site) and site.kind in structures.SITE_KINDS
+        assert site.component_axis == entry.component_axis
+        assert site.shape(K, D) == shapes[site.name]
+        assert site.event_dims == site.dims[site.component_axis:]
+    hash(sites)  # plain tuples of strings: the entry stays a static argument
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_covariance_dims_name_the_parameter_shape(name):
+    entry = structures.get(name)
+    sizes = {"component": N_COMPONENTS, "feature": N_FEATURES, "feature_bis": N_FEATURES}
+    shape = tuple(sizes[dim] for dim in entry.covariance_dims)
+    assert shape == entry.parameter_shape(N_COMPONENTS, N_FEATURES)
+    assert (entry.covariance_dims[0] == "component") == entry.component_axis
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("n_features", [1, N_FEATURES])
+def test_sites_give_back_their_covariances_and_precision_factors(name, n_features):
+    rng = np.random.default_rng(10)
+    entry = structures.get(name)
+    K, D = N_COMPONENTS, n_features
+    # Two draws stacked: the maps keep leading batch axes.
+    covariances = np.stack([_random_covariances(rng, name, K, D) for _ in range(2)])
+    sites = [entry.sites_from_covariances(draw, 0.0) for draw in covariances]
+    names = [site.name for site in entry.covariance_sites(D)]
+    for values in sites:
+        assert list(values) == names
+        for site in entry.covariance_sites(D):
+            assert values[site.name].shape == site.shape(K, D)
+    stacked = {name_: np.stack([values[name_] for values in sites]) for name_ in names}
+    with parameters.precision_scope(np.float64):
+        as_jax = {name_: jnp.asarray(value) for name_, value in stacked.items()}
+        # Sites the structure does not have are ignored.
+        back = np.asarray(entry.covariances_from_sites({**as_jax, "means": None}))
+        factors = np.asarray(entry.precisions_cholesky_from_sites(as_jax))
+        expected_factors = np.stack([
+            np.asarray(entry.precisions_cholesky_from_covariances(jnp.asarray(draw))) for draw in covariances
+        ])
+    assert back.shape == factors.shape == (2,) + entry.parameter_shape(K, D)
+    np.testing.assert_allclose(back, covariances, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(factors, expected_factors, rtol=1e-9, atol=1e-12)
+    if not entry.narrow_features:
+        np.testing.assert_array_equal(np.tril(factors, -1), 0.0)  # scikit-learn's upper factors
+
+
+@pytest.mark.parametrize("name", ["full", "tied"])
+def test_sites_from_covariances_shrink_the_correlation(name):
+    # Points on a line: a correlation of one, whose Cholesky factor would be singular.
+    covariances = _random_covariances(np.random.default_rng(11), name, n_features=2)
+    line = np.array([[1.0, 2.0], [2.0, 4.0]])
+    covariances = np.broadcast_to(line, covariances.shape).copy()
+    corr_cholesky = structures.get(name).sites_from_covariances(covariances, 1e-6)["corr_cholesky"]
+    assert np.all(np.isfinite(corr_cholesky))
+    np.testing.assert_allclose(corr_cholesky[..., 1, 1], np.sqrt(1.0 - (1.0 - 1e-6) ** 2))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_feature_variances_are_the_diagonals(name):
+    entry = structures.get(name)
+    covariances = _random_covariances(np.random.default_rng(12), name)
+    dense = entry.full_matrices(covariances, N_COMPONENTS, N_FEATURES)
+    diagonals = np.diagonal(dense, axis1=1, axis2=2)
+    variances = entry.feature_variances(covariances, N_FEATURES)
+    np.testing.assert_array_equal(variances, diagonals if entry.component_axis else diagonals[:1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_correlated_noise_has_the_components_covariance(name):
+    # Noise e_1..e_D of points of component k maps to the columns of a factor A_k
+    # with A_k A_k^T = Sigma_k, on the device (from P) and on the host (from Sigma).
+    rng = np.random.default_rng(13)
+    entry = structures.get(name)
+    K, D = N_COMPONENTS, N_FEATURES
+    covariances = _random_covariances(rng, name)
+    dense = entry.full_matrices(covariances, K, D)
+    noise = np.eye(D)
+    with parameters.precision_scope(np.float64):
+        precisions_cholesky = entry.precisions_cholesky_from_covariances(jnp.asarray(covariances))
+        for k in range(K):
+            labels = np.full(D, k)
+            device = np.asarray(entry.correlate_noise(jnp.asarray(noise), jnp.asarray(labels), precisions_cholesky))
+            per_point = np.broadcast_to(covariances, (D,) + covariances.shape)
+            host = entry.correlate_noise_host(noise, labels, per_point)
+            for columns in (device.T, host.T):
+                np.testing.assert_allclose(columns @ columns.T, dense[k], rtol=1e-10, atol=1e-12)
+        # Any leading axes of points.
+        batched = entry.correlate_noise(jnp.ones((2, 5, D)), jnp.zeros((2, 5), int), precisions_cholesky)
+        assert batched.shape == (2, 5, D)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_positive_definite(name):
+    entry = structures.get(name)
+    covariances = _random_covariances(np.random.default_rng(14), name)
+    assert entry.positive_definite(covariances) is True
+    assert entry.positive_definite(-covariances) is False
+    requirement = {"full": "symmetric positive definite matrices", "tied": "symmetric positive definite matrices",
+                   "diag": "strictly positive variances", "spherical": "strictly positive variances"}[name]
+    assert entry.covariance_requirement == requirement
+    if not entry.narrow_features:
+        assert entry.positive_definite(np.triu(covariances)) is False  # not symmetric
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_random_covariances_draw_in_a_fixed_order(name):
+    entry = structures.get(name)
+
+    def draw(seed):
+        rng = np.random.default_rng(seed)
+
+        def rotated(eigenvalues):
+            rotation, _ = np.linalg.qr(rng.standard_normal((N_FEATURES, N_FEATURES)))
+            return (rotation * eigenvalues) @ rotation.T
+
+        return entry.random_covariances(lambda *shape: rng.uniform(0.25, 1.0, size=shape), rotated,
+                                        N_COMPONENTS, N_FEATURES)
+
+    covariances = draw(0)
+    assert covariances.shape == entry.parameter_shape(N_COMPONENTS, N_FEATURES)
+    assert entry.positive_definite(covariances)
+    eigenvalues = np.linalg.eigvalsh(entry.full_matrices(covariances, N_COMPONENTS, N_FEATURES))
+    assert np.all((eigenvalues > 0.25 - 1e-12) & (eigenvalues < 1.0 + 1e-12))
+    np.testing.assert_array_equal(draw(0), covariances)
+
+
+def test_work_per_component():
+    assert [structures.get(name).work_per_component(5) for name in NAMES] == [25, 5, 5, 5]
+
+
+def test_bayesian_fields_do_not_import_numpyro():
+    # The EM half imports this module; its Bayesian fields are plain descriptions.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bayesgmm import structures\n"
+        "for entry in structures.STRUCTURES.values(): entry.covariance_sites(3)\n"
+        "assert not any(m.split('.')[0] in ('numpyro', 'arviz') for m in sys.modules), sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

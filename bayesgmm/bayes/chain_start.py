@@ -10,12 +10,13 @@ and the number of active components as data, so fits of different
 
 from __future__ import annotations
 
+import types
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from bayesgmm import alignment
+from bayesgmm import alignment, structures
 from bayesgmm.bayes.model import (
     component_sites,
     padded_sticks,
@@ -25,6 +26,14 @@ from bayesgmm.mixture import driver, parameters
 # Shrinkage of the EM correlations towards the identity before starting chains there.
 CORRELATION_SHRINKAGE = 1e-6
 
+# Fisher information per point of the unconstrained coordinates of each kind of
+# covariance site (bayesgmm.structures.SITE_KINDS): a component holding n_k
+# points has a posterior standard deviation of about 1 / sqrt(information * n_k)
+# there, 1 / sqrt(2 n_k) for log standard deviations and about 1 / sqrt(n_k) for
+# the unconstrained correlations.
+INFORMATION_PER_POINT = types.MappingProxyType(
+    {"feature_scales": 2.0, "common_scale": 2.0, "lkj_cholesky": 1.0})
+
 # k-means restarts of the EM fit that starts the chains (see fit_em).
 EM_START_RESTARTS = 3
 
@@ -33,9 +42,10 @@ EM_START_RESTARTS = 3
 # = 1..8 compiles one sampler instead of eight; compiling one costs 10-15 s on
 # 2 CPU cores. Every gradient then evaluates the padded components, which was
 # measured at about 30 ns per point and component ('full', D = 2): padding
-# applies only while n_samples * bucket * width (width = D**2 for 'full', D
-# otherwise) stays below PADDING_WORK_LIMIT, where a default fit (4 chains x
-# 1000 iterations) pays at most a few seconds for it.
+# applies only while n_samples * bucket * width (the structure's
+# work_per_component: D**2 for 'full', D otherwise) stays below
+# PADDING_WORK_LIMIT, where a default fit (4 chains x 1000 iterations) pays at
+# most a few seconds for it.
 COMPONENT_BUCKET = 8
 
 PADDING_WORK_LIMIT = 1 << 15
@@ -59,19 +69,6 @@ def fit_em(X, sample_weight, *, n_components, covariance_type, random_state, dty
         X, sample_weight, n_components=n_components, covariance_type=covariance_type,
         reg_covar=reg_covar, random_state=random_state, dtype=dtype, n_init=EM_START_RESTARTS,
     )
-
-
-def _scales_and_correlation(covariances, covariance_type):
-    """Inverse of the model's covariance parametrisation: (scales, corr_cholesky)."""
-    if covariance_type in ("diag", "spherical"):
-        return np.sqrt(covariances), None
-    scales = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
-    correlation = covariances / (scales[..., :, None] * scales[..., None, :])
-    # A barely positive definite EM covariance (points on a line) has a correlation
-    # that rounds to singular; shrink it a little towards the identity.
-    identity = np.eye(correlation.shape[-1])
-    correlation = (1.0 - CORRELATION_SHRINKAGE) * correlation + CORRELATION_SHRINKAGE * identity
-    return scales, np.linalg.cholesky(correlation)
 
 
 class ChainStart(NamedTuple):
@@ -111,24 +108,22 @@ def em_chain_start(params: parameters.GMMParams, total_weight: float, *, covaria
     ChainStart
         Every chain centred on the EM fit.
     """
+    structure = structures.get(covariance_type)
     means = np.asarray(params.means)
     n_features = means.shape[1]
     counts = np.maximum(total_weight * np.asarray(params.weights), 1.0)
-    scales, corr_cholesky = _scales_and_correlation(np.asarray(params.covariances),
-                                                    covariance_type)
-    variances = gaussian_variances(params.covariances, covariance_type, n_features)
-    scale_counts = counts.sum() if covariance_type == "tied" else _per_component(counts, scales.ndim)
-    center = {"weights": np.asarray(params.weights), "means": means, "scales": scales}
+    covariances = np.asarray(params.covariances)
+    variances = structure.feature_variances(covariances, n_features)
+    site_values = structure.sites_from_covariances(covariances, CORRELATION_SHRINKAGE)
+    center = {"weights": np.asarray(params.weights), "means": means}
     noise_scale = {
         "weights": spread / np.sqrt(counts.min()),
         "means": spread * np.sqrt(variances / counts[:, None]),
-        "scales": spread / np.sqrt(2.0 * scale_counts),
     }
-    if corr_cholesky is not None and n_features > 1:
-        center["corr_cholesky"] = corr_cholesky
-        noise_scale["corr_cholesky"] = spread / np.sqrt(
-            counts.sum() if covariance_type == "tied" else counts[:, None]
-        )
+    for site in structure.covariance_sites(n_features):
+        center[site.name] = site_values[site.name]
+        noise_scale[site.name] = spread / np.sqrt(
+            INFORMATION_PER_POINT[site.kind] * _site_counts(counts, site))
     dtype = means.dtype
     return ChainStart(
         {name: np.broadcast_to(np.asarray(value, dtype), (num_chains,) + np.shape(value))
@@ -167,7 +162,8 @@ def component_bucket(n_components: int, n_samples: int, n_features: int,
 
     ``n_components`` rounded up to a multiple of :data:`COMPONENT_BUCKET`
     while the padded likelihood work per gradient, ``n_samples * bucket *
-    width`` (``width`` = D**2 for 'full', D otherwise), stays within
+    width`` (``width``: the structure's ``work_per_component``, D**2 for
+    'full', D otherwise), stays within
     :data:`PADDING_WORK_LIMIT`; beyond it the padded components would cost
     more sampling time than the compilation they save, and ``n_components``
     is kept. Every ``n_components`` of one bucket shares one compiled sampler.
@@ -184,7 +180,7 @@ def component_bucket(n_components: int, n_samples: int, n_features: int,
     n_padded : int
     """
     padded = -(-int(n_components) // COMPONENT_BUCKET) * COMPONENT_BUCKET
-    width = n_features**2 if covariance_type == "full" else n_features
+    width = structures.get(covariance_type).work_per_component(n_features)
     if n_samples * padded * width > PADDING_WORK_LIMIT:
         return int(n_components)
     return padded
@@ -247,7 +243,7 @@ def pad_params(params: parameters.GMMParams, n_padded: int, covariance_type: str
     The appended components copy component 0's other parameters (any valid
     values do: a zero weight makes their log density ``-inf``).
     """
-    shared = covariance_type == "tied"
+    shared = not structures.get(covariance_type).component_axis
     weights = np.asarray(params.weights)
     return parameters.GMMParams(
         weights=np.concatenate([weights, np.zeros(n_padded - weights.shape[-1], weights.dtype)]),
@@ -259,18 +255,19 @@ def pad_params(params: parameters.GMMParams, n_padded: int, covariance_type: str
     )
 
 
-def _per_component(counts, ndim):
-    """``counts`` (K,) shaped to broadcast against a (K, ...) array of ``ndim`` axes."""
-    return counts.reshape(counts.shape + (1,) * (ndim - 1))
+def _site_counts(counts, site):
+    """The points informing each of a site's entries, broadcastable to its unconstrained shape.
+
+    A shared site is informed by all points. A component-indexed site by its
+    component's ``counts`` (K,), shaped (K, 1) when it has event axes: the
+    unconstrained coordinates of one component's vector or correlation
+    factor are one vector.
+    """
+    if not site.component_axis:
+        return counts.sum()
+    return counts.reshape(counts.shape + (1,) * min(len(site.event_dims), 1))
 
 
 def gaussian_variances(covariances, covariance_type: str, n_features: int):
     """Per-component, per-dimension variances, shape (K, D) ((1, D) for 'tied')."""
-    covariances = np.asarray(covariances)
-    if covariance_type == "full":
-        return np.diagonal(covariances, axis1=-2, axis2=-1)
-    if covariance_type == "tied":
-        return np.diagonal(covariances)[None, :]
-    if covariance_type == "diag":
-        return covariances
-    return np.repeat(covariances[:, None], n_features, axis=1)
+    return structures.get(covariance_type).feature_variances(covariances, n_features)

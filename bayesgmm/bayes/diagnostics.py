@@ -34,6 +34,8 @@ import arviz as az
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from bayesgmm import structures
+
 __all__ = [
     "SamplingWarning",
     "DivergenceWarning",
@@ -69,20 +71,15 @@ class LowESSWarning(SamplingWarning):
 
 
 def site_dims(covariance_type: str, n_features: int) -> dict:
-    """ArviZ dimension names of every posterior variable for ``covariance_type``."""
-    matrix = ["feature", "feature_bis"]
-    if covariance_type == "tied":
-        dims = {"scales": ["feature"], "corr_cholesky": matrix, "covariances": matrix}
-    elif covariance_type == "full":
-        dims = {"scales": ["component", "feature"], "corr_cholesky": ["component"] + matrix,
-                "covariances": ["component"] + matrix}
-    elif covariance_type == "diag":
-        dims = {"scales": ["component", "feature"], "covariances": ["component", "feature"]}
-    else:
-        dims = {"scales": ["component"], "covariances": ["component"]}
+    """ArviZ dimension names of every posterior variable for ``covariance_type``.
+
+    The covariance sites and ``covariances`` are named as the structure's
+    table entry says (:attr:`bayesgmm.structures.Site.dims`).
+    """
+    structure = structures.get(covariance_type)
+    dims = {site.name: list(site.dims) for site in structure.covariance_sites(n_features)}
+    dims["covariances"] = list(structure.covariance_dims)
     dims.update(weights=["component"], means=["component", "feature"])
-    if n_features == 1:
-        dims.pop("corr_cholesky", None)
     return dims
 
 

@@ -30,6 +30,10 @@ site               'full'              'tied'         'diag'          'spherical
 
 ``corr_cholesky`` is absent when D == 1. Component-indexed sites are listed by
 :func:`component_sites`; their component axis is the first per-draw axis.
+Which covariance sites a covariance type has, their shapes and their mapping
+to covariances are entries of the covariance-structure table
+(:attr:`bayesgmm.structures.CovarianceStructure.covariance_sites`); this
+module turns each kind of site into its NumPyro prior.
 
 Default priors are weakly informative and tied to the data (pass explicit
 values to override them, e.g. for prior predictive checks):
@@ -72,6 +76,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import types
 from typing import NamedTuple
 
 import jax
@@ -80,11 +85,10 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax import lax
-from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
-from bayesgmm import gaussian
+from bayesgmm import gaussian, structures
 
 __all__ = [
     "GMMPrior",
@@ -95,6 +99,7 @@ __all__ = [
     "gmm_model",
     "default_prior",
     "component_sites",
+    "SITE_PRIORS",
     "precisions_cholesky_from_sites",
     "covariances_from_sites",
 ]
@@ -161,21 +166,18 @@ def default_prior(X, sample_weight=None, *, mean_prior_loc=None, mean_prior_scal
 def component_sites(covariance_type: str, n_features: int) -> tuple[str, ...]:
     """Names of the sites whose first per-draw axis indexes the components.
 
-    These are the sites a relabelling of the components must permute; the
-    'tied' covariance is shared and so is not among them.
+    These are the sites a relabelling of the components must permute: the
+    weights, the means and the covariance sites with a component axis (the
+    'tied' covariance is shared and so is not among them).
     """
-    sites = ["weights", "means"]
-    if covariance_type != "tied":
-        sites.append("scales")
-        if covariance_type == "full" and n_features > 1:
-            sites.append("corr_cholesky")
-    return tuple(sites)
+    covariance_sites = structures.get(covariance_type).covariance_sites(n_features)
+    return ("weights", "means") + tuple(site.name for site in covariance_sites
+                                        if site.component_axis)
 
 
-def _inverse_lower_transpose(cholesky):
-    """``inv(L).T`` for lower-triangular ``L`` of shape (..., D, D)."""
-    identity = jnp.broadcast_to(jnp.eye(cholesky.shape[-1], dtype=cholesky.dtype), cholesky.shape)
-    return jnp.swapaxes(solve_triangular(cholesky, identity, lower=True), -1, -2)
+def _sites(scales, corr_cholesky) -> dict:
+    """The covariance sites as the table's functions take them (``None``: absent)."""
+    return {"scales": scales, "corr_cholesky": corr_cholesky}
 
 
 def precisions_cholesky_from_sites(scales, corr_cholesky, covariance_type: str):
@@ -200,11 +202,8 @@ def precisions_cholesky_from_sites(scales, corr_cholesky, covariance_type: str):
     precisions_cholesky : Array
         Shape per ``covariance_type`` as in :mod:`bayesgmm.gaussian`.
     """
-    if covariance_type in ("diag", "spherical"):
-        return 1.0 / scales
-    if corr_cholesky is None:
-        return jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(1.0 / scales)
-    return _inverse_lower_transpose(corr_cholesky) / scales[..., :, None]
+    structure = structures.get(covariance_type)
+    return structure.precisions_cholesky_from_sites(_sites(scales, corr_cholesky))
 
 
 def covariances_from_sites(scales, corr_cholesky, covariance_type: str):
@@ -216,12 +215,7 @@ def covariances_from_sites(scales, corr_cholesky, covariance_type: str):
         (..., K, D, D) for 'full', (..., D, D) for 'tied', (..., K, D) for
         'diag', (..., K) for 'spherical'.
     """
-    if covariance_type in ("diag", "spherical"):
-        return scales**2
-    if corr_cholesky is None:
-        return jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(scales**2)
-    cholesky = scales[..., :, None] * corr_cholesky
-    return cholesky @ jnp.swapaxes(cholesky, -1, -2)
+    return structures.get(covariance_type).covariances_from_sites(_sites(scales, corr_cholesky))
 
 
 class GaussianMixtureLikelihood(dist.Distribution):
@@ -275,8 +269,8 @@ class GaussianMixtureLikelihood(dist.Distribution):
         label_key, noise_key = jax.random.split(key)
         labels = jax.random.categorical(label_key, jnp.log(self.weights), shape=sample_shape)
         noise = jax.random.normal(noise_key, sample_shape + self.event_shape, self.means.dtype)
-        return self.means[labels] + _correlate(noise, labels, self.precisions_cholesky,
-                                               self.covariance_type), [labels]
+        correlate = structures.get(self.covariance_type).correlate_noise
+        return self.means[labels] + correlate(noise, labels, self.precisions_cholesky), [labels]
 
     def sample(self, key, sample_shape=()):
         """Draws of shape ``sample_shape + (D,)``."""
@@ -426,49 +420,57 @@ class PaddedDirichlet(dist.Distribution):
         return dirichlet + jacobian + jnp.where(self.padding_density, padding, 0.0)
 
 
-def _correlate(noise, labels, precisions_cholesky, covariance_type):
-    """Map standard normal ``noise`` (..., D) to N(0, Sigma_label) via ``P^-T``.
+def _feature_scales_prior(prior, n_features, log_sd, lkj_concentration):
+    return dist.LogNormal(jnp.log(prior.scale_median), log_sd).to_event(1)
 
-    ``Sigma = inv(P P^T) = P^-T P^-1``, so ``P^-T z`` has covariance Sigma.
+
+def _common_scale_prior(prior, n_features, log_sd, lkj_concentration):
+    median = jnp.exp(jnp.mean(jnp.log(prior.scale_median)))  # geometric mean over features
+    return dist.LogNormal(jnp.log(median), log_sd)
+
+
+def _lkj_cholesky_prior(prior, n_features, log_sd, lkj_concentration):
+    return dist.LKJCholesky(n_features, lkj_concentration)
+
+
+SITE_PRIORS = types.MappingProxyType({
+    "feature_scales": _feature_scales_prior,
+    "common_scale": _common_scale_prior,
+    "lkj_cholesky": _lkj_cholesky_prior,
+})
+"""The NumPyro prior of each kind of covariance site (:data:`bayesgmm.structures.SITE_KINDS`).
+
+``kind -> (prior: GMMPrior, n_features, scale_prior_log_sd, lkj_concentration) ->
+Distribution``, the distribution of one component's value (or of the shared
+value); read-only.
+"""
+
+
+def _covariance_sites(structure, n_components, n_features, prior, log_sd,
+                      lkj_concentration, padding) -> dict:
+    """Sample the covariance sites of ``structure``; returns site name -> value.
+
+    The shared sites first, then the component-indexed ones in one
+    ``"component"`` plate (entering a plate draws a key under
+    ``numpyro.handlers.seed``, so it is entered once), inside ``padding``,
+    the context from :func:`_padding_mask`.
     """
-    if covariance_type in ("diag", "spherical"):
-        factor = precisions_cholesky[labels]
-        return noise / (factor[..., None] if covariance_type == "spherical" else factor)
-    factor = precisions_cholesky if covariance_type == "tied" else precisions_cholesky[labels]
-    factor = jnp.broadcast_to(factor, noise.shape + noise.shape[-1:])
-    return jnp.linalg.solve(jnp.swapaxes(factor, -1, -2), noise[..., None])[..., 0]
+    sites = structure.covariance_sites(n_features)
+    values = {}
 
+    def sample(site):
+        distribution = SITE_PRIORS[site.kind](prior, n_features, log_sd, lkj_concentration)
+        values[site.name] = numpyro.sample(site.name, distribution)
 
-def _covariance_sites(covariance_type, n_components, n_features, prior, log_sd,
-                      lkj_concentration, padding):
-    """The covariance sites for ``covariance_type``; returns (scales, corr_cholesky).
-
-    ``padding`` is the context (from :func:`_padding_mask`) that the
-    component-indexed sites are sampled in.
-    """
-    corr_cholesky = None
-    if covariance_type == "tied":
-        scales = numpyro.sample(
-            "scales", dist.LogNormal(jnp.log(prior.scale_median), log_sd).to_event(1)
-        )
-        if n_features > 1:
-            corr_cholesky = numpyro.sample(
-                "corr_cholesky", dist.LKJCholesky(n_features, lkj_concentration)
-            )
-        return scales, corr_cholesky
-    with numpyro.plate("component", n_components, dim=-1), padding():
-        if covariance_type == "spherical":
-            median = jnp.exp(jnp.mean(jnp.log(prior.scale_median)))
-            scales = numpyro.sample("scales", dist.LogNormal(jnp.log(median), log_sd))
-        else:
-            scales = numpyro.sample(
-                "scales", dist.LogNormal(jnp.log(prior.scale_median), log_sd).to_event(1)
-            )
-        if covariance_type == "full" and n_features > 1:
-            corr_cholesky = numpyro.sample(
-                "corr_cholesky", dist.LKJCholesky(n_features, lkj_concentration)
-            )
-    return scales, corr_cholesky
+    for site in sites:
+        if not site.component_axis:
+            sample(site)
+    per_component = [site for site in sites if site.component_axis]
+    if per_component:
+        with numpyro.plate("component", n_components, dim=-1), padding():
+            for site in per_component:
+                sample(site)
+    return values
 
 
 def gmm_model(
@@ -570,13 +572,13 @@ def gmm_model(
         means = numpyro.sample(
             "means", dist.Normal(prior.mean_loc, prior.mean_scale).to_event(1)
         )
-    scales, corr_cholesky = _covariance_sites(
-        covariance_type, n_components, n_features, prior, scale_prior_log_sd,
+    structure = structures.get(covariance_type)
+    covariance_sites = _covariance_sites(
+        structure, n_components, n_features, prior, scale_prior_log_sd,
         lkj_concentration, padding,
     )
     likelihood = GaussianMixtureLikelihood(
-        weights, means,
-        precisions_cholesky_from_sites(scales, corr_cholesky, covariance_type),
+        weights, means, structure.precisions_cholesky_from_sites(covariance_sites),
         covariance_type,
     )
     with numpyro.plate("obs", n_samples, subsample_size=subsample_size, dim=-1):

@@ -13,12 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import _program_cache, gaussian
-from bayesgmm.bayes.model import (
-    GaussianMixtureLikelihood,
-    covariances_from_sites,
-    precisions_cholesky_from_sites,
-)
+from bayesgmm import _program_cache, gaussian, structures
+from bayesgmm.bayes.model import GaussianMixtureLikelihood
 from bayesgmm.mixture import parameters
 
 # Draws processed together when mapping a per-draw computation over the posterior.
@@ -31,14 +27,12 @@ def flatten_chains(samples: dict) -> dict:
 
 
 def _params_from_samples(samples: dict, covariance_type: str) -> parameters.GMMParams:
-    scales = samples["scales"]
-    corr_cholesky = samples.get("corr_cholesky")
+    structure = structures.get(covariance_type)
     return parameters.GMMParams(
         weights=samples["weights"],
         means=samples["means"],
-        covariances=covariances_from_sites(scales, corr_cholesky, covariance_type),
-        precisions_cholesky=precisions_cholesky_from_sites(scales, corr_cholesky,
-                                                           covariance_type),
+        covariances=structure.covariances_from_sites(samples),
+        precisions_cholesky=structure.precisions_cholesky_from_sites(samples),
     )
 
 
@@ -218,14 +212,6 @@ def sample_posterior_predictive(rng: np.random.RandomState, params: parameters.G
     labels = np.minimum((rng.random_sample(n_samples)[:, None] > cumulative).sum(axis=1),
                         n_components - 1)
     noise = rng.standard_normal(size=(n_samples, params.means.shape[-1]))
-    covariances = params.covariances[draws]
-    if covariance_type != "tied":
-        covariances = covariances[np.arange(n_samples), labels]
-    if covariance_type in ("full", "tied"):
-        correlated = np.einsum("nij,nj->ni", np.linalg.cholesky(covariances), noise)
-    elif covariance_type == "diag":
-        correlated = noise * np.sqrt(covariances)
-    else:
-        correlated = noise * np.sqrt(covariances)[:, None]
-    X = params.means[draws, labels] + correlated
+    correlate = structures.get(covariance_type).correlate_noise_host
+    X = params.means[draws, labels] + correlate(noise, labels, params.covariances[draws])
     return X.astype(params.means.dtype), labels

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesgmm import alignment
+from bayesgmm import alignment, structures
 from bayesgmm.bayes.model import (
     component_sites,
 )
@@ -120,12 +120,12 @@ def permute_params(params: parameters.GMMParams, perms, covariance_type: str) ->
             return np.array(leaf)
         return alignment.apply_permutations(leaf, perms, axis=1)
 
-    shared = covariance_type == "tied"
+    component_axis = structures.get(covariance_type).component_axis
     return parameters.GMMParams(
         weights=permute(params.weights),
         means=permute(params.means),
-        covariances=permute(params.covariances, not shared),
-        precisions_cholesky=permute(params.precisions_cholesky, not shared),
+        covariances=permute(params.covariances, component_axis),
+        precisions_cholesky=permute(params.precisions_cholesky, component_axis),
     )
 
 
