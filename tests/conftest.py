@@ -1,4 +1,4 @@
-"""Shared fixtures: small data sets with known structure."""
+"""Shared fixtures: small data sets with known structure, and Bayesian fits used by several modules."""
 
 import gc
 
@@ -50,3 +50,59 @@ def unequal_3d():
     X = np.vstack(parts)
     y = np.repeat(np.arange(3), sizes)
     return X, y
+
+
+# ------------------------------------------------------ Bayesian fits shared by modules
+# A NUTS fit costs seconds to tens of seconds (mostly compiling its sampler).
+# The fits below are the same model in several modules; each is fitted once
+# per session and only read by the tests that use it.
+
+
+@pytest.fixture(scope="session")
+def two_clusters():
+    """1000 points of two correlated 2-D Gaussians: ``(X, y, MixtureParams)``.
+
+    Weights 0.35 / 0.65, means (-3, 0) and (3, 1); the data of
+    tests/test_bayesian.py and tests/test_svi.py.
+    """
+    from bayesgmm.datasets import make_mixture
+
+    return make_mixture(
+        1000, [0.35, 0.65], [[-3.0, 0.0], [3.0, 1.0]],
+        [[[1.0, 0.3], [0.3, 0.5]], [[0.6, -0.2], [-0.2, 1.2]]], "full", random_state=7,
+    )
+
+
+@pytest.fixture(scope="session")
+def two_clusters_nuts(two_clusters):
+    """NUTS fit of :func:`two_clusters`: K = 2, 2 chains x (200 warm-up + 200 draws), seed 0."""
+    import warnings
+
+    from bayesgmm import BayesianGaussianMixture
+    from bayesgmm.bayes import diagnostics
+
+    X, _, _ = two_clusters
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", diagnostics.SamplingWarning)
+        return BayesianGaussianMixture(2, num_warmup=200, num_samples=200, num_chains=2,
+                                       random_state=0, progress_bar=False).fit(X)
+
+
+@pytest.fixture(scope="session")
+def tiny_nuts_fit():
+    """The smallest real NUTS fit: ``(model, X)``, 80 document points, K = 2, 2 x 20 draws.
+
+    Shared by tests/test_persistence.py and tests/test_plot.py; tests/test_cli.py
+    fits the same model through the command line.
+    """
+    import warnings
+
+    from bayesgmm import BayesianGaussianMixture
+    from bayesgmm.datasets import document_data
+
+    X = document_data(n_samples=100)[0]  # 80 x 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 20 draws per chain: r_hat and ESS warnings
+        model = BayesianGaussianMixture(2, num_samples=20, num_warmup=20, num_chains=2,
+                                        random_state=0, progress_bar=False).fit(X)
+    return model, X

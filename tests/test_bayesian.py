@@ -26,16 +26,20 @@ TRUE_WEIGHTS = np.array([0.35, 0.65])
 
 
 @pytest.fixture(scope="module")
-def mixture():
-    return make_mixture(1000, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES, "full", random_state=7)
+def mixture(two_clusters):
+    """conftest's 1000 points from the mixture of TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES."""
+    truth = two_clusters[2]
+    for value, expected in zip(truth[:3], (TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES)):
+        np.testing.assert_array_equal(value, expected)
+    return two_clusters
 
 
 @pytest.fixture(scope="module")
-def fitted(mixture):
-    X, _, _ = mixture
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", diagnostics.SamplingWarning)
-        return BayesianGaussianMixture(2, random_state=0, **SMALL).fit(X)
+def fitted(two_clusters_nuts):
+    """The NUTS fit of ``mixture`` with K = 2 and the SMALL settings (shared with test_svi)."""
+    for name, value in dict(SMALL, n_components=2, random_state=0).items():
+        assert two_clusters_nuts.get_params()[name] == value
+    return two_clusters_nuts
 
 
 def _fit(X, **kwargs):
@@ -133,8 +137,9 @@ def test_other_covariance_types_recover_the_means(covariance_type):
                    [0.4, 1.2]]), "spherical": np.array([0.5, 1.0])}[covariance_type]
     X, _, _ = make_mixture(400, [0.5, 0.5], TRUE_MEANS, covariances, covariance_type,
                            random_state=1)
-    model = _fit(X, n_components=2, covariance_type=covariance_type, num_warmup=150,
-                 num_samples=150)
+    # The settings of test_small_weight_concentration_empties_spare_components,
+    # whose 'diag' sampler (400 points, K padded to 8) this one then reuses.
+    model = _fit(X, n_components=2, covariance_type=covariance_type, num_samples=150)
     order = _truth_order(model.means_)
     sd = model.posterior_params_.means.std(axis=0)[order]
     np.testing.assert_array_less(np.abs(model.means_[order] - TRUE_MEANS), 4 * sd)

@@ -279,8 +279,8 @@ def test_read_csv_without_header(tmp_path):
 
 # ---------------------------------------------------------------- MCMC
 
-# The NUTS settings of tests/test_persistence.py (same data shape, K, chains,
-# draws and seed), so the sampler compiles once per test session.
+# The smallest real NUTS fit, the model of conftest's tiny_nuts_fit (same data
+# shape, K, chains, draws and seed); choose-k's K = 1 and 2 share its sampler.
 MCMC_ARGS = ["--method", "mcmc", "--num-samples", "20", "--num-warmup", "20",
              "--num-chains", "2", "--seed", "0", "--no-progress"]
 

@@ -50,15 +50,38 @@ def _model_kwargs(X):
                 weight_concentration=jnp.asarray(0.7))
 
 
-def _unconstrained_draw(model, kwargs, seed):
-    trace = handlers.trace(handlers.seed(model, seed)).get_trace(**kwargs)
-    latent = {name: site["value"] for name, site in trace.items()
-              if site["type"] == "sample" and not site["is_observed"]}
-    return unconstrain_fn(model, (), kwargs, latent)
+def _unconstrained_point(model, kwargs, seed):
+    """A random point of ``model``'s unconstrained space: every coordinate standard normal.
+
+    The potential takes any real vector there; the sites and their shapes
+    come from tracing one prior draw (``jax.eval_shape``: nothing compiles).
+    """
+    def draw(key):
+        trace = handlers.trace(handlers.seed(model, key)).get_trace(**kwargs)
+        latent = {name: site["value"] for name, site in trace.items()
+                  if site["type"] == "sample" and not site["is_observed"]}
+        return unconstrain_fn(model, (), kwargs, latent)
+
+    shapes = jax.eval_shape(draw, jax.random.key(0))
+    rng = np.random.default_rng(seed)
+    return {name: jnp.asarray(rng.normal(size=shape.shape), shape.dtype)
+            for name, shape in shapes.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type"))
+def _value_and_grad(z, kwargs, *, n_components, covariance_type):
+    model = functools.partial(gmm_model, n_components=n_components,
+                              covariance_type=covariance_type)
+    return jax.value_and_grad(lambda z: potential_energy(model, (), kwargs, z))(z)
 
 
 def _potential_and_grad(model):
-    return jax.value_and_grad(lambda z, kwargs: potential_energy(model, (), kwargs, z))
+    """The potential of ``model`` (a partial of gmm_model) and its gradient.
+
+    Jitted, as NUTS runs them, with ``kwargs`` as data (one program per
+    model: eager dispatch of every op costs more than compiling).
+    """
+    return functools.partial(_value_and_grad, **model.keywords)
 
 
 def _embed(z, padded_z, n_components):
@@ -153,11 +176,11 @@ def test_padded_potential_is_the_unpadded_one(data, covariance_type, n_active, n
     with precision_scope("float64"):
         kwargs = _model_kwargs(data)
         padded_kwargs = dict(kwargs, n_active=jnp.asarray(n_active))
-        inactive = _unconstrained_draw(padded, padded_kwargs, seed=10)
+        inactive = _unconstrained_point(padded, padded_kwargs, seed=10)
         unpadded_potential, padded_potential = map(_potential_and_grad, (unpadded, padded))
         offsets = []
         for seed in range(2):
-            z = _unconstrained_draw(unpadded, kwargs, seed)
+            z = _unconstrained_point(unpadded, kwargs, seed)
             padded_z = _embed(z, inactive, n_active)
             expected, expected_grad = unpadded_potential(z, kwargs)
             value, grad = padded_potential(padded_z, dict(padded_kwargs, padding_density=False))

@@ -210,37 +210,18 @@ def test_metadata_that_is_not_json(saved):
 
 # ------------------------------------------------------------ Bayesian (netCDF)
 
-# One tiny NUTS configuration shared with test_cli and test_plot, so the
-# sampler compiles once per test session.
-BAYES_SETTINGS = dict(num_samples=20, num_warmup=20, num_chains=2, random_state=0,
-                      progress_bar=False)
-
-
 def _small_data():
     from bayesgmm.datasets import document_data
 
-    return document_data(n_samples=100)[0]  # 80 x 2
-
-
-@pytest.fixture(scope="module")
-def bayes_fit():
-    import warnings
-
-    from bayesgmm import BayesianGaussianMixture
-
-    X = _small_data()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # 20 draws per chain: r_hat and ESS warnings
-        model = BayesianGaussianMixture(2, **BAYES_SETTINGS).fit(X)
-    return model, X
+    return document_data(n_samples=100)[0]  # 80 x 2, the data of conftest's tiny_nuts_fit
 
 
 def _synthetic_bayesian(X, covariance_type, dtype="float64"):
     """A fitted-looking BayesianGaussianMixture from jittered EM parameters.
 
     Saving and loading only moves the fitted attributes, so the covariance
-    types that the real (slow to compile) NUTS fit above does not cover are
-    checked on draws made up around an EM fit.
+    types that the real (slow to compile) NUTS fit, conftest's tiny_nuts_fit,
+    does not cover are checked on draws made up around an EM fit.
     """
     from bayesgmm.mixture.parameters import GMMParams
 
@@ -298,10 +279,10 @@ def _assert_same_bayesian(restored, model, X):
     assert restored.raw_inference_data_.posterior.equals(model.raw_inference_data_.posterior)
 
 
-def test_bayesian_round_trip_of_a_real_fit(bayes_fit, tmp_path):
+def test_bayesian_round_trip_of_a_real_fit(tiny_nuts_fit, tmp_path):
     import arviz as az
 
-    model, X = bayes_fit
+    model, X = tiny_nuts_fit
     path = tmp_path / "model.nc"
     model.save(path)  # the method delegates to persistence.save
     restored = load(path)

@@ -229,23 +229,8 @@ def test_arviz_plots_need_a_posterior(document):
 # ------------------------------------------------------------ a real Bayesian fit
 
 
-@pytest.fixture(scope="module")
-def bayes_fit():
-    """The tiny NUTS fit of tests/test_persistence.py (compiled once per session)."""
-    import warnings
-
-    from bayesgmm import BayesianGaussianMixture
-
-    X = document_data(n_samples=100)[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = BayesianGaussianMixture(2, num_samples=20, num_warmup=20, num_chains=2,
-                                        random_state=0, progress_bar=False).fit(X)
-    return model, X
-
-
-def test_bayesian_ellipses_and_interval_map(bayes_fit):
-    model, X = bayes_fit
+def test_bayesian_ellipses_and_interval_map(tiny_nuts_fit):
+    model, X = tiny_nuts_fit
     ax = plot.ellipses(model, X)
     assert len(ax.patches) == 4
     ax = plot.probability_map(model, X, kind="interval", resolution=20)
@@ -255,16 +240,16 @@ def test_bayesian_ellipses_and_interval_map(bayes_fit):
     assert colour_bar.get_ylabel() == "90% credible-interval width of the class probability"
 
 
-def test_bayesian_interval_map_in_chunks(bayes_fit, monkeypatch):
-    model, X = bayes_fit
+def test_bayesian_interval_map_in_chunks(tiny_nuts_fit, monkeypatch):
+    model, X = tiny_nuts_fit
     expected = plot._uncertainty(model, X, "interval")[0]
     monkeypatch.setattr(plot, "INTERVAL_ELEMENTS", 7 * 40 * 2)  # 7 points per chunk
     np.testing.assert_allclose(plot._uncertainty(model, X, "interval")[0], expected, rtol=1e-12,
                                atol=1e-15)
 
 
-def test_diagnostics_of_a_real_fit(bayes_fit):
-    model, _ = bayes_fit
+def test_diagnostics_of_a_real_fit(tiny_nuts_fit):
+    model, _ = tiny_nuts_fit
     axes = plot.trace(model, var_names=["weights"])
     _render(axes.ravel()[0].figure)
     legends = [ax.get_legend() for ax in axes.ravel() if ax.get_legend() is not None]

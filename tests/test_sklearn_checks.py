@@ -42,6 +42,11 @@ ESTIMATORS = [
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda _: EXPECTED_FAILURES)
 def test_scikit_learn_estimator_checks(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if isinstance(estimator, BayesianGaussianMixture) and name in EXPECTED_FAILURES:
+        # An expected failure asserts nothing (it passes failing or not); for the
+        # Bayesian estimator it would only pay a NUTS compilation (30 features).
+        pytest.skip(EXPECTED_FAILURES[name] + " The posterior draws do too.")
     with warnings.catch_warnings():
         # Tiny random data: convergence and R-hat warnings are expected.
         warnings.simplefilter("ignore")

@@ -17,18 +17,20 @@ from numpyro import handlers
 import bayesgmm
 from bayesgmm import BayesianGaussianMixture, GaussianMixture, alignment, metrics
 from bayesgmm.bayes import chain_start, diagnostics, posterior, svi
-from bayesgmm.datasets import make_mixture
 
 TRUE_MEANS = np.array([[-3.0, 0.0], [3.0, 1.0]])
 TRUE_COVARIANCES = np.array([[[1.0, 0.3], [0.3, 0.5]], [[0.6, -0.2], [-0.2, 1.2]]])
 TRUE_WEIGHTS = np.array([0.35, 0.65])
 SVI_SMALL = dict(inference="svi", svi_steps=1000, svi_subsample_size=200, progress_bar=False)
-NUTS_SMALL = dict(num_warmup=200, num_samples=200, num_chains=2, progress_bar=False)
 
 
 @pytest.fixture(scope="module")
-def mixture():
-    return make_mixture(1000, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES, "full", random_state=7)
+def mixture(two_clusters):
+    """conftest's 1000 points from the mixture of TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES."""
+    truth = two_clusters[2]
+    for value, expected in zip(truth[:3], (TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES)):
+        np.testing.assert_array_equal(value, expected)
+    return two_clusters
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def _order(means, reference):
 # --------------------------------------------------------------------------- recovery
 
 
-def test_svi_recovers_the_means_and_agrees_with_em_and_nuts(fitted, mixture):
+def test_svi_recovers_the_means_and_agrees_with_em_and_nuts(fitted, mixture, two_clusters_nuts):
     X, _, _ = mixture
     draws = fitted.posterior_params_.means[:, _order(fitted.means_, TRUE_MEANS)]
     mean, sd = draws.mean(axis=0), draws.std(axis=0)
@@ -60,9 +62,7 @@ def test_svi_recovers_the_means_and_agrees_with_em_and_nuts(fitted, mixture):
     np.testing.assert_array_less(np.abs(mean - em_means), 1.0 * sd)
     np.testing.assert_allclose(fitted.score(X), em_fit.score(X), atol=0.01)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", diagnostics.SamplingWarning)
-        nuts = BayesianGaussianMixture(2, random_state=0, **NUTS_SMALL).fit(X)
+    nuts = two_clusters_nuts  # K = 2, 2 chains x (200 warm-up + 200 draws)
     nuts_draws = nuts.posterior_params_.means[:, _order(nuts.means_, TRUE_MEANS)]
     nuts_sd = nuts_draws.std(axis=0)
     # Roughly the NUTS posterior: means within one NUTS sd, sds within a factor 1.5.
