@@ -57,8 +57,7 @@ def _latent_draw(X, covariance_type, seed=0):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_sites_shapes_and_component_plate(data, covariance_type):
     with precision_scope("float64"):
-        trace = handlers.trace(handlers.seed(_model(covariance_type), 0)).get_trace(
-            jnp.asarray(data))
+        trace = _abstract_trace(_model(covariance_type), jnp.asarray(data))
     latent = {name: site["value"] for name, site in trace.items()
               if site["type"] == "sample" and not site["is_observed"]}
     expected = {

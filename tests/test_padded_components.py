@@ -23,6 +23,7 @@ from numpyro.infer.util import potential_energy, unconstrain_fn
 from bayesgmm import BayesianGaussianMixture, gaussian
 from bayesgmm.bayes import chain_start, diagnostics, nuts, relabel
 from bayesgmm.bayes.model import (
+    DEFAULT_LKJ_CONCENTRATION,
     PaddedDirichlet,
     default_prior,
     gmm_model,
@@ -43,11 +44,13 @@ def data():
 
 
 def _model_kwargs(X):
+    """The estimator's model arguments (same keys and dtypes, so its fits can reuse ``runs``)."""
     prior = default_prior(X)
     return dict(X=jnp.asarray(X), mean_prior_loc=jnp.asarray(prior.mean_loc),
                 mean_prior_scale=jnp.asarray(prior.mean_scale),
                 scale_prior_median=jnp.asarray(prior.scale_median),
-                weight_concentration=jnp.asarray(0.7))
+                weight_concentration=jnp.asarray(0.7, X.dtype),
+                lkj_concentration=jnp.asarray(DEFAULT_LKJ_CONCENTRATION, X.dtype))
 
 
 def _unconstrained_point(model, kwargs, seed):
@@ -220,7 +223,7 @@ def runs(data):
             covariance_type=covariance_type, settings=settings)
         padded_raw = nuts.sample_posterior(
             jax.random.key(1), chain_start.pad_chain_start(start, 8, covariance_type),
-            dict(kwargs, n_active=jnp.asarray(2)), X_relabel,
+            dict(kwargs, n_active=jnp.asarray(2, jnp.int32)), X_relabel,
             chain_start.pad_params(em_fit.params, 8, covariance_type), n_components=8,
             covariance_type=covariance_type, settings=settings)
     padded = nuts.active_run(padded_raw, 2, covariance_type)
@@ -268,7 +271,9 @@ def test_padded_run_has_the_unpadded_dynamics(runs):
 
 
 def test_estimator_reuses_the_sampler_across_n_components(data):
-    settings = dict(covariance_type="spherical", num_warmup=100, num_samples=100, num_chains=2,
+    # The settings of ``runs``'s padded run, whose compiled sampler these fits
+    # then reuse (when the module runs in order and chains run sequentially).
+    settings = dict(covariance_type="diag", num_warmup=200, num_samples=300, num_chains=2,
                     progress_bar=False, random_state=0)
     fits = {}
     with warnings.catch_warnings():
@@ -282,8 +287,8 @@ def test_estimator_reuses_the_sampler_across_n_components(data):
         assert posterior.sizes["component"] == n_components
         assert "weight_sticks" not in posterior
         assert "weight_sticks" not in fit.raw_inference_data_.posterior
-        assert fit.relabel_permutations_.shape == (2, 100, n_components)
-        assert fit.posterior_params_.means.shape == (200, n_components, 2)
+        assert fit.relabel_permutations_.shape == (2, 300, n_components)
+        assert fit.posterior_params_.means.shape == (600, n_components, 2)
         np.testing.assert_allclose(posterior["weights"].sum("component"), 1.0, rtol=1e-12)
         assert fit.predict_proba(data[:5]).shape == (5, n_components)
         with warnings.catch_warnings():
@@ -291,7 +296,7 @@ def test_estimator_reuses_the_sampler_across_n_components(data):
             assert np.isfinite(az.loo(fit.inference_data_).elpd_loo)
     # sample_stats' lp is the unpadded model's log joint (unconstrained space) at the draws.
     fit = fits[3]
-    unpadded = functools.partial(gmm_model, n_components=3, covariance_type="spherical")
+    unpadded = functools.partial(gmm_model, n_components=3, covariance_type="diag")
     raw = fit.raw_inference_data_.posterior
     with precision_scope("float64"):
         kwargs = _model_kwargs(data)
