@@ -63,7 +63,7 @@ def two_clusters():
     """1000 points of two correlated 2-D Gaussians: ``(X, y, MixtureParams)``.
 
     Weights 0.35 / 0.65, means (-3, 0) and (3, 1); the data of
-    tests/test_bayesian.py and tests/test_svi.py.
+    tests/bayes/test_estimator.py and tests/bayes/test_svi.py.
     """
     from bayesgmm.datasets import make_mixture
 

@@ -254,7 +254,7 @@ def _initial_guide_params(guide_name, model, model_kwargs, center, scale):
         return {f"{name}_auto_scale": value for name, value in scales.items()}
     # The low-rank guide's vector is its initial values flattened as a JAX
     # pytree (sites in sorted order); ravel_pytree flattens the same way
-    # (tests/test_svi.py checks the layout).
+    # (tests/bayes/test_svi.py checks the layout).
     return {"auto_scale": ravel_pytree(scales)[0]}
 
 

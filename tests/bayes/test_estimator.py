@@ -36,7 +36,7 @@ def mixture(two_clusters):
 
 @pytest.fixture(scope="module")
 def fitted(two_clusters_nuts):
-    """The NUTS fit of ``mixture`` with K = 2 and the SMALL settings (shared with test_svi)."""
+    """The NUTS fit of ``mixture`` with K = 2 and the SMALL settings (shared with tests/bayes/test_svi.py)."""
     for name, value in dict(SMALL, n_components=2, random_state=0).items():
         assert two_clusters_nuts.get_params()[name] == value
     return two_clusters_nuts
