@@ -94,12 +94,26 @@ def _bayesian_estimator(args, n_components: int):
     )
 
 
-def _intervals(model, X):
+def _named(X, names):
+    """``X`` as a DataFrame of the columns ``names`` (or ``X`` itself when None).
+
+    The estimators record and check feature names as scikit-learn does, so a
+    model fitted on named columns is given them again at every call.
+    """
+    if names is None:
+        return X
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=[str(name) for name in names], copy=False)
+
+
+def _intervals(model, data):
     """90% credible intervals of the probabilities, in chunks of rows to bound memory."""
     n_draws = int(np.shape(model.posterior_params_.weights)[0])
     chunk = max(1, INTERVAL_ELEMENTS // (n_draws * len(model.weights_)))
-    parts = [model.predict_proba_interval(X[start:start + chunk], prob=INTERVAL_PROB)
-             for start in range(0, X.shape[0], chunk)]
+    rows = data.iloc if hasattr(data, "iloc") else data
+    parts = [model.predict_proba_interval(rows[start:start + chunk], prob=INTERVAL_PROB)
+             for start in range(0, len(data), chunk)]
     return (np.concatenate([lower for lower, _ in parts]),
             np.concatenate([upper for _, upper in parts]))
 
@@ -180,8 +194,8 @@ def _save_plot(model, X, columns, path: Path, suptitle: str, kind: str = "uncert
 # --------------------------------------------------------------------------
 
 
-def _fit_summary_em(model, X, path, columns) -> tuple[list[str], dict]:
-    n_samples = X.shape[0]
+def _fit_summary_em(model, X) -> tuple[list[str], dict]:
+    n_samples = len(X)
     total = float(np.sum(model.score_samples(X)))
     bic, aic = float(model.bic(X)), float(model.aic(X))
     status = (f"converged after {model.n_iter_} iteration(s)" if model.converged_
@@ -215,13 +229,15 @@ def command_fit(args) -> int:
     table = _read_table(args.data, args.columns)
     X = table.X
     _check_enough_rows(table, args.components, args.data)
+    names = table.columns if table.has_header else None
+    data = _named(X, names)
     model = _estimator(args, args.components)
-    model.fit(X)
-    if table.has_header:
-        # Lets 'bayesgmm predict' pick the same columns by name.
-        model.feature_names_in_ = np.asarray(table.columns, dtype=object)
+    model.fit(data)
+    if names is not None:
+        # What 'bayesgmm predict' matches the new file's header against.
+        model.feature_names_in_ = np.asarray(names, dtype=object)
 
-    proba = np.asarray(model.predict_proba(X))
+    proba = np.asarray(model.predict_proba(data))
     labels = proba.argmax(axis=1)
     summary = [
         f"Fitted {args.components} component(s) ({args.covariance_type} covariances) by "
@@ -230,10 +246,10 @@ def command_fit(args) -> int:
     ]
     intervals = None
     if method == "mcmc":
-        fit_lines, stats = _fit_summary_mcmc(model, X)
-        intervals = _intervals(model, X)
+        fit_lines, stats = _fit_summary_mcmc(model, data)
+        intervals = _intervals(model, data)
     else:
-        fit_lines, stats = _fit_summary_em(model, X, args.data, table.columns)
+        fit_lines, stats = _fit_summary_em(model, data)
     summary += fit_lines + _component_lines(model, labels)
     n_uncertain = int(np.sum(proba.max(axis=1) < 0.9))
     summary.append(f"  {n_uncertain} row(s) ({100 * n_uncertain / X.shape[0]:.1f}%) are uncertain "
@@ -280,7 +296,7 @@ def _loo(idata):
 
 
 def _fit_summary_mcmc(model, X) -> tuple[list[str], dict]:
-    n_samples = X.shape[0]
+    n_samples = len(X)
     total = float(np.sum(model.score_samples(X)))
     loo = _loo(model.inference_data_)
     summary = model.summary()
@@ -420,19 +436,36 @@ def _load_model(path: str):
 
 
 def _predict_columns(model, data_path: str, columns):
-    """The columns to read: --columns, else the model's feature names if the file has them."""
+    """The columns to read: --columns, else the model's feature names, matched by name.
+
+    A model fitted on named columns is applied only to columns of those names
+    (in any order): a file whose header lacks one of them, or that has no
+    header, is refused rather than read by position, which would silently
+    apply the model to the wrong quantities.
+    """
     if columns is not None:
         return columns
     names = getattr(model, "feature_names_in_", None)
     if names is None:
-        return None
+        return None  # fitted on unnamed columns: they are taken by position
     from bayesgmm._io import read_header
 
-    header = read_header(data_path)
     names = [str(name) for name in names]
-    if header is not None and all(name in header for name in names):
-        return names
-    return None
+    header = read_header(data_path)
+    fitted = ", ".join(names)
+    if header is None:
+        raise CLIError(
+            f"{data_path}: no header row, but the model was fitted on the columns {fitted}; "
+            "name the file's columns for them with --columns (1-based numbers, in that order)."
+        )
+    missing = [name for name in names if name not in header]
+    if missing:
+        raise CLIError(
+            f"{data_path}: no column {', '.join(map(repr, missing))} (the model was fitted on "
+            f"{fitted}; the file has {', '.join(map(repr, header))}); map them with --columns, "
+            "in the model's order."
+        )
+    return names
 
 
 def command_predict(args) -> int:
@@ -453,8 +486,9 @@ def command_predict(args) -> int:
             f"{args.data}: {table.X.shape[1]} column(s) ({', '.join(table.columns)}) but the "
             f"model was fitted on {n_features}{names}; choose them with --columns."
         )
-    proba = np.asarray(model.predict_proba(table.X))
-    intervals = _intervals(model, table.X) if hasattr(model, "posterior_params_") else None
+    data = _named(table.X, getattr(model, "feature_names_in_", None))
+    proba = np.asarray(model.predict_proba(data))
+    intervals = _intervals(model, data) if hasattr(model, "posterior_params_") else None
     header, rows = _probability_rows(table.lines, proba, intervals)
 
     from bayesgmm._io import write_csv

@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Apply a model saved by 'bayesgmm fit' (or bayesgmm.save) to the rows of\n"
             "DATA.csv and write the labels and probabilities as CSV, to standard output\n"
-            "or to --out. If the model was fitted on a CSV file with a header and\n"
-            "--columns is not given, the columns are picked by those header names."
+            "or to --out. A model fitted on named columns is applied to the columns of\n"
+            "those names (in any order); a file without them is refused, and --columns\n"
+            "maps the file's columns onto the model's, in the model's order."
         ),
     )
     predict.add_argument("model", metavar="MODEL", help="model file (model.npz or model.nc)")

@@ -209,9 +209,39 @@ def test_predict_picks_columns_by_name_and_checks_their_number(points, tmp_path,
 
     three = tmp_path / "three.csv"
     three.write_text("1,2,3\n4,5,6\n")
-    assert cli.main(["predict", str(out / "model.npz"), str(three)]) == 1
+    assert cli.main(["predict", str(out / "model.npz"), str(three), "--columns", "1,2,3"]) == 1
     assert "3 column(s) (column 1, column 2, column 3) but the model was fitted on 2 (x, y)" in (
         capsys.readouterr().err)
+
+
+def test_predict_matches_columns_by_name_never_by_position(points, tmp_path, capsys):
+    path, X = points
+    out = tmp_path / "fit"
+    assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y", "--out", str(out),
+                     "--no-plot"]) == 0
+    model = str(out / "model.npz")
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("height,weight\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in X))
+    capsys.readouterr()
+    assert cli.main(["predict", model, str(renamed)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {renamed}: no column 'x', 'y' (the model was fitted on x, y; the "
+        "file has 'height', 'weight'); map them with --columns, in the model's order.\n")
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("".join(f"{float(a)!r},{float(b)!r}\n" for a, b in X))
+    assert cli.main(["predict", model, str(headerless)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {headerless}: no header row, but the model was fitted on the columns "
+        "x, y; name the file's columns for them with --columns (1-based numbers, in that order).\n")
+    # --columns maps the file's columns onto the model's, in the model's order.
+    for data, columns, first_line in ((renamed, "height,weight", 2), (headerless, "1,2", 1)):
+        target = tmp_path / f"{data.stem}-labels.csv"
+        assert cli.main(["predict", model, str(data), "--columns", columns,
+                         "--out", str(target)]) == 0
+        predicted, fitted = _read_labels(target), _read_labels(out / "labels.csv")
+        assert [row.pop("line") for row in predicted] == [
+            str(first_line + n) for n in range(len(X))]
+        assert predicted == [{k: v for k, v in row.items() if k != "line"} for row in fitted]
 
 
 def test_choose_k_prints_table_and_writes_files(points, tmp_path, capsys):
