@@ -193,6 +193,29 @@ def check_array(
     return array
 
 
+def check_feature_names(estimator, X, reset: bool) -> None:
+    """scikit-learn's rule for column names, applied before ``X`` is converted.
+
+    With ``reset`` (a fit) ``estimator.feature_names_in_`` is set from a
+    DataFrame's string column names, or removed for data without names, and
+    ``n_features_in_`` is set. Without it (predictions, later ``partial_fit``
+    batches) columns must match the names seen in fit, in order: a mismatch
+    raises scikit-learn's ``ValueError`` ("The feature names should match
+    those that were passed during fit."), and a frame after a fit on an array
+    (or the reverse) warns as scikit-learn does. Input that is not 2-D (and
+    chunk callables) is left to :func:`check_array` and the readers, whose
+    errors say what is wrong with it.
+    """
+    from sklearn.utils.validation import validate_data
+
+    try:
+        two_dimensional = np.ndim(X) == 2
+    except (TypeError, ValueError):
+        two_dimensional = False
+    if two_dimensional and not _is_sparse(X):
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+
+
 def _is_sparse(X) -> bool:
     """True for SciPy sparse matrices and arrays, without importing SciPy."""
     module = type(X).__module__ or ""

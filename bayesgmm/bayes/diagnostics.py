@@ -83,16 +83,18 @@ def site_dims(covariance_type: str, n_features: int) -> dict:
     return dims
 
 
-def _coords(n_components: int, n_features: int, n_samples: int) -> dict:
+def _coords(n_components: int, n_features: int, n_samples: int, feature_names=None) -> dict:
+    # The data's column names where the fit had them (a DataFrame), else positions.
+    features = np.arange(n_features) if feature_names is None else np.asarray(feature_names)
     return {
         "component": np.arange(n_components),
-        "feature": np.arange(n_features),
-        "feature_bis": np.arange(n_features),
+        "feature": features,
+        "feature_bis": features,
         "observation": np.arange(n_samples),
     }
 
 
-def posterior_dataset(samples: dict, covariance_type: str):
+def posterior_dataset(samples: dict, covariance_type: str, feature_names=None):
     """An ``InferenceData`` with only a posterior group, dims named as in the full one.
 
     Parameters
@@ -100,6 +102,8 @@ def posterior_dataset(samples: dict, covariance_type: str):
     samples : dict
         Site values (and ``covariances``) with leading axes (chain, draw).
     covariance_type : str
+    feature_names : ndarray of shape (n_features,) of str, optional
+        The ``feature`` coordinate (positions when not given).
 
     Returns
     -------
@@ -109,7 +113,7 @@ def posterior_dataset(samples: dict, covariance_type: str):
     dims = site_dims(covariance_type, n_features)
     return az.from_dict(
         posterior={name: np.asarray(value) for name, value in samples.items()},
-        coords=_coords(n_components, n_features, 0),
+        coords=_coords(n_components, n_features, 0, feature_names),
         dims={name: dims[name] for name in samples},
     )
 
@@ -129,7 +133,8 @@ def _sample_stats(trace) -> dict:
 
 
 def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_likelihood,
-                      sample_weight=None, posterior_predictive=None, attrs=None):
+                      sample_weight=None, posterior_predictive=None, attrs=None,
+                      feature_names=None):
     """Assemble the ``InferenceData`` of a fit.
 
     Parameters
@@ -151,6 +156,8 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
     attrs : dict, optional
         Added to the attributes of the ``posterior`` group (e.g. how the
         draws were obtained).
+    feature_names : ndarray of shape (n_features,) of str, optional
+        The ``feature`` coordinate (positions when not given).
 
     Returns
     -------
@@ -172,8 +179,8 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
         groups["constant_data"] = {"sample_weight": np.asarray(sample_weight)}
     if posterior_predictive is not None:
         groups["posterior_predictive"] = {"x": np.asarray(posterior_predictive)}
-    idata = az.from_dict(**groups, coords=_coords(n_components, n_features, n_samples),
-                         dims=dims)
+    idata = az.from_dict(**groups, coords=_coords(n_components, n_features, n_samples,
+                                                            feature_names), dims=dims)
     idata.posterior.attrs.update(attrs or {})
     if log_likelihood is not None:
         # The log-likelihood's "x" has one dimension fewer than the observed "x",

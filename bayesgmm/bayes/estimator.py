@@ -365,6 +365,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             what to change.
         """
         dtype = self._check_params()
+        v.check_feature_names(self, X, reset=True)
         X, weights, prior = self._check_data(X, sample_weight, dtype)
         if self.inference == "svi":
             return self._fit_svi(X, weights, prior, dtype)
@@ -462,9 +463,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             fitted.samples, None, covariance_type=self.covariance_type, X=X,
             log_likelihood=fitted.log_likelihood, sample_weight=weights,
             posterior_predictive=predictive, attrs=attrs,
+            feature_names=getattr(self, "feature_names_in_", None),
         )
-        self.raw_inference_data_ = diagnostics.posterior_dataset(fitted.raw_samples,
-                                                                 self.covariance_type)
+        self.raw_inference_data_ = diagnostics.posterior_dataset(
+            fitted.raw_samples, self.covariance_type, getattr(self, "feature_names_in_", None)
+        )
         self.relabel_permutations_ = fitted.permutations
         self.posterior_params_ = fitted.params
         self.weights_ = fitted.params.weights.mean(axis=0)
@@ -542,9 +545,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             with_covariances(samples, params), run.trace, covariance_type=covariance_type,
             X=X, log_likelihood=log_likelihood.reshape(by_chain + (-1,)),
             sample_weight=weights, posterior_predictive=predictive,
+            feature_names=getattr(self, "feature_names_in_", None),
         )
         self.raw_inference_data_ = diagnostics.posterior_dataset(
-            with_covariances(run.trace.samples, run.params), covariance_type
+            with_covariances(run.trace.samples, run.params), covariance_type,
+            getattr(self, "feature_names_in_", None),
         )
         self.relabel_permutations_ = perms
         self.posterior_params_ = params
@@ -562,6 +567,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def _check_X(self, X):
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        v.check_feature_names(self, X, reset=False)
         X = v.check_array(X, self.means_.dtype)
         v.check_n_features(X, self.n_features_in_, type(self).__name__)
         return X

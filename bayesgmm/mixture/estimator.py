@@ -191,6 +191,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             self._check_n_features(X)
+        v.check_feature_names(self, X, reset=True)
         fit_function = streaming.fit_streaming if sources.is_chunked(X) else driver.fit_gmm
         result = fit_function(
             X,
@@ -253,6 +254,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         if hasattr(self, "means_"):
             self._check_n_features(X)
+        v.check_feature_names(self, X, reset=not hasattr(self, "means_"))
         result, self._online_state_ = online.partial_fit_batch(
             X,
             sample_weight,
@@ -323,6 +325,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         large ``X`` is, a memory-mapped array included.
         """
         self._check_fitted()
+        v.check_feature_names(self, X, reset=False)
         dtype = self.means_.dtype
         X = v.check_array(X, dtype, copy=False)
         v.check_n_features(X, self.n_features_in_, type(self).__name__)

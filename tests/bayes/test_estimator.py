@@ -374,6 +374,28 @@ def test_unfitted_and_wrong_features(fitted):
     assert clone(fitted).get_params() == fitted.get_params()
 
 
+def test_feature_names_reach_the_posterior_and_are_checked(fitted, mixture):
+    pandas = pytest.importorskip("pandas")
+    X, _, _ = mixture
+    frame = pandas.DataFrame(X, columns=["height", "weight"])
+    # The settings of ``fitted``: the same compiled sampler and the same draws.
+    named = _fit(frame, n_components=2)
+    np.testing.assert_array_equal(named.feature_names_in_, ["height", "weight"])
+    np.testing.assert_array_equal(named.posterior_params_.means, fitted.posterior_params_.means)
+    for idata in (named.inference_data_, named.raw_inference_data_):
+        assert list(idata.posterior["means"].coords["feature"].values) == ["height", "weight"]
+    assert list(named.inference_data_.observed_data["x"].coords["feature"].values) == [
+        "height", "weight"]
+    assert "height" in str(az.summary(named.inference_data_, var_names=["means"]).index[0])
+    for method in (named.predict, named.predict_proba, named.score_samples, named.score):
+        with pytest.raises(ValueError, match="The feature names should match those that "
+                           "were passed during fit."):
+            method(frame[["weight", "height"]])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        named.predict(X[:5])
+    assert not hasattr(fitted, "feature_names_in_")
+
+
 def test_chains_start_from_the_best_of_several_em_restarts():
     # Five clusters, two of them close: single k-means starts differ by seed.
     centres = np.array([[0.0, 0.0], [1.5, 0.0], [8.0, 8.0], [-8.0, 8.0], [0.0, -9.0]])

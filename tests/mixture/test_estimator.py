@@ -330,3 +330,46 @@ def test_weighted_column_sum_equals_the_matrix_product(dtype):
     assert result.dtype == dtype and result.shape == (7,)
     expected = weights.astype(np.float64) @ X.astype(np.float64)
     np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+# ------------------------------------------------------------------ feature names
+
+NAMES_DIFFER = "The feature names should match those that were passed during fit."
+
+
+def test_feature_names_are_kept_and_checked_as_scikit_learn_does(blobs_2d):
+    pandas = pytest.importorskip("pandas")
+    X = blobs_2d[0]
+    frame = pandas.DataFrame(X, columns=["height", "weight"])
+    model = GaussianMixture(2, random_state=0).fit(frame)
+    np.testing.assert_array_equal(model.feature_names_in_, ["height", "weight"])
+    assert model.feature_names_in_.dtype == object
+    # The names do not change the fit or the predictions.
+    reference = GaussianMixture(2, random_state=0).fit(X)
+    np.testing.assert_array_equal(model.means_, reference.means_)
+    np.testing.assert_array_equal(model.predict(frame), reference.predict(X))
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(ValueError, match=NAMES_DIFFER):
+            getattr(model, method)(frame[["weight", "height"]])
+        with pytest.raises(ValueError, match=NAMES_DIFFER):
+            getattr(model, method)(frame.set_axis(["x0", "x1"], axis=1))
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but "
+                      "GaussianMixture was fitted with feature names"):
+        model.predict(X)
+    # A refit on an array forgets the names, and a frame then warns the other way.
+    model.fit(X)
+    assert not hasattr(model, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but GaussianMixture was "
+                      "fitted without feature names"):
+        model.predict(frame)
+
+
+def test_partial_fit_checks_feature_names_from_its_first_batch(blobs_2d):
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame(blobs_2d[0], columns=["a", "b"])
+    model = GaussianMixture(2, random_state=0).partial_fit(frame[:100])
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b"])
+    model.partial_fit(frame[100:200])
+    with pytest.raises(ValueError, match=NAMES_DIFFER):
+        model.partial_fit(frame[200:][["b", "a"]])
+    assert model.n_iter_ == 2  # the refused batch left the model as it was
