@@ -6,13 +6,22 @@ first access.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from bayesgmm import alignment, datasets, metrics
 from bayesgmm._version import __version__
-from bayesgmm.mixture.estimator import GaussianMixture
 
+if TYPE_CHECKING:  # what type checkers see; at run time every name is imported on first use
+    from bayesgmm import alignment, datasets, metrics
+    from bayesgmm.mixture.estimator import GaussianMixture
 
+# Every public name is imported on first access, so that `import bayesgmm`
+# (and the command line's --help, --version and argument errors) imports
+# neither JAX nor scikit-learn.
 _LAZY = {
+    "GaussianMixture": ("bayesgmm.mixture.estimator", "GaussianMixture"),
+    "alignment": ("bayesgmm.alignment", None),
+    "datasets": ("bayesgmm.datasets", None),
+    "metrics": ("bayesgmm.metrics", None),
     "BayesianGaussianMixture": ("bayesgmm.bayes.estimator", "BayesianGaussianMixture"),
     "model": ("bayesgmm.bayes.model", None),
     "plot": ("bayesgmm.plot", None),
@@ -38,3 +47,7 @@ def __getattr__(name):
         module = import_module(module_name)
         return module if attribute is None else getattr(module, attribute)
     raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

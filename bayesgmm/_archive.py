@@ -93,6 +93,12 @@ def _atomic_write(path: str, write) -> None:
     handle.close()
     try:
         write(handle.name)
+        # The temporary file is private (0600); the saved file gets the mode a plain
+        # open() would give. Reading the umask sets it for an instant, to 077 so that
+        # a file another thread creates meanwhile is never less private.
+        umask = os.umask(0o077)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
         os.replace(handle.name, path)
     except BaseException:
         if os.path.exists(handle.name):

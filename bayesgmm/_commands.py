@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +38,45 @@ def _echo(message: str = "") -> None:
     print(message, flush=True)
 
 
-def _read_table(path: str, columns):
+def _read_table(args, columns):
+    """The selected columns of ``args.data``; dropped rows are reported on standard error."""
     from bayesgmm._io import read_csv
 
-    return read_csv(path, columns=columns)
+    table = read_csv(args.data, columns=columns, delimiter=args.delimiter,
+                     drop_missing=args.drop_missing)
+    if len(table.dropped):
+        shown = ", ".join(map(str, table.dropped[:10])) + (", ..." if len(table.dropped) > 10 else "")
+        # Standard error: predict's standard output is the labels CSV.
+        print(f"{PROG}: dropped {len(table.dropped)} of {len(table.dropped) + len(table.lines)} "
+              f"data row(s) with a missing value (line(s) {shown}).", file=sys.stderr, flush=True)
+    return table
+
+
+def _check_writable(directory: Path) -> None:
+    """Refuse, before any work, an output directory where no file can be written.
+
+    A directory that does not exist yet is created later, so its nearest
+    existing ancestor is tried instead. The test is a real (anonymous) file,
+    which also catches read-only file systems and immutable directories.
+    """
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"{existing}: exists and is not a directory; choose another --out.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise CLIError(f"{existing}: cannot write there ({err.strerror or err}); choose "
+                       "another --out.") from None
 
 
 def _prepare_outputs(directory: Path, names, force: bool) -> dict:
     """Paths of the output files; refuse (before any work) to replace existing ones."""
     if directory.exists() and not directory.is_dir():
         raise CLIError(f"{directory}: exists and is not a directory; choose another --out.")
+    _check_writable(directory)
     paths = {name: directory / name for name in names}
     existing = [str(path) for path in paths.values() if path.exists()]
     if existing and not force:
@@ -226,16 +256,16 @@ def command_fit(args) -> int:
     plots = [] if args.no_plot else ["plot.png"] + (["trace.png"] if method == "mcmc" else [])
     names = ["labels.csv", "params.json", model_name] + plots
     paths = _prepare_outputs(directory, names, args.force)
-    table = _read_table(args.data, args.columns)
+    table = _read_table(args, args.columns)
     X = table.X
     _check_enough_rows(table, args.components, args.data)
-    names = table.columns if table.has_header else None
-    data = _named(X, names)
+    feature_names = table.columns if table.has_header else None
+    data = _named(X, feature_names)
     model = _estimator(args, args.components)
     model.fit(data)
-    if names is not None:
+    if feature_names is not None:
         # What 'bayesgmm predict' matches the new file's header against.
-        model.feature_names_in_ = np.asarray(names, dtype=object)
+        model.feature_names_in_ = np.asarray(feature_names, dtype=object)
 
     proba = np.asarray(model.predict_proba(data))
     labels = proba.argmax(axis=1)
@@ -342,7 +372,7 @@ def command_choose_k(args) -> int:
     directory = Path(args.out) if args.out else None
     paths = (_prepare_outputs(directory, ["choose_k.csv", "choose_k.png"], args.force)
              if directory else None)
-    table = _read_table(args.data, args.columns)
+    table = _read_table(args, args.columns)
     X = table.X
     if args.max_components > X.shape[0]:
         raise CLIError(
@@ -435,7 +465,7 @@ def _load_model(path: str):
         raise CLIError(f"{path}: is a directory, not a model file.") from None
 
 
-def _predict_columns(model, data_path: str, columns):
+def _predict_columns(model, data_path: str, columns, delimiter):
     """The columns to read: --columns, else the model's feature names, matched by name.
 
     A model fitted on named columns is applied only to columns of those names
@@ -451,7 +481,7 @@ def _predict_columns(model, data_path: str, columns):
     from bayesgmm._io import read_header
 
     names = [str(name) for name in names]
-    header = read_header(data_path)
+    header = read_header(data_path, delimiter)
     fitted = ", ".join(names)
     if header is None:
         raise CLIError(
@@ -476,8 +506,9 @@ def command_predict(args) -> int:
             raise CLIError(f"{out}: is a directory; --out takes a file name such as labels.csv.")
         if out.exists() and not args.force:
             raise CLIError(f"would replace {out}; pass --force to replace, or choose another --out.")
+        _check_writable(out.parent)
     model = _load_model(args.model)
-    table = _read_table(args.data, _predict_columns(model, args.data, args.columns))
+    table = _read_table(args, _predict_columns(model, args.data, args.columns, args.delimiter))
     n_features = int(model.n_features_in_)
     if table.X.shape[1] != n_features:
         fitted = getattr(model, "feature_names_in_", None)
@@ -496,6 +527,7 @@ def command_predict(args) -> int:
     if out is None:
         write_csv(sys.stdout, header, rows)
     else:
+        _make_directory(out.parent)
         write_csv(out, header, rows)
         _echo(f"Wrote {out}: labels and probabilities of {table.X.shape[0]} rows.")
     return 0

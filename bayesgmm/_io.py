@@ -10,9 +10,14 @@ the row and the column, so the user can open the file at that place:
   one.
 
 A header is optional: the first non-blank row is taken as a header when none
-of its fields is a number. Blank lines are skipped. Columns that are not
-selected with ``columns`` may hold anything (a label column, say), but every
-row must have the same number of fields.
+of its fields is a number; its names must be distinct. Blank lines are
+skipped. Columns that are not selected with ``columns`` may hold anything (a
+label column, say), but every row must have the same number of fields. The
+field separator is a comma, a semicolon or a tab, detected from the first
+rows unless given. Numbers are what Python's ``float`` reads, without digit
+separators (``1_000`` is not a number, as in other CSV readers). Missing
+values (an empty cell, ``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``#N/A``)
+are an error unless ``drop_missing`` drops their rows.
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CSVError", "Table", "read_csv", "read_header", "write_csv"]
+__all__ = ["CSVError", "Table", "detect_delimiter", "read_csv", "read_header", "write_csv"]
+
+#: Field separators that are detected, the first one preferred when several fit.
+DELIMITERS = (",", "\t", ";")
+
+#: Cells read as missing values (compared without case), as spreadsheet
+#: programs and pandas.read_csv's default ``na_values`` write them.
+MISSING = frozenset({"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"})
+
+# Rows read to detect the separator: enough to see a header and some data.
+_SNIFF_LINES = 50
 
 
 class CSVError(ValueError):
@@ -46,23 +61,68 @@ class Table(NamedTuple):
         Whether the first row of the file was a header.
     lines : ndarray of int of shape (n_rows,)
         The file line (1-based) of each row of ``X``.
+    dropped : ndarray of int of shape (n_dropped,)
+        The file lines of the rows dropped for a missing value (``drop_missing``).
+    delimiter : str
+        The field separator, given or detected.
     """
 
     X: np.ndarray
     columns: list
     has_header: bool
     lines: np.ndarray
+    dropped: np.ndarray
+    delimiter: str
+
+
+def _number(text: str) -> float | None:
+    """The number ``text`` spells, or None; digit separators are refused."""
+    if "_" in text:  # float() reads "1_000" as Python source would; CSV readers do not
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _is_number(text: str) -> bool:
+    return _number(text) is not None
+
+
+def _is_missing(text: str) -> bool:
+    return text.strip().lower() in MISSING
+
+
+def detect_delimiter(text: str) -> str:
+    """The field separator of CSV ``text``: one of :data:`DELIMITERS`.
+
+    Parameters
+    ----------
+    text : str
+        The file's content (only its first rows are looked at).
+
+    Returns
+    -------
+    delimiter : str
+        The separator that splits the first rows into the same number of
+        fields (:class:`csv.Sniffer`), preferring a comma; a comma when none
+        does (a file of one column).
+
+    Examples
+    --------
+    >>> detect_delimiter("x;y\\n1.5;2\\n3;4\\n")
+    ';'
+    >>> detect_delimiter("x\\ty\\n1\\t2\\n")
+    '\\t'
+    """
+    sample = "\n".join(line for line in text.splitlines()[:_SNIFF_LINES] if line.strip())
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        return csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        return ","
 
 
-def _read_text(path: str, delimiter: str) -> str:
+def _read_text(path: str, delimiter: str | None) -> str:
     """The whole file as text, with OS and encoding errors as one-line messages."""
     if os.path.isdir(path):
         raise CSVError(f"{path}: is a directory, not a CSV file.")
@@ -81,16 +141,29 @@ def _read_text(path: str, delimiter: str) -> str:
     except UnicodeDecodeError as err:
         line_start = content.rfind(b"\n", 0, err.start) + 1
         row = content.count(b"\n", 0, err.start) + 1
-        column = content.count(delimiter.encode(), line_start, err.start) + 1
+        column = content.count((delimiter or ",").encode(), line_start, err.start) + 1
         raise CSVError(
             f"{path}: row {row}, column {column}: not UTF-8 text (byte "
             f"0x{content[err.start]:02x}); is this a CSV file?"
         ) from None
 
 
-def _read_rows(path: str, delimiter: str) -> list[tuple[int, list[str]]]:
-    """The non-blank rows of the file with their 1-based line numbers."""
-    reader = csv.reader(io.StringIO(_read_text(path, delimiter), newline=""), delimiter=delimiter)
+def _check_delimiter(delimiter: str | None) -> None:
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1
+                                  or delimiter in "\"\r\n"):
+        raise CSVError(
+            f"the delimiter must be one character other than a quote or a line break, not "
+            f"{delimiter!r}; for a tab, pass a tab character (in a shell: $'\\t')."
+        )
+
+
+def _read_rows(path: str, delimiter: str | None) -> tuple[list[tuple[int, list[str]]], str]:
+    """The non-blank rows of the file with their 1-based line numbers, and the delimiter."""
+    _check_delimiter(delimiter)
+    text = _read_text(path, delimiter)
+    if delimiter is None:
+        delimiter = detect_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     try:
         for fields in reader:
@@ -99,7 +172,19 @@ def _read_rows(path: str, delimiter: str) -> list[tuple[int, list[str]]]:
             rows.append((reader.line_num, fields))
     except csv.Error as err:
         raise CSVError(f"{path}: row {reader.line_num}: malformed CSV ({err}).") from None
-    return rows
+    return rows, delimiter
+
+
+def _check_header(path: str, line: int, header: list[str]) -> None:
+    """Refuse a header that names two columns alike (which would --columns mean?)."""
+    seen = {}
+    for position, name in enumerate(field.strip() for field in header):
+        if name and name in seen:
+            raise CSVError(
+                f"{path}: row {line}: the header names two columns {name!r} (columns "
+                f"{seen[name] + 1} and {position + 1}); rename one of them."
+            )
+        seen.setdefault(name, position)
 
 
 def _column_label(index: int, header: list[str] | None) -> str:
@@ -140,26 +225,56 @@ def _select_columns(path: str, columns, header: list[str] | None, n_fields: int)
     return positions
 
 
-def read_header(path, delimiter: str = ",") -> list[str] | None:
+def read_header(path, delimiter: str | None = None) -> list[str] | None:
     """The stripped names of the file's header row, or None if it has no header.
 
     Parameters
     ----------
     path : str or path-like
-    delimiter : str, default=","
+    delimiter : str, optional
+        The field separator; detected by default (:func:`detect_delimiter`).
 
     Returns
     -------
     names : list of str or None
+
+    Raises
+    ------
+    CSVError
+        If the file cannot be read, or its header names two columns alike.
     """
-    for _, fields in _read_rows(os.fspath(path), delimiter):
+    path = os.fspath(path)
+    rows, _ = _read_rows(path, delimiter)
+    for line, fields in rows:
         if any(_is_number(field) for field in fields):
             return None
+        _check_header(path, line, fields)
         return [field.strip() for field in fields]
     return None
 
 
-def read_csv(path, columns=None, delimiter: str = ",") -> Table:
+def _not_a_number(path, line, label, text, column_is_text, suggestion) -> CSVError:
+    message = f"{path}: row {line}, {label}: {text!r} is not a number"
+    if _is_number(text.replace("_", "")):
+        message += " (write it without '_')"
+    if column_is_text and suggestion is not None:
+        # A text column (labels, names) read because no --columns was given.
+        message += f"; leave text columns out with --columns ({suggestion})"
+    return CSVError(message + ".")
+
+
+def _numeric_columns_hint(fields: list[str], header: list[str] | None) -> str | None:
+    """'--columns x,y': the columns whose first data cell is a number, or None."""
+    picked = [
+        header[position].strip() if header is not None and header[position].strip()
+        else str(position + 1)
+        for position, field in enumerate(fields) if _is_number(field.strip())
+    ]
+    return f"for example --columns {','.join(picked)}" if picked else None
+
+
+def read_csv(path, columns=None, delimiter: str | None = None,
+             drop_missing: bool = False) -> Table:
     """Read a numeric table from a CSV file.
 
     Parameters
@@ -169,8 +284,12 @@ def read_csv(path, columns=None, delimiter: str = ",") -> Table:
     columns : sequence of str or int, or str, optional
         The columns to read, by header name or by 1-based position; a string
         is split on commas (``"x,y"`` or ``"1,3"``). All columns by default.
-    delimiter : str, default=","
-        The field separator.
+    delimiter : str, optional
+        The field separator: one character. By default a comma, a semicolon
+        or a tab, detected from the first rows (:func:`detect_delimiter`).
+    drop_missing : bool, default=False
+        Drop the rows with a missing value (see :data:`MISSING`) in a selected
+        column, and list their lines in ``Table.dropped``, instead of raising.
 
     Returns
     -------
@@ -181,8 +300,9 @@ def read_csv(path, columns=None, delimiter: str = ",") -> Table:
     ------
     CSVError
         If the file is missing, not text, empty, has rows of different
-        lengths, or a selected cell is not a finite number; the message names
-        the file, the row and the column.
+        lengths, a header naming two columns alike, or a selected cell that is
+        missing (without ``drop_missing``) or not a finite number; the message
+        names the file, the row and the column.
 
     Examples
     --------
@@ -199,21 +319,26 @@ def read_csv(path, columns=None, delimiter: str = ",") -> Table:
     bayesgmm._io.CSVError: .../points.csv: row 3, column 2 ('y'): 'oops' is not a number.
     """
     path = os.fspath(path)
-    rows = _read_rows(path, delimiter)
+    rows, delimiter = _read_rows(path, delimiter)
     if not rows:
-        raise CSVError(f"{path}: the file is empty; expected rows of numbers separated by {delimiter!r}.")
+        raise CSVError(f"{path}: the file is empty; expected rows of numbers separated by "
+                       "commas, semicolons or tabs.")
     first_line, first_fields = rows[0]
     header = None
     if not any(_is_number(field) for field in first_fields):
         header = first_fields
+        _check_header(path, first_line, header)
         rows = rows[1:]
         if not rows:
             raise CSVError(f"{path}: only a header (row {first_line}), no data rows.")
     n_fields = len(first_fields)
     positions = _select_columns(path, columns, header, n_fields)
+    first_data = rows[0][1]
+    hint = _numeric_columns_hint(first_data, header) if columns is None else None
 
     X = np.empty((len(rows), len(positions)), dtype=np.float64)
     lines = np.empty(len(rows), dtype=np.int64)
+    keep = np.ones(len(rows), dtype=bool)
     for row_index, (line, fields) in enumerate(rows):
         if len(fields) != n_fields:
             where = (
@@ -225,29 +350,35 @@ def read_csv(path, columns=None, delimiter: str = ",") -> Table:
                 f"{path}: row {line}: {len(fields)} fields where row {first_line} has "
                 f"{n_fields} ({where})."
             )
+        lines[row_index] = line
         for out_index, position in enumerate(positions):
             text = fields[position].strip()
-            label = _column_label(position, header)
-            if not text:
-                raise CSVError(f"{path}: row {line}, {label}: empty cell; fill or remove the row.")
-            try:
-                value = float(text)
-            except ValueError:
-                raise CSVError(f"{path}: row {line}, {label}: {text!r} is not a number.") from None
+            if _is_missing(text):
+                if drop_missing:
+                    keep[row_index] = False
+                    break
+                label = _column_label(position, header)
+                what = "empty cell" if not text else f"missing value ({text!r})"
+                raise CSVError(f"{path}: row {line}, {label}: {what}; fill or remove the row, "
+                               "or drop such rows with --drop-missing.")
+            value = _number(text)
+            if value is None:
+                raise _not_a_number(path, line, _column_label(position, header), text,
+                                    not _is_number(first_data[position].strip()), hint)
             if not math.isfinite(value):
-                kind = "NaN" if math.isnan(value) else "infinite value"
-                raise CSVError(
-                    f"{path}: row {line}, {label}: {kind} ({text!r}); remove or impute it."
-                )
+                raise CSVError(f"{path}: row {line}, {_column_label(position, header)}: "
+                               f"infinite value ({text!r}); remove or impute it.")
             X[row_index, out_index] = value
-        lines[row_index] = line
+    if not keep.any():
+        raise CSVError(f"{path}: every one of the {len(rows)} data rows has a missing value; "
+                       "no rows are left.")
 
     names = [
         header[position].strip() if header is not None and header[position].strip()
         else f"column {position + 1}"
         for position in positions
     ]
-    return Table(X, names, header is not None, lines)
+    return Table(X[keep], names, header is not None, lines[keep], lines[~keep], delimiter)
 
 
 def write_csv(path, header, rows) -> None:

@@ -37,6 +37,7 @@ from bayesgmm._commands import (
     command_fit,
     command_predict,
 )
+from bayesgmm._version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -69,6 +70,16 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
+    value = named.get(text.lower(), text)
+    if len(value) != 1 or value in "\"\r\n":
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one character (a quote and line breaks excluded); 'tab' "
+            "names a tab")
+    return value
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep the hand-wrapped descriptions; show defaults that say something."""
 
@@ -87,6 +98,12 @@ def _add_data_arguments(parser) -> None:
     parser.add_argument("--columns", metavar="COLS", default=None,
                         help="comma-separated columns to use, by header name or 1-based "
                              "number (default: all columns)")
+    parser.add_argument("--delimiter", type=_delimiter, metavar="CHAR", default=None,
+                        help="field separator, one character ('tab' for a tab) (default: "
+                             "a comma, semicolon or tab, detected from the first rows)")
+    parser.add_argument("--drop-missing", action="store_true",
+                        help="drop rows with a missing value (empty, NA, NaN, ...) in a "
+                             "used column, and say how many, instead of stopping")
 
 
 def _add_model_arguments(parser, *, components: bool) -> None:
@@ -142,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run 'bayesgmm COMMAND --help' for the options of a command."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -7,10 +7,13 @@ same code without the cost of starting Python and JAX each time.
 
 import csv
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,10 +40,16 @@ def points(tmp_path):
     return path, X
 
 
+# The package under test, not whichever copy is installed, in the subprocesses.
+_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(Path(cli.__file__).resolve().parents[1])]
+    + [part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part])}
+
+
 def _run(*args, cwd):
     return subprocess.run(
         [sys.executable, "-m", "bayesgmm.cli", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd, capture_output=True, text=True, timeout=120, env=_ENV,
     )
 
 
@@ -124,13 +133,19 @@ def test_help_reads_well(tmp_path):
         ("x,y\n1,2\n3,4,5\n", r"bad\.csv: row 3: 3 fields where row 1 has 2 \(column 3 is one field too many\)"),
         ("x,y\n1,2\n3\n", r"bad\.csv: row 3: 1 fields where row 1 has 2 \(column 2 \('y'\) is missing\)"),
         ("1,2\n3,abc\n", r"bad\.csv: row 2, column 2: 'abc' is not a number"),
-        ("x,y\n1,2\n\n3,nan\n", r"bad\.csv: row 4, column 2 \('y'\): NaN \('nan'\); remove or impute it"),
+        ("x,y\n1,2\n\n3,nan\n", r"bad\.csv: row 4, column 2 \('y'\): missing value \('nan'\); fill or "
+         r"remove the row, or drop such rows with --drop-missing\.$"),
+        ("x,y\n1,2\n3,NA\n", r"row 3, column 2 \('y'\): missing value \('NA'\)"),
+        ("x,y\n1,2\n1_000,2\n", r"bad\.csv: row 3, column 1 \('x'\): '1_000' is not a number "
+         r"\(write it without '_'\)\.$"),
+        ("x,y,x\n1,2,3\n", r"bad\.csv: row 1: the header names two columns 'x' \(columns 1 and 3\); "
+         r"rename one of them\.$"),
         ("x,y\n1,inf\n", r"bad\.csv: row 2, column 2 \('y'\): infinite value"),
         ("x,y\n1,2\n,4\n", r"bad\.csv: row 3, column 1 \('x'\): empty cell"),
         (b"x,y\n1,\xff\xfe\n", r"bad\.csv: row 2, column 2: not UTF-8 text \(byte 0xff\)"),
     ],
     ids=["empty", "blank", "header-only", "ragged-long", "ragged-short", "not-numeric", "nan",
-         "inf", "empty-cell", "binary"],
+         "NA", "digit-separator", "duplicate-name", "inf", "empty-cell", "binary"],
 )
 def test_bad_files_name_file_row_and_column(tmp_path, capsys, content, message):
     bad = tmp_path / "bad.csv"
@@ -153,13 +168,16 @@ def test_bad_files_name_file_row_and_column(tmp_path, capsys, content, message):
         (["fit", "{points}", "-k", "2", "--columns", "x,z"],
          r"no column 'z' .*the columns are 'x', 'y', 'label'"),
         (["fit", "{points}", "-k", "2", "--columns", "x,x"], r"selected twice"),
+        (["fit", "{points}", "-k", "2"], r"points\.csv: row 2, column 3 \('label'\): 'class1' is not "
+         r"a number; leave text columns out with --columns \(for example --columns x,y\)\.$"),
         (["fit", "{points}", "-k", "200", "--columns", "1,2"], r"120 data row\(s\) cannot support 200"),
         (["predict", "{missing}", "{points}"], r"missing\.csv: no such model file"),
         (["predict", "{points}", "{points}"], r"points\.csv: not a bayesgmm model file"),
         (["choose-k", "{points}", "--columns", "x,y", "--min-components", "4",
           "--max-components", "3"], r"--min-components 4 is larger than --max-components 3"),
     ],
-    ids=["missing", "directory", "unknown-column", "twice", "too-many-k", "missing-model",
+    ids=["missing", "directory", "unknown-column", "twice", "text-column", "too-many-k",
+         "missing-model",
          "not-a-model", "min-max"],
 )
 def test_usage_errors_are_one_line(points, tmp_path, capsys, args, message):
@@ -176,6 +194,120 @@ def test_mistyped_command_line_exits_2(capsys):
         cli.main(["fit", "data.csv", "--components", "zero"])
     assert raised.value.code == 2
     assert "'zero' is not a whole number" in capsys.readouterr().err
+
+
+# Run in a fresh interpreter: what --help, --version and a usage error import.
+_NO_JAX_SCRIPT = """
+import sys, contextlib, io
+from bayesgmm import cli
+codes = []
+for argv in (["--help"], ["fit", "--help"], ["--version"], ["fit", "x.csv", "-k", "zero"],
+             ["fit", "x.csv", "-k", "2", "--delimiter", "ab"]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main(argv)
+        except SystemExit as exit:
+            codes.append(exit.code)
+    if argv == ["--version"]:
+        print(out.getvalue().strip())
+    if argv[-1] == "ab":
+        print(err.getvalue().strip().splitlines()[-1])
+print(codes)
+print(sorted(name for name in ("jax", "jaxlib", "numpyro", "arviz", "sklearn", "matplotlib")
+             if name in sys.modules))
+"""
+
+
+def test_help_version_and_usage_errors_import_no_jax(tmp_path):
+    from bayesgmm import __version__
+
+    result = subprocess.run([sys.executable, "-c", _NO_JAX_SCRIPT], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=_ENV)
+    assert result.returncode == 0, result.stderr
+    version, delimiter_error, codes, imported = result.stdout.splitlines()
+    assert version == f"bayesgmm {__version__}"
+    assert delimiter_error == (
+        "bayesgmm fit: error: argument --delimiter: 'ab' is not one character (a quote and "
+        "line breaks excluded); 'tab' names a tab")
+    assert codes == "[0, 0, 0, 2, 2]"
+    assert imported == "[]"
+
+
+def test_drop_missing_reports_the_dropped_rows(points, tmp_path, capsys):
+    path, X = points
+    lines = path.read_text().splitlines()
+    lines[3] = "NA,1.0,class0"      # file line 4
+    lines[7] = ",,class1"           # file line 8: nothing to fit there
+    lines[9] = "1.0,2.0,"           # file line 10: the missing label is not a used column
+    holes = tmp_path / "holes.csv"
+    holes.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "o"
+    args = ["fit", str(holes), "-k", "2", "--columns", "x,y", "--out", str(out), "--no-plot"]
+    assert cli.main(args) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {holes}: row 4, column 1 ('x'): missing value ('NA'); fill or remove "
+        "the row, or drop such rows with --drop-missing.\n")
+    assert cli.main(args + ["--drop-missing"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ("bayesgmm: dropped 2 of 120 data row(s) with a missing value "
+                            "(line(s) 4, 8).\n")
+    assert "to 118 rows x 2 column(s)" in captured.out
+    labelled = [int(row["line"]) for row in _read_labels(out / "labels.csv")]
+    assert labelled == [line for line in range(2, 122) if line not in (4, 8)]
+
+
+@pytest.mark.parametrize("delimiter, option", [(";", None), ("\t", None), ("\t", "tab"),
+                                               ("|", "|")])
+def test_delimiters_are_detected_or_given(tmp_path, delimiter, option):
+    path = tmp_path / "t.csv"
+    path.write_text(delimiter.join(["a", "b"]) + "\n" + delimiter.join(["1.5", "2"]) + "\n")
+    args = cli.build_parser().parse_args(
+        ["fit", str(path), "-k", "1"] + (["--delimiter", option] if option else []))
+    table = read_csv(path, delimiter=args.delimiter)
+    assert table.delimiter == delimiter and table.columns == ["a", "b"]
+    np.testing.assert_array_equal(table.X, [[1.5, 2.0]])
+    assert read_header(path, delimiter=args.delimiter) == ["a", "b"]
+
+
+def _unwritable_directory(path):
+    """A directory nobody can write into (root included), or skip."""
+    path.mkdir()
+    path.chmod(0o555)
+    try:
+        (path / "probe").touch()
+    except OSError:
+        return path
+    (path / "probe").unlink()
+    # root writes through permissions: an immutable directory stops it.
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True) if shutil.which(
+        "chattr") else None
+    if done is None or done.returncode != 0:
+        pytest.skip("cannot make a directory unwritable here")
+    return path
+
+
+def test_read_only_out_is_refused_before_the_fit(points, tmp_path, capsys, monkeypatch):
+    path, _ = points
+    locked = _unwritable_directory(tmp_path / "locked")
+    fits = []
+    monkeypatch.setattr("bayesgmm._commands._estimator", lambda *a: fits.append(a))
+    try:
+        for out in (locked, locked / "sub"):
+            assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y",
+                             "--out", str(out)]) == 1
+            err = capsys.readouterr().err
+            assert err.startswith(f"bayesgmm: error: {locked}: cannot write there (")
+            assert err.endswith("); choose another --out.\n")
+        model = tmp_path / "model.npz"
+        model.write_bytes(b"")
+        assert cli.main(["predict", str(model), str(path), "--out", str(locked / "p.csv")]) == 1
+        assert f"{locked}: cannot write there" in capsys.readouterr().err
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], capture_output=True) if shutil.which(
+            "chattr") else None
+        locked.chmod(0o755)
+    assert fits == [] and list(locked.iterdir()) == []
 
 
 def test_force_replaces_and_header_free_files(tmp_path, capsys):
@@ -272,9 +404,16 @@ def test_demo_reproduces_the_document(tmp_path, capsys):
     assert cli.main(["demo"]) == 0
     assert "Accuracy = 97.66%" in capsys.readouterr().out
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out)]) == 0
+    umask = os.umask(0o027)
+    try:
+        assert cli.main(["demo", "--out", str(out)]) == 0
+    finally:
+        os.umask(umask)
     assert sorted(p.name for p in out.iterdir()) == [
         "document_test.csv", "document_train.csv", "labels.csv", "model.npz", "plot.png"]
+    # Every file, the saved model included, has the mode the user's umask gives.
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {
+        p.name: "0o640" for p in out.iterdir()}
     # The written files work with the other commands.
     assert cli.main(["predict", str(out / "model.npz"), str(out / "document_test.csv"),
                      "--out", str(tmp_path / "p.csv")]) == 0
