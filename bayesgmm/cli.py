@@ -190,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare numbers of components (BIC for EM, LOO for MCMC)",
         description=(
             "Fit K = --min-components .. --max-components and print a table of the\n"
-            "criterion, marking the chosen K: the lowest BIC for EM, the highest\n"
-            "expected log predictive density (PSIS-LOO, arviz.compare) for MCMC.\n"
+            "criterion, marking the chosen K: the lowest BIC for EM; for MCMC the\n"
+            "fewest components whose expected log predictive density (PSIS-LOO,\n"
+            "arviz.compare) is within 2 dse of the highest (the one-standard-error\n"
+            "rule: smaller differences are noise). Warnings name the K of their fit.\n"
             "With --out, also write the table (choose_k.csv) and its plot (choose_k.png)."
         ),
     )

@@ -507,13 +507,52 @@ def test_choose_k_mcmc_compares_by_loo(small_points, tmp_path, capsys):
     out = tmp_path / "k"
     assert cli.main(["choose-k", str(path), "--min-components", "1", "--max-components", "2",
                      "--out", str(out), *MCMC_ARGS]) == 0
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     lines = stdout.splitlines()
     assert lines[0].split()[:3] == ["model", "rank", "elpd_loo"]
     assert [line.split()[0] for line in lines[1:3]] == ["K=1", "K=2"]
-    assert "Chosen: K=" in stdout and "(highest PSIS-LOO elpd, marked *)" in stdout
     with open(out / "choose_k.csv") as handle:
         table = list(csv.DictReader(handle))
     assert [row["n_components"] for row in table] == ["1", "2"]
     assert sorted(row["rank"] for row in table) == ["0", "1"]
     assert (out / "choose_k.png").stat().st_size > 0
+    # The one-standard-error rule on the table written: the fewest components among
+    # the best model and those less than 2 dse below it.
+    within = [int(row["n_components"]) for row in table if row["rank"] == "0"
+              or float(row["elpd_diff"]) < 2 * float(row["dse"])]
+    best = next(row["n_components"] for row in table if row["rank"] == "0")
+    chosen = [line.split()[0] for line in lines[1:3] if line.endswith(" *")]
+    assert chosen == [f"K={min(within)}"]
+    assert f"Chosen: K={min(within)} " in stdout
+    if min(within) == int(best):
+        assert "(highest PSIS-LOO elpd, marked *)" in stdout
+    else:
+        assert f"within the noise of the highest PSIS-LOO elpd (K={best})" in stdout
+    # 20 draws per chain: sampling warnings, each naming the fit it comes from.
+    warned = captured.err.splitlines()
+    assert warned and [line for line in warned
+                       if not re.match(r"bayesgmm: warning: \w+: K=[12]: ", line)] == []
+
+
+@pytest.mark.parametrize("elpd_diff, dse, chosen", [
+    # The run: K=3 ahead of K=2 by 0.50 with dse 1.89 is noise, K=2 is kept.
+    ((0.0, 0.50, 30.0), (0.0, 1.89, 5.0), "K=2"),
+    ((0.0, 4.00, 30.0), (0.0, 1.89, 5.0), "K=3"),   # 4.00 > 2 dse: a real gain
+    ((0.0, 0.50, 9.0), (0.0, 1.89, 5.0), "K=1"),    # all three within the noise
+])
+def test_choose_k_mcmc_keeps_the_simplest_model_within_the_noise(elpd_diff, dse, chosen):
+    import pandas as pd
+
+    from bayesgmm._commands import _choice_line, simplest_within_noise
+
+    comparison = pd.DataFrame({"elpd_diff": elpd_diff, "dse": dse}, index=["K=3", "K=2", "K=1"])
+    assert simplest_within_noise(comparison) == (chosen, "K=3")
+    line = _choice_line(comparison, chosen, "K=3")
+    if chosen == "K=2":
+        assert line == ("Chosen: K=2 (marked *), the fewest components within the noise of the "
+                        "highest PSIS-LOO elpd (K=3): 0.50 below it, under 2 dse (3.78), so the "
+                        "simpler model is kept (one-standard-error rule)")
+    elif chosen == "K=3":
+        assert line == ("Chosen: K=3 (highest PSIS-LOO elpd, marked *); every model with fewer "
+                        "components is more than 2 dse below it")
