@@ -6,10 +6,20 @@ ArviZ file (see :mod:`bayesgmm.persistence`). This module works on what a
 fitted estimator exposes (its parameters and fitted attributes) and
 imports no estimator, so the estimators' ``save`` methods can call it;
 turning a file back into an estimator is :func:`bayesgmm.persistence.load`.
+
+Both formats keep one JSON metadata document and its SHA-256 digest next to
+it; the metadata holds the shape, dtype and SHA-256 digest of every stored
+array. Reading goes in one direction: the metadata is checked against its
+digest before it is parsed, every declared shape is checked against the
+metadata (and the metadata against the shapes a model of its size has)
+before an array is read or decompressed, and every array against its digest
+once read. A damaged or edited file raises :class:`ModelFileError` (a
+``ValueError``) naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import numbers
@@ -19,13 +29,18 @@ import zipfile
 
 import numpy as np
 
+from bayesgmm import structures
 from bayesgmm._version import __version__
 
 FORMAT = "bayesgmm.model"
 
-FORMAT_VERSION = 1
+# 2: the metadata is covered by its own SHA-256 digest, and .npz metadata
+# records a digest of every array. Version 1 files cannot be verified.
+FORMAT_VERSION = 2
 
 METADATA_KEY = "metadata"
+
+METADATA_DIGEST_KEY = "metadata_sha256"
 
 PARAM_PREFIX = "param."
 
@@ -43,6 +58,43 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
+# Bound on the metadata text and on the stored feature names (bytes).
+MAX_METADATA_BYTES = 1 << 24
+
+# Deflate (zip members, HDF5's gzip filter) expands its input at most
+# 1032-fold, so a file of N bytes cannot honestly declare more than about
+# 1032 * N bytes of arrays.
+MAX_DEFLATE_RATIO = 1032
+
+# Errors that are not damage of the file itself.
+_NOT_DAMAGE = (FileNotFoundError, IsADirectoryError, PermissionError, MemoryError)
+
+
+class ModelFileError(ValueError):
+    """A saved model file that is damaged, edited or not a bayesgmm file."""
+
+
+@contextlib.contextmanager
+def reading(path: str, what: str, consequence: str = "the file is truncated or corrupted."):
+    """Turn any error of a reader of damaged bytes into a :class:`ModelFileError`.
+
+    NumPy, zipfile, h5py, h5netcdf and json raise many kinds of exceptions on
+    damaged input (OSError, KeyError, AttributeError, RecursionError,
+    tokenize errors ...); inside this block each becomes one message naming
+    the file, what was being read and the exception. A missing or unreadable
+    file and our own :class:`ModelFileError` pass through.
+    """
+    try:
+        yield
+    except (ModelFileError,) + _NOT_DAMAGE:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of a parser on damaged bytes
+        detail = " ".join(str(err).split())[:300]
+        raise ModelFileError(
+            f"{path}: cannot be read: {what} failed ({type(err).__name__}: {detail}); "
+            f"{consequence}"
+        ) from None
+
 
 # --------------------------------------------------------------------------
 # Helpers shared by the formats
@@ -53,8 +105,9 @@ def _split_params(model) -> tuple[dict, dict, list]:
     """Constructor parameters as (JSON values, arrays, names that cannot be stored).
 
     Array-valued parameters (``means_init`` ...) go to the archive; a random
-    state given as a generator object cannot be written as data and is
-    stored as None (it only affects refitting and :meth:`sample`).
+    state given as a generator object, or devices given as objects, cannot
+    be written as data and are stored as None (they only affect refitting
+    and :meth:`sample`).
     """
     plain, arrays, dropped = {}, {}, []
     for name, value in model.get_params(deep=False).items():
@@ -64,7 +117,9 @@ def _split_params(model) -> tuple[dict, dict, list]:
             plain[name] = int(value)
         elif isinstance(value, numbers.Real):
             plain[name] = float(value)
-        elif isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__array__"):
+        elif (isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__array__")) and (
+            np.asarray(value).dtype.kind in "biuf"
+        ):
             arrays[name] = np.asarray(value)
             plain[name] = None
         else:
@@ -114,10 +169,39 @@ def array_digest(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def expected_shapes(covariance_type: str, n_components: int, n_features: int, n_iter: int):
-    from bayesgmm._validation import precisions_shape
+def seal(metadata: dict) -> tuple[str, str]:
+    """The metadata as JSON text, and the SHA-256 digest of that text."""
+    text = json.dumps(metadata, indent=1, sort_keys=True)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    matrix_shape = precisions_shape(covariance_type, n_components, n_features)
+
+def unseal(path: str, text, digest) -> dict:
+    """The metadata parsed from ``text`` once it matches ``digest``; ModelFileError otherwise."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if isinstance(digest, bytes):
+        digest = digest.decode("ascii", errors="replace")
+    if not isinstance(text, str) or not isinstance(digest, str):
+        raise ModelFileError(f"{path}: the {METADATA_KEY!r} or {METADATA_DIGEST_KEY!r} entry is "
+                             "not text; the file is corrupted.")
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != digest:
+        raise ModelFileError(
+            f"{path}: the metadata does not match its SHA-256 digest; the file is corrupted "
+            "or its metadata was edited."
+        )
+    try:
+        metadata = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ModelFileError(f"{path}: the metadata is not valid JSON ({type(err).__name__}); "
+                             "the file was not written by bayesgmm.") from None
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: the metadata is not a JSON object; the file was not "
+                             "written by bayesgmm.")
+    return metadata
+
+
+def expected_shapes(covariance_type: str, n_components: int, n_features: int, n_iter: int):
+    matrix_shape = structures.get(covariance_type).parameter_shape(n_components, n_features)
     return {
         "weights_": (n_components,),
         "means_": (n_components, n_features),
@@ -128,6 +212,10 @@ def expected_shapes(covariance_type: str, n_components: int, n_features: int, n_
     }
 
 
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               dict: "a JSON object", list: "a list"}
+
+
 class Reader:
     """Checked access to the metadata of a model file, with messages naming the file."""
 
@@ -135,17 +223,232 @@ class Reader:
         self.path = path
         self.metadata = metadata
 
-    def fail(self, problem: str) -> ValueError:
-        return ValueError(f"{self.path}: {problem}")
+    def fail(self, problem: str) -> ModelFileError:
+        return ModelFileError(f"{self.path}: {problem}")
 
-    def get(self, key: str, kind):
-        value = self.metadata.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    def get(self, key: str, kind, within: str | None = None, optional: bool = False):
+        """``metadata[key]`` (or ``metadata[within][key]``), refused unless of ``kind``.
+
+        ``kind`` is int, float (an int is accepted), bool, str, dict or list;
+        bool is never taken for a number. ``optional`` also accepts a
+        missing key or null (returned as None).
+        """
+        section = self.metadata if within is None else self.get(within, dict)
+        field = key if within is None else f"{within}.{key}"
+        value = section.get(key)
+        if value is None and optional:
+            return None
+        accepted = (int, float) if kind is float else kind
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            state = "missing" if key not in section else f"{value!r}"[:80]
             raise self.fail(
-                f"metadata field {key!r} is missing or has the wrong type ({value!r}); "
-                "the file is corrupted or was not written by bayesgmm."
+                f"metadata field {field!r} must be {_KIND_NAMES[kind]}, got {state}; the file "
+                "is corrupted or was not written by bayesgmm."
             )
-        return value
+        return float(value) if kind is float else value
+
+
+def check_header(reader: Reader) -> None:
+    if reader.metadata.get("format") != FORMAT:
+        raise reader.fail(
+            f"format {reader.metadata.get('format')!r} is not {FORMAT!r}; not a model "
+            "saved by bayesgmm.save."
+        )
+    version = reader.get("format_version", int)
+    written_by = reader.metadata.get("bayesgmm_version")
+    if version > FORMAT_VERSION:
+        raise reader.fail(
+            f"written in format version {version} by bayesgmm {written_by}, but this "
+            f"bayesgmm ({__version__}) reads up to version {FORMAT_VERSION}. Upgrade bayesgmm."
+        )
+    if version < FORMAT_VERSION:
+        raise reader.fail(
+            f"written in format version {version} by bayesgmm {written_by}, whose metadata "
+            f"carries no digest, so it cannot be verified; this bayesgmm ({__version__}) "
+            f"reads format version {FORMAT_VERSION}. Refit the model and save it again."
+        )
+
+
+def check_model_header(reader: Reader):
+    """covariance_type, n_components, n_features and dtype from the metadata, checked."""
+    covariance_type = reader.get("covariance_type", str)
+    if covariance_type not in structures.STRUCTURES:
+        raise reader.fail(f"unknown covariance_type {covariance_type!r} in the metadata.")
+    n_components = reader.get("n_components", int)
+    n_features = reader.get("n_features", int)
+    for name, value in (("n_components", n_components), ("n_features", n_features)):
+        if value < 1:
+            raise reader.fail(f"metadata field {name!r} is {value}; it must be >= 1.")
+    dtype = reader.get("dtype", str)
+    if dtype not in ("float64", "float32"):
+        raise reader.fail(f"unknown dtype {dtype!r} in the metadata.")
+    return covariance_type, n_components, n_features, dtype
+
+
+def described_arrays(reader: Reader, key: str = "arrays") -> dict:
+    """``{name: (shape, dtype)}`` from a metadata description of arrays, checked."""
+    described = {}
+    for name, info in reader.get(key, dict).items():
+        shape = info.get("shape") if isinstance(info, dict) else None
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        valid = (isinstance(shape, list) and len(shape) <= 8 and isinstance(dtype, str)
+                 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                         for n in shape))
+        if valid and dtype != "str":
+            try:
+                dtype = np.dtype(dtype)
+            except TypeError:
+                valid = False
+            else:
+                valid = dtype.kind in "biufUM" and dtype.itemsize > 0
+        if not valid:
+            raise reader.fail(f"metadata field '{key}.{name}' is not a description "
+                              f"(shape and dtype) of an array: {info!r:.80}.")
+        described[name] = (tuple(shape), dtype)
+    return described
+
+
+def check_described(reader: Reader, described: dict, expected: dict, dtype: str, what: str) -> None:
+    """Every expected array is described with the expected shape and dtype."""
+    for name, shape in expected.items():
+        if name not in described:
+            raise reader.fail(f"the array {name!r} is missing from the metadata; the file is "
+                              "truncated or corrupted.")
+        found_shape, found_dtype = described[name]
+        if found_shape != tuple(shape):
+            raise reader.fail(
+                f"{name} has shape {found_shape}, but {what} needs {tuple(shape)}; the arrays "
+                "do not match the metadata."
+            )
+        if found_dtype == "str" or found_dtype.name != dtype:
+            raise reader.fail(f"{name} has dtype {found_dtype}, but the metadata says {dtype}.")
+
+
+def check_sizes(reader: Reader, sizes: dict, file_size: int) -> None:
+    """Refuse declared array sizes (bytes) that the file could not hold, even deflated."""
+    total = sum(sizes.values())
+    if total > MAX_DEFLATE_RATIO * file_size + (1 << 20):
+        largest = max(sizes, key=sizes.get)
+        raise reader.fail(
+            f"its arrays declare {total} bytes ({largest!r}: {sizes[largest]}), more than a "
+            f"file of {file_size} bytes can hold; the file is corrupted."
+        )
+
+
+def check_digests(reader: Reader, found: dict) -> None:
+    """Every digest in ``found`` is the one recorded in the metadata, and none is missing."""
+    recorded = reader.get("sha256", dict)
+    altered = sorted(name for name in set(found) | set(recorded)
+                     if found.get(name) != recorded.get(name))
+    if altered:
+        raise reader.fail(
+            f"the stored values of {', '.join(altered[:5])}"
+            f"{' ...' if len(altered) > 5 else ''} do not match their SHA-256 digests; "
+            "the file is corrupted or was altered."
+        )
+
+
+# --------------------------------------------------------------------------
+# Fitted parameters: what a fit can produce
+# --------------------------------------------------------------------------
+
+
+def _tolerance(dtype) -> float:
+    return 16.0 * float(np.finfo(np.dtype(dtype)).eps)
+
+
+def check_finite(reader: Reader, arrays: dict, names) -> None:
+    for name in names:
+        if not np.all(np.isfinite(arrays[name])):
+            raise reader.fail(f"{name} contains NaN or infinity; the file is corrupted.")
+
+
+def check_simplex(reader: Reader, name: str, weights: np.ndarray) -> None:
+    """Weights (..., n_components) are non-negative and each row sums to 1."""
+    if np.any(weights < 0):
+        raise reader.fail(f"{name} has a negative entry ({weights.min():.3g}); mixture "
+                          "weights are non-negative.")
+    tolerance = _tolerance(weights.dtype) * max(weights.shape[-1], 4) / 4
+    deviation = np.max(np.abs(weights.sum(axis=-1, dtype=np.float64) - 1.0))
+    if deviation > tolerance:
+        raise reader.fail(f"{name} does not sum to 1 (off by {deviation:.3g}, tolerance "
+                          f"{tolerance:.2g}); mixture weights lie on the simplex.")
+
+
+def _is_matrix(covariance_type: str) -> bool:
+    """Whether one component's parameters are a (D, D) matrix (else variances)."""
+    structure = structures.get(covariance_type)
+    return len(structure.parameter_shape(1, 1)) - int(structure.component_axis) == 2
+
+
+def check_covariances(reader: Reader, covariance_type: str, name: str, covariances) -> None:
+    """Covariances (any leading axes) are what the structure requires (positive definite)."""
+    structure = structures.get(covariance_type)
+    if not structure.positive_definite(covariances):
+        raise reader.fail(f"{name} are not {structure.covariance_requirement}.")
+
+
+def check_precision_factors(reader: Reader, covariance_type: str, names: tuple,
+                            covariances, precisions_cholesky, precisions=None) -> None:
+    """Precision Cholesky factors are valid and agree with the covariances (and precisions).
+
+    Factors (any leading axes before the parameter shape) are triangular with
+    a positive diagonal, so ``P @ P.T`` is positive definite; ``P.T @ Sigma @
+    P`` is the identity to ``16 eps D kappa`` (``kappa`` the condition number
+    of Sigma, ``eps`` that of the dtype: the error of the Cholesky factor of a
+    fit), ``precisions`` is ``P @ P.T`` to rounding. ``names`` are the fields'
+    names (covariances, factors, precisions) for the messages.
+    """
+    covariance_name, factor_name, precision_name = names
+    tolerance = _tolerance(precisions_cholesky.dtype)
+    factors = np.asarray(precisions_cholesky, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if _is_matrix(covariance_type):
+        n_features = factors.shape[-1]
+        upper = np.all(np.tril(factors, -1) == 0, axis=(-2, -1))
+        lower = np.all(np.triu(factors, 1) == 0, axis=(-2, -1))
+        if not np.all(upper | lower):
+            raise reader.fail(f"{factor_name} holds a matrix that is not triangular; "
+                              "precision Cholesky factors are triangular.")
+        diagonal = np.diagonal(factors, axis1=-2, axis2=-1)
+        singular_values = np.linalg.svd(factors, compute_uv=False)
+        condition = (singular_values[..., 0] / np.maximum(singular_values[..., -1], 1e-300)) ** 2
+        residual = np.abs(np.swapaxes(factors, -1, -2) @ covariances @ factors
+                          - np.eye(n_features)).max(axis=(-2, -1))
+        allowed = tolerance * n_features * condition
+        product, bound = factors @ np.swapaxes(factors, -1, -2), np.abs(factors) @ np.abs(
+            np.swapaxes(factors, -1, -2)) * tolerance * n_features
+    else:
+        diagonal = factors
+        residual = np.abs(covariances * factors**2 - 1.0)
+        allowed = np.full(residual.shape, tolerance)
+        product, bound = factors**2, factors**2 * tolerance
+    if np.any(diagonal <= 0):
+        raise reader.fail(f"{factor_name} has a diagonal entry <= 0 ({diagonal.min():.3g}); "
+                          "the precisions would not be positive definite.")
+    worst = np.unravel_index(np.argmax(residual / allowed), residual.shape)
+    if residual[worst] > allowed[worst]:
+        raise reader.fail(
+            f"{covariance_name} does not match {factor_name} (P.T @ Sigma @ P differs from "
+            f"the identity by {residual[worst]:.3g}, tolerance {allowed[worst]:.3g}); the file "
+            "was altered."
+        )
+    if precisions is not None:
+        deviation = np.abs(np.asarray(precisions, dtype=np.float64) - product)
+        if np.any(deviation > bound + np.finfo(np.float64).tiny):
+            raise reader.fail(f"{precision_name} is not {factor_name} @ {factor_name}.T; the "
+                              "file was altered.")
+
+
+def check_permutations(reader: Reader, name: str, permutations: np.ndarray) -> None:
+    """Every row of (..., n_components) integers is a permutation of the components."""
+    n_components = permutations.shape[-1]
+    if permutations.dtype.kind not in "iu" or not np.array_equal(
+        np.sort(permutations, axis=-1),
+        np.broadcast_to(np.arange(n_components), permutations.shape),
+    ):
+        raise reader.fail(f"{name} holds a row that is not a permutation of the "
+                          f"{n_components} components.")
 
 
 # --------------------------------------------------------------------------
@@ -182,8 +485,12 @@ def write_em(model, path: str) -> None:
             "lower_bound_": float(model.lower_bound_),
         },
         "arrays": _describe(stored),
+        "sha256": {name: array_digest(array) for name, array in stored.items()},
     }
-    stored[METADATA_KEY] = np.array(json.dumps(metadata, indent=1, sort_keys=True))
+    text, digest = seal(metadata)
+    stored[METADATA_KEY] = np.array(text)
+    stored[METADATA_DIGEST_KEY] = np.array(digest)
+
     def write(temporary):
         with open(temporary, "wb") as handle:
             np.savez(handle, **stored)
@@ -191,79 +498,116 @@ def write_em(model, path: str) -> None:
     _atomic_write(path, write)
 
 
-def read_npz(path: str) -> tuple[dict, dict]:
-    """All arrays of the archive and its parsed metadata; ValueError if unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            # Reading every member now makes the zip check each CRC-32.
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        if isinstance(err, (FileNotFoundError, IsADirectoryError, PermissionError)):
+def _read_npy_header(handle):
+    """(shape, fortran_order, dtype) of the .npy stream ``handle``, left after the header."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(handle)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(handle)
+    raise ValueError(f".npy format version {version} is not one NumPy writes for plain arrays")
+
+
+class NpzArchive:
+    """An ``.npz`` model file opened for checked reading.
+
+    Opening checks every member's name, compression and sizes; members are
+    then read one at a time by :meth:`read`, which checks the ``.npy`` header
+    against the expected shape and dtype before any data is decompressed.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.file_size = os.path.getsize(path)
+        reader = Reader(path, {})
+        with reading(path, "opening the zip archive",
+                     "it is truncated, corrupted or not an .npz archive."):
+            self._zip = zipfile.ZipFile(path)
+            infos = self._zip.infolist()
+        self.members = {}
+        try:
+            for info in infos:
+                name = info.filename[:-4] if info.filename.endswith(".npy") else None
+                if name is None or name in self.members:
+                    raise reader.fail(f"the archive member {info.filename!r:.80} is not one "
+                                      "array of a model (an unexpected or repeated name).")
+                if info.flag_bits & 0x1:
+                    raise reader.fail(f"the archive member {info.filename!r} is encrypted; "
+                                      "bayesgmm never encrypts, so the file was altered.")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise reader.fail(f"the archive member {info.filename!r} uses compression "
+                                      f"method {info.compress_type}, not one NumPy writes.")
+                stored = info.compress_type == zipfile.ZIP_STORED
+                if info.compress_size > self.file_size or (
+                    info.file_size > (1 if stored else MAX_DEFLATE_RATIO) * info.compress_size
+                    + 1024
+                ):
+                    raise reader.fail(
+                        f"the archive member {info.filename!r} declares {info.file_size} bytes "
+                        f"from {info.compress_size} stored bytes in a file of {self.file_size};"
+                        " the file is corrupted."
+                    )
+                self.members[name] = info
+        except BaseException:
+            self.close()
             raise
-        raise ValueError(
-            f"{path}: cannot be read as a bayesgmm model file ({type(err).__name__}: "
-            f"{err}); it is truncated, corrupted or not an .npz archive."
-        ) from None
-    if METADATA_KEY not in arrays:
-        raise ValueError(
-            f"{path}: an .npz archive without a {METADATA_KEY!r} entry, so not a model "
-            "saved by bayesgmm.save."
-        )
-    raw = arrays.pop(METADATA_KEY)
-    try:
-        metadata = json.loads(str(raw[()]))
-    except (ValueError, TypeError, IndexError):
-        metadata = None
-    if not isinstance(metadata, dict):
-        raise ValueError(f"{path}: the {METADATA_KEY!r} entry is not a JSON object; the file is corrupted.")
-    return metadata, arrays
 
+    def close(self) -> None:
+        self._zip.close()
 
-def check_header(reader: Reader) -> None:
-    if reader.metadata.get("format") != FORMAT:
-        raise reader.fail(
-            f"format {reader.metadata.get('format')!r} is not {FORMAT!r}; not a model "
-            "saved by bayesgmm.save."
-        )
-    version = reader.get("format_version", int)
-    if version > FORMAT_VERSION:
-        raise reader.fail(
-            f"written in format version {version} by bayesgmm "
-            f"{reader.metadata.get('bayesgmm_version')}, but this bayesgmm "
-            f"({__version__}) reads up to version {FORMAT_VERSION}. Upgrade bayesgmm."
-        )
+    def __enter__(self):
+        return self
 
+    def __exit__(self, *exc):
+        self.close()
 
-def check_model_header(reader: Reader, n_iter_required: bool = False):
-    """covariance_type, n_components, n_features and dtype from the metadata, checked."""
-    from bayesgmm import _validation as v
+    def read(self, name: str, shape: tuple, dtype, max_itemsize: int | None = None) -> np.ndarray:
+        """The member ``name``, once its header declares ``shape`` and ``dtype``.
 
-    covariance_type = reader.get("covariance_type", str)
-    if covariance_type not in v.COVARIANCE_TYPES:
-        raise reader.fail(f"unknown covariance_type {covariance_type!r} in the metadata.")
-    n_components = reader.get("n_components", int)
-    n_features = reader.get("n_features", int)
-    dtype = reader.get("dtype", str)
-    if dtype not in v.DTYPES:
-        raise reader.fail(f"unknown dtype {dtype!r} in the metadata.")
-    return covariance_type, n_components, n_features, dtype
-
-
-def check_arrays(reader: Reader, arrays: dict, expected: dict, dtype: str, what: str) -> None:
-    """Every expected array is present, of the expected shape and dtype, and finite."""
-    for name, shape in expected.items():
-        if name not in arrays:
-            raise reader.fail(f"the array {name!r} is missing; the file is truncated or corrupted.")
-        array = arrays[name]
-        if array.shape != shape:
-            raise reader.fail(
-                f"{name} has shape {array.shape}, but {what} needs {shape}; the arrays do "
-                "not match the metadata."
+        ``dtype`` is a NumPy dtype, or a kind ('U') whose item size is at most
+        ``max_itemsize`` (text of unknown length). The member's declared size
+        must be exactly its header plus the declared array, so nothing past
+        the expected shape is ever decompressed or allocated.
+        """
+        info = self.members.get(name)
+        if info is None:
+            raise ModelFileError(f"{self.path}: the array {name!r} is missing; the file is "
+                                 "truncated or corrupted.")
+        with reading(self.path, f"reading the header of the array {name!r}"), \
+                self._zip.open(info) as handle:
+            found_shape, fortran_order, found_dtype = _read_npy_header(handle)
+            header_size = handle.tell()
+        if isinstance(dtype, str):
+            dtype_ok = found_dtype.kind == dtype and found_dtype.itemsize <= max_itemsize
+        else:
+            dtype_ok = found_dtype == np.dtype(dtype)
+        if tuple(found_shape) != tuple(shape) or not dtype_ok or fortran_order:
+            raise ModelFileError(
+                f"{self.path}: the array {name!r} is stored with shape {tuple(found_shape)} and "
+                f"dtype {found_dtype}, but the metadata describes {tuple(shape)} and {dtype}; "
+                "the file is corrupted."
             )
-        if array.dtype.name != dtype:
-            raise reader.fail(f"{name} has dtype {array.dtype.name}, but the metadata says {dtype}.")
-        if name != "lower_bounds_" and not np.all(np.isfinite(array)):
-            raise reader.fail(f"{name} contains NaN or infinity; the file is corrupted.")
+        expected_size = header_size + int(np.prod(shape, dtype=np.int64)) * found_dtype.itemsize
+        if info.file_size != expected_size:
+            raise ModelFileError(
+                f"{self.path}: the array {name!r} declares {info.file_size} bytes, but its "
+                f"header and shape make {expected_size}; the file is corrupted."
+            )
+        with reading(self.path, f"reading the array {name!r}"), self._zip.open(info) as handle:
+            # Reading to the end makes zipfile check the member's CRC-32.
+            array = np.lib.format.read_array(handle, allow_pickle=False)
+            handle.read()
+        return array
+
+    def read_metadata(self) -> dict:
+        """The verified, parsed metadata document."""
+        for key in (METADATA_KEY, METADATA_DIGEST_KEY):
+            if key not in self.members:
+                raise ModelFileError(f"{self.path}: an .npz archive without a {key!r} entry, so "
+                                     "not a model saved by bayesgmm.save.")
+        text = self.read(METADATA_KEY, (), "U", MAX_METADATA_BYTES)
+        digest = self.read(METADATA_DIGEST_KEY, (), "U", 4 * 64)
+        return unseal(self.path, str(text[()]), str(digest[()]))
 
 
 # --------------------------------------------------------------------------
@@ -290,15 +634,46 @@ def _as_dataset(arrays: dict, attrs=None):
     )
 
 
-def dataset_digests(idata_groups: dict) -> dict:
-    """SHA-256 of every numeric variable of every group, keyed 'group/variable'."""
+def _variable_digest(values: np.ndarray) -> str | None:
+    """SHA-256 of a variable's values: numbers as stored, text as its characters.
+
+    Text reads back from netCDF as objects, so it is digested through one
+    canonical form (str items, the minimal Unicode dtype); other kinds
+    (dates) are not digested.
+    """
+    if values.dtype.kind in "biuf":
+        return array_digest(values)
+    if values.dtype.kind in "OUS":
+        items = [item.decode("utf-8") if isinstance(item, bytes) else str(item)
+                 for item in values.ravel().tolist()]
+        return array_digest(np.array(items, dtype=str).reshape(values.shape))
+    return None
+
+
+def dataset_digests(datasets: dict) -> dict:
+    """SHA-256 of every variable (coordinates included) of every dataset, keyed 'group/variable'."""
     digests = {}
-    for group, dataset in idata_groups.items():
-        for name, variable in dataset.data_vars.items():
-            values = np.asarray(variable.values)
-            if values.dtype.kind in "biuf":
-                digests[f"{group}/{name}"] = array_digest(values)
+    for group, dataset in datasets.items():
+        for name, variable in dataset.variables.items():
+            digest = _variable_digest(np.asarray(variable.values))
+            if digest is not None:
+                digests[f"{group}/{name}"] = digest
     return digests
+
+
+def _describe_datasets(datasets: dict) -> tuple[dict, dict]:
+    """Shapes and dtypes of every variable, and the length of every dimension, by HDF5 path."""
+    variables, dimensions = {}, {}
+    for group, dataset in datasets.items():
+        for name, variable in dataset.variables.items():
+            kind = variable.dtype.kind
+            variables[f"{group}/{name}"] = {
+                "shape": list(variable.shape),
+                "dtype": "str" if kind in "OUS" else variable.dtype.str,
+            }
+        for name, length in dataset.sizes.items():
+            dimensions[f"{group}/{name}"] = int(length)
+    return variables, dimensions
 
 
 def _inference_groups(idata) -> dict:
@@ -315,8 +690,9 @@ def _bayesian_arrays(model) -> tuple[dict, dict]:
     if model.em_params_ is not None:
         for field, value in zip(GMM_FIELDS, model.em_params_):
             arrays[f"em_{field}"] = np.asarray(value)
+    chain_method = getattr(model, "chain_method_", None)
     fitted = {
-        "chain_method_": str(getattr(model, "chain_method_", "")),
+        "chain_method_": None if chain_method is None else str(chain_method),
         "has_em_params": model.em_params_ is not None,
         "n_draws": int(np.shape(model.posterior_params_.weights)[0]),
     }
@@ -333,12 +709,11 @@ def write_bayesian(model, path: str) -> None:
     arrays, fitted = _bayesian_arrays(model)
     params, param_arrays, dropped = _split_params(model)
     arrays.update({PARAM_PREFIX + name: array for name, array in param_arrays.items()})
+    own = _as_dataset(arrays)
     groups = _inference_groups(model.inference_data_)
     raw_posterior = model.raw_inference_data_.posterior
-    digests = dataset_digests(groups)
-    digests.update({f"{RAW_GROUP}/{name}": digest
-                    for name, digest in dataset_digests({"": raw_posterior}).items()})
-    digests.update({f"{BAYES_GROUP}/{name}": array_digest(array) for name, array in arrays.items()})
+    datasets = dict(groups, **{RAW_GROUP: raw_posterior, BAYES_GROUP: own})
+    variables, dimensions = _describe_datasets(datasets)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -354,36 +729,115 @@ def write_bayesian(model, path: str) -> None:
         "fitted": fitted,
         "arrays": _describe(arrays),
         "inference_data_groups": list(groups),
-        "sha256": digests,
+        "variables": variables,
+        "dimensions": dimensions,
+        "sha256": dataset_digests(datasets),
     }
+    text, digest = seal(metadata)
 
     def write(temporary):
         model.inference_data_.to_netcdf(temporary, engine=ENGINE)
-        attrs = {"metadata": json.dumps(metadata, indent=1, sort_keys=True)}
-        _as_dataset(arrays, attrs).to_netcdf(temporary, group=BAYES_GROUP, mode="a",
-                                             engine=ENGINE)
+        own.attrs = {METADATA_KEY: text, METADATA_DIGEST_KEY: digest}
+        own.to_netcdf(temporary, group=BAYES_GROUP, mode="a", engine=ENGINE)
         raw_posterior.to_netcdf(temporary, group=RAW_GROUP, mode="a", engine=ENGINE)
 
     _atomic_write(path, write)
 
 
+def _hdf5_file(path: str):
+    import h5py
+
+    with reading(path, "opening the netCDF-4 (HDF5) file",
+                 "the file is truncated, corrupted or not a saved model."):
+        return h5py.File(path, "r")
+
+
+def _text_attribute(reader: Reader, attrs, name: str):
+    if name not in attrs:
+        raise reader.fail(f"the {BAYES_GROUP!r} group has no {name!r} attribute; the file is "
+                          "corrupted or not a saved model.")
+    if attrs.get_id(name).get_storage_size() > MAX_METADATA_BYTES:
+        raise reader.fail(f"the {name!r} attribute declares more than {MAX_METADATA_BYTES} "
+                          "bytes; the file is corrupted.")
+    return attrs[name]
+
+
+def read_nc_metadata(path: str) -> dict:
+    """The verified, parsed metadata of a netCDF model file (nothing else is read)."""
+    reader = Reader(path, {})
+    handle = _hdf5_file(path)
+    with handle, reading(path, f"reading the {BAYES_GROUP!r} group's attributes"):
+        if BAYES_GROUP not in handle:
+            raise reader.fail(
+                f"a netCDF file without a {BAYES_GROUP!r} group, so not a model saved by "
+                "bayesgmm.save (an ArviZ file? read it with arviz.from_netcdf)."
+            )
+        attrs = handle[BAYES_GROUP].attrs
+        text = _text_attribute(reader, attrs, METADATA_KEY)
+        digest = _text_attribute(reader, attrs, METADATA_DIGEST_KEY)
+    return unseal(path, text, digest)
+
+
+def check_nc_layout(reader: Reader, groups: list) -> None:
+    """Every HDF5 dataset's declared shape is the one the metadata describes; nothing is read.
+
+    Datasets are the variables the metadata describes (under ``variables``)
+    and the dimension scales of its ``dimensions``; the top-level groups are
+    ``groups`` and the ``bayesgmm`` group.
+    """
+    import h5py
+
+    described = described_arrays(reader, "variables")
+    dimensions = reader.get("dimensions", dict)
+    found, sizes = {}, {}
+    handle = _hdf5_file(reader.path)
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            found[name] = (item.shape, item.dtype)
+        elif not isinstance(item, h5py.Group):
+            raise reader.fail(f"the HDF5 object {name!r} is neither a group nor a dataset.")
+
+    with handle, reading(reader.path, "listing the HDF5 groups and datasets"):
+        top = sorted(set(handle) - {BAYES_GROUP})
+        handle.visititems(visit)
+    if top != sorted(groups):
+        raise reader.fail(f"the file has the ArviZ groups {top}, but the metadata lists "
+                          f"{sorted(groups)}.")
+    for name, (shape, dtype) in found.items():
+        if name in described:
+            expected_shape, expected_dtype = described[name]
+            itemsize_ok = expected_dtype == "str" or dtype.itemsize == expected_dtype.itemsize
+            if tuple(shape or ()) != expected_shape or not itemsize_ok:
+                raise reader.fail(
+                    f"the variable {name!r} is stored with shape {shape} and dtype {dtype}, but "
+                    f"the metadata describes {expected_shape} and {expected_dtype}; the file "
+                    "is corrupted."
+                )
+        elif name in dimensions:
+            if tuple(shape or ()) != (dimensions[name],):
+                raise reader.fail(f"the dimension {name!r} is stored with shape {shape}, but "
+                                  f"the metadata says length {dimensions[name]}; the file is "
+                                  "corrupted.")
+        else:
+            raise reader.fail(f"the dataset {name!r} is not described in the metadata; the "
+                              "file was altered.")
+        sizes[name] = int(np.prod(shape or (), dtype=np.int64)) * dtype.itemsize
+    missing = sorted(set(described) - set(found))
+    if missing:
+        raise reader.fail(f"the variables {missing[:5]} are missing; the file is truncated or "
+                          "corrupted.")
+    check_sizes(reader, sizes, os.path.getsize(reader.path))
+
+
 def open_group(path: str, group: str):
-    """One group of a netCDF file, loaded into memory; ValueError if unreadable."""
+    """One group of a netCDF file, loaded into memory; ModelFileError if unreadable.
+
+    Call after :func:`check_nc_layout`, which bounds what loading allocates.
+    """
     import xarray as xr
 
-    try:
-        with xr.open_dataset(path, group=group, engine=ENGINE) as dataset:
-            return dataset.load()
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        if isinstance(err, (FileNotFoundError, PermissionError)):
-            raise
-        if group == BAYES_GROUP and "not found" in str(err).lower():
-            raise ValueError(
-                f"{path}: a netCDF file without a {BAYES_GROUP!r} group, so not a model "
-                "saved by bayesgmm.save (an ArviZ file? read it with arviz.from_netcdf)."
-            ) from None
-        raise ValueError(
-            f"{path}: cannot read the {group!r} group ({type(err).__name__}: "
-            f"{' '.join(str(err).split())}); the file is truncated, corrupted or not a "
-            "saved model."
-        ) from None
+    with reading(path, f"reading the {group!r} group",
+                 "the file is truncated, corrupted or not a saved model."), \
+            xr.open_dataset(path, group=group, engine=ENGINE) as dataset:
+        return dataset.load()

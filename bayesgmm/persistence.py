@@ -32,7 +32,6 @@ have the shapes the metadata and the covariance type imply raises a
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -40,23 +39,36 @@ import numpy as np
 from bayesgmm._archive import (
     BAYES_GROUP,
     EM_ARRAYS,
-    ENGINE,
     FORMAT,
     FORMAT_VERSION,
     GMM_FIELDS,
     HDF5_MAGIC,
+    MAX_METADATA_BYTES,
+    METADATA_DIGEST_KEY,
+    METADATA_KEY,
     PARAM_PREFIX,
     RAW_GROUP,
     ZIP_MAGIC,
+    ModelFileError,
+    NpzArchive,
     Reader,
     array_digest,
-    check_arrays,
+    check_covariances,
+    check_described,
+    check_digests,
+    check_finite,
     check_header,
     check_model_header,
+    check_nc_layout,
+    check_permutations,
+    check_precision_factors,
+    check_simplex,
+    check_sizes,
     dataset_digests,
+    described_arrays,
     expected_shapes,
     open_group,
-    read_npz,
+    read_nc_metadata,
     write_bayesian,
     write_em,
 )
@@ -64,87 +76,216 @@ from bayesgmm._archive import (
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 
 
-def _restore_estimator(reader: Reader, cls, arrays: dict, covariance_type: str):
-    """A new ``cls`` with the stored constructor parameters."""
+# --------------------------------------------------------------------------
+# What every loaded model shares: its constructor parameters and fitted arrays
+# --------------------------------------------------------------------------
+
+
+def _restore_estimator(reader: Reader, cls, arrays: dict, check) -> object:
+    """A new ``cls`` with the stored constructor parameters, validated by ``check(model)``.
+
+    Every constructor parameter must be stored (a missing one is not taken
+    as its default) and ``check`` is the estimator's own validation of its
+    parameters, so a loaded model holds only settings its constructor and
+    ``fit`` accept.
+    """
     params = dict(reader.get("params", dict))
+    for name, value in params.items():
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise reader.fail(f"metadata field 'params.{name}' must be a number, a string, "
+                              f"true, false or null, got {value!r:.80}.")
     for name, array in arrays.items():
         if name.startswith(PARAM_PREFIX):
-            params[name[len(PARAM_PREFIX):]] = array
+            name = name[len(PARAM_PREFIX):]
+            if params.get(name) is not None:
+                raise reader.fail(f"the parameter {name!r} is stored both in the metadata and "
+                                  "as an array; the file was altered.")
+            params[name] = array
     model = cls()
-    unknown = set(params) - set(model.get_params(deep=False))
+    expected = set(model.get_params(deep=False))
+    unknown, missing = sorted(set(params) - expected), sorted(expected - set(params))
     if unknown:
         raise reader.fail(
-            f"unknown {cls.__name__} parameter(s) {sorted(unknown)}; the file was written "
-            "by an incompatible bayesgmm."
+            f"unknown {cls.__name__} parameter(s) {unknown}; the file was written by an "
+            "incompatible bayesgmm."
         )
+    if missing:
+        raise reader.fail(f"metadata field 'params.{missing[0]}' is missing; the file is "
+                          "corrupted or was edited.")
     model.set_params(**params)
-    if model.covariance_type != covariance_type:
-        raise reader.fail(
-            f"params.covariance_type is {model.covariance_type!r} but covariance_type is "
-            f"{covariance_type!r}; the metadata is inconsistent."
-        )
+    try:
+        check(model)
+    except ValueError as err:
+        raise reader.fail(f"metadata field 'params' holds a value that {cls.__name__} refuses: "
+                          f"{err}") from None
     return model
 
 
-def _load_em(reader: Reader, arrays: dict):
+def _check_header_consistency(reader: Reader, model, covariance_type: str, n_components: int,
+                              dtype: str) -> None:
+    """The stored parameters describe the model the arrays hold."""
+    if model.covariance_type != covariance_type:
+        raise reader.fail(
+            f"metadata field 'params.covariance_type' is {model.covariance_type!r} but "
+            f"covariance_type is {covariance_type!r}; the metadata is inconsistent."
+        )
+    if model.n_components != n_components:
+        raise reader.fail(
+            f"metadata field 'params.n_components' is {model.n_components!r}, but the arrays "
+            f"hold {n_components} components; the metadata is inconsistent."
+        )
+    if model.dtype is not None and np.dtype(model.dtype).name != dtype:
+        raise reader.fail(f"metadata field 'params.dtype' is {model.dtype!r}, but the arrays "
+                          f"are {dtype}; the metadata is inconsistent.")
+
+
+def _check_extra_arrays(reader: Reader, described: dict, expected: dict, n_features: int) -> None:
+    """Arrays besides the fitted ones: feature names and array-valued parameters, bounded."""
+    largest = max(int(np.prod(shape)) for shape in expected.values())
+    for name, (shape, dtype) in described.items():
+        if name in expected:
+            continue
+        if name == "feature_names_in_":
+            ok = (shape == (n_features,) and dtype != "str" and dtype.kind == "U"
+                  and dtype.itemsize * n_features <= MAX_METADATA_BYTES)
+        elif name.startswith(PARAM_PREFIX):
+            ok = dtype != "str" and dtype.kind in "biuf" and int(np.prod(shape)) <= largest
+        else:
+            raise reader.fail(f"the array {name!r} is not part of a saved model; the file was "
+                              "altered.")
+        if not ok:
+            raise reader.fail(f"the array {name!r} has shape {shape} and dtype {dtype}, which "
+                              "no saved model has; the file is corrupted.")
+
+
+def _check_em_params(model, n_features: int) -> None:
+    """The validation GaussianMixture.fit runs on its parameters."""
+    from sklearn.utils import check_random_state
+
+    from bayesgmm import _validation as v
+    from bayesgmm.mixture import driver
+
+    initial = {"weights_init": model.weights_init, "means_init": model.means_init,
+               "precisions_init": model.precisions_init}
+    _, settings = driver.check_settings(
+        model.n_components, covariance_type=model.covariance_type, tol=model.tol,
+        reg_covar=model.reg_covar, max_iter=model.max_iter, n_init=model.n_init,
+        init_params=model.init_params, dtype=model.dtype, **initial,
+    )
+    driver.check_initial_values(settings, model.n_components, n_features, **initial)
+    v.check_int("verbose_interval", model.verbose_interval, 1)
+    check_random_state(model.random_state)
+
+
+def _check_bayesian_params(model, n_features: int) -> None:
+    """The validation BayesianGaussianMixture.fit runs on its parameters."""
+    from sklearn.utils import check_random_state
+
+    from bayesgmm.bayes.estimator import _check_prior_vector
+
+    dtype = model._check_params()
+    for name, positive in (("mean_prior", False), ("mean_prior_scale", True),
+                           ("scale_prior", True)):
+        _check_prior_vector(name, getattr(model, name), n_features, dtype, positive)
+    check_random_state(model.random_state)
+
+
+def _check_mixture(reader: Reader, arrays: dict, covariance_type: str, prefix: str,
+                   suffix: str = "", precisions: bool = False) -> None:
+    """One set of mixture parameters (``{prefix}weights{suffix}`` ...) as a fit produces them."""
+    weights, covariances, factors = (f"{prefix}{field}{suffix}" for field in
+                                     ("weights", "covariances", "precisions_cholesky"))
+    precision = f"{prefix}precisions{suffix}"
+    check_simplex(reader, weights, arrays[weights])
+    check_covariances(reader, covariance_type, covariances, arrays[covariances])
+    check_precision_factors(reader, covariance_type, (covariances, factors, precision),
+                            arrays[covariances], arrays[factors],
+                            arrays[precision] if precisions else None)
+
+
+# --------------------------------------------------------------------------
+# GaussianMixture
+# --------------------------------------------------------------------------
+
+
+def _load_em(path: str):
     from bayesgmm.mixture.estimator import GaussianMixture
 
-    covariance_type, n_components, n_features, dtype = check_model_header(reader)
-    fitted = reader.get("fitted", dict)
-    n_iter = fitted.get("n_iter_")
-    if not isinstance(n_iter, int) or isinstance(n_iter, bool):
-        raise reader.fail("metadata field 'fitted.n_iter_' is missing; the file is corrupted.")
-    described = reader.get("arrays", dict)
-    expected = expected_shapes(covariance_type, n_components, n_features, n_iter)
-    check_arrays(reader, arrays, expected, dtype,
-                  f"a {covariance_type!r} model with {n_components} components and "
-                  f"{n_features} features")
-    for name, array in arrays.items():
-        info = described.get(name)
-        if info is None or list(array.shape) != info.get("shape") or array.dtype.str != info.get("dtype"):
-            raise reader.fail(
-                f"the array {name!r} ({array.dtype.str}, shape {array.shape}) does not "
-                f"match its description in the metadata ({info}); the file was altered."
-            )
+    with NpzArchive(path) as archive:
+        reader = Reader(path, archive.read_metadata())
+        check_header(reader)
+        estimator = reader.get("estimator", str)
+        if estimator != "GaussianMixture":
+            raise reader.fail(f"unknown estimator {estimator!r} in the metadata.")
+        covariance_type, n_components, n_features, dtype = check_model_header(reader)
+        converged = reader.get("converged_", bool, within="fitted")
+        n_iter = reader.get("n_iter_", int, within="fitted")
+        lower_bound = reader.get("lower_bound_", float, within="fitted")
+        if n_iter < 0 or np.isnan(lower_bound):
+            raise reader.fail(f"metadata field 'fitted' holds n_iter_={n_iter} and "
+                              f"lower_bound_={lower_bound}, which no fit produces.")
+        described = described_arrays(reader)
+        expected = expected_shapes(covariance_type, n_components, n_features, n_iter)
+        check_described(reader, described, expected, dtype,
+                        f"a {covariance_type!r} model with {n_components} components and "
+                        f"{n_features} features")
+        _check_extra_arrays(reader, described, expected, n_features)
+        undescribed = set(archive.members) - set(described) - {METADATA_KEY, METADATA_DIGEST_KEY}
+        if undescribed:
+            raise reader.fail(f"the archive holds arrays the metadata does not describe "
+                              f"({sorted(undescribed)[:5]}); the file was altered.")
+        check_sizes(reader, {name: info.file_size for name, info in archive.members.items()},
+                    archive.file_size)
+        arrays = {name: archive.read(name, shape, array_dtype)
+                  for name, (shape, array_dtype) in described.items()}
+    check_digests(reader, {name: array_digest(array) for name, array in arrays.items()})
+    check_finite(reader, arrays, EM_ARRAYS[:-1])
+    if np.any(np.isnan(arrays["lower_bounds_"])):
+        raise reader.fail("lower_bounds_ contains NaN; the file is corrupted.")
+    _check_mixture(reader, arrays, covariance_type, "", "_", precisions=True)
 
-    model = _restore_estimator(reader, GaussianMixture, arrays, covariance_type)
+    model = _restore_estimator(reader, GaussianMixture, arrays,
+                               lambda model: _check_em_params(model, n_features))
+    _check_header_consistency(reader, model, covariance_type, n_components, dtype)
     for name in EM_ARRAYS:
         setattr(model, name, arrays[name])
     if "feature_names_in_" in arrays:
         model.feature_names_in_ = arrays["feature_names_in_"].astype(object)
-    model.converged_ = bool(fitted.get("converged_"))
+    model.converged_ = converged
     model.n_iter_ = n_iter
-    model.lower_bound_ = float(fitted.get("lower_bound_", np.nan))
+    model.lower_bound_ = lower_bound
     model.n_features_in_ = n_features
     return model
 
 
-def _load_bayesian(path: str):
-    import arviz as az
+# --------------------------------------------------------------------------
+# BayesianGaussianMixture
+# --------------------------------------------------------------------------
 
-    from bayesgmm.bayes.estimator import BayesianGaussianMixture
-    from bayesgmm.mixture.parameters import GMMParams
 
-    own = open_group(path, BAYES_GROUP)
-    try:
-        metadata = json.loads(own.attrs["metadata"])
-    except (KeyError, TypeError, ValueError):
-        metadata = None
-    if not isinstance(metadata, dict):
-        raise ValueError(f"{path}: the metadata attribute of the {BAYES_GROUP!r} group is "
-                         "missing or not a JSON object; the file is corrupted.")
-    reader = Reader(path, metadata)
-    check_header(reader)
-    estimator = reader.get("estimator", str)
-    if estimator != "BayesianGaussianMixture":
-        raise reader.fail(f"a netCDF file holding an unexpected estimator {estimator!r}.")
-    covariance_type, n_components, n_features, dtype = check_model_header(reader)
-    fitted = reader.get("fitted", dict)
-    n_draws = fitted.get("n_draws")
-    if not isinstance(n_draws, int) or n_draws < 1:
-        raise reader.fail("metadata field 'fitted.n_draws' is missing; the file is corrupted.")
+def _bayesian_fitted(reader: Reader, n_features: int) -> tuple:
+    """n_draws, has_em_params, chain_method_ and feature names from the metadata, checked."""
+    from bayesgmm.bayes.nuts import CHAIN_METHODS
 
-    arrays = {name: np.asarray(variable.values) for name, variable in own.data_vars.items()}
+    n_draws = reader.get("n_draws", int, within="fitted")
+    has_em_params = reader.get("has_em_params", bool, within="fitted")
+    chain_method = reader.get("chain_method_", str, within="fitted", optional=True)
+    names = reader.get("feature_names_in_", list, within="fitted", optional=True)
+    if n_draws < 1:
+        raise reader.fail(f"metadata field 'fitted.n_draws' is {n_draws}; it must be >= 1.")
+    if chain_method is not None and chain_method not in CHAIN_METHODS:
+        raise reader.fail(f"metadata field 'fitted.chain_method_' is {chain_method!r:.80}, not "
+                          "a chain method.")
+    if names is not None and (len(names) != n_features
+                              or not all(isinstance(name, str) for name in names)):
+        raise reader.fail(f"metadata field 'fitted.feature_names_in_' is not a list of "
+                          f"{n_features} strings.")
+    return n_draws, has_em_params, chain_method, names
+
+
+def _bayesian_expected(reader, covariance_type, n_components, n_features, n_draws, has_em_params,
+                       described) -> dict:
+    """The shapes of the bayesgmm group's arrays for a model of this size."""
     single = expected_shapes(covariance_type, n_components, n_features, 0)
     expected = {
         "posterior_weights": (n_draws,) + single["weights_"],
@@ -155,59 +296,90 @@ def _load_bayesian(path: str):
         "means_": single["means_"],
         "covariances_": single["covariances_"],
     }
-    if fitted.get("has_em_params"):
+    if has_em_params:
         expected.update({f"em_{field}": single[f"{field}_"] for field in GMM_FIELDS})
-    check_arrays(reader, arrays, expected, dtype,
-                  f"a {covariance_type!r} posterior of {n_draws} draws with {n_components} "
-                  f"components and {n_features} features")
-    permutations = arrays.get("relabel_permutations_")
-    if permutations is None or permutations.ndim != 3 or (
-        permutations.shape[0] * permutations.shape[1], permutations.shape[2]
-    ) != (n_draws, n_components):
+    shape, dtype = described.get("relabel_permutations_", ((), "str"))
+    if len(shape) != 3 or shape[0] * shape[1] != n_draws or shape[2] != n_components or (
+        dtype == "str" or dtype.kind not in "iu"
+    ):
         raise reader.fail(
-            "relabel_permutations_ is missing or does not have the shape (num_chains, "
+            "relabel_permutations_ is missing or is not integers of shape (num_chains, "
             f"num_samples, {n_components}) with {n_draws} draws in all."
         )
+    return expected
 
-    try:
-        idata = az.from_netcdf(path, engine=ENGINE)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise reader.fail(f"cannot read the ArviZ groups ({type(err).__name__}: {err}); the "
-                          "file is truncated or corrupted.") from None
-    groups = {group: getattr(idata, group) for group in idata.groups() if group != BAYES_GROUP}
-    expected_groups = reader.get("inference_data_groups", list)
-    if sorted(groups) != sorted(expected_groups):
-        raise reader.fail(f"the file has the ArviZ groups {sorted(groups)}, but the metadata "
-                          f"lists {sorted(expected_groups)}.")
-    raw_posterior = open_group(path, RAW_GROUP)
-    found = dataset_digests(groups)
-    found.update({f"{RAW_GROUP}/{name}": digest
-                  for name, digest in dataset_digests({"": raw_posterior}).items()})
-    found.update({f"{BAYES_GROUP}/{name}": array_digest(array) for name, array in arrays.items()})
-    recorded = reader.get("sha256", dict)
-    altered = sorted(name for name in set(found) | set(recorded)
-                     if found.get(name) != recorded.get(name))
-    if altered:
-        raise reader.fail(
-            f"the stored values of {', '.join(altered[:5])}"
-            f"{' ...' if len(altered) > 5 else ''} do not match their SHA-256 digests; "
-            "the file is corrupted or was altered."
-        )
 
-    model = _restore_estimator(reader, BayesianGaussianMixture, arrays, covariance_type)
-    model.inference_data_ = az.InferenceData(**groups)
-    model.raw_inference_data_ = az.InferenceData(posterior=raw_posterior)
+def _load_bayesian(path: str):
+    import arviz as az
+
+    from bayesgmm.bayes.estimator import BayesianGaussianMixture
+    from bayesgmm.mixture.parameters import GMMParams
+
+    reader = Reader(path, read_nc_metadata(path))
+    check_header(reader)
+    estimator = reader.get("estimator", str)
+    if estimator != "BayesianGaussianMixture":
+        raise reader.fail(f"a netCDF file holding an unexpected estimator {estimator!r}.")
+    covariance_type, n_components, n_features, dtype = check_model_header(reader)
+    n_draws, has_em_params, chain_method, feature_names = _bayesian_fitted(reader, n_features)
+    groups = reader.get("inference_data_groups", list)
+    if not all(isinstance(group, str) and "/" not in group and group != BAYES_GROUP
+               for group in groups):
+        raise reader.fail(f"metadata field 'inference_data_groups' is not a list of ArviZ "
+                          f"group names: {groups!r:.80}.")
+
+    described = described_arrays(reader)
+    expected = _bayesian_expected(reader, covariance_type, n_components, n_features, n_draws,
+                                  has_em_params, described)
+    check_described(reader, described, expected, dtype,
+                    f"a {covariance_type!r} posterior of {n_draws} draws with {n_components} "
+                    f"components and {n_features} features")
+    _check_extra_arrays(reader, described,
+                        dict(expected, relabel_permutations_=described["relabel_permutations_"][0]),
+                        n_features)
+    variables = described_arrays(reader, "variables")
+    own = {name[len(BAYES_GROUP) + 1:]: description for name, description in variables.items()
+           if name.startswith(BAYES_GROUP + "/") and not name.startswith(RAW_GROUP + "/")}
+    if own != described:
+        raise reader.fail(f"the metadata fields 'arrays' and 'variables' describe different "
+                          f"{BAYES_GROUP!r} arrays; the metadata is inconsistent.")
+    check_nc_layout(reader, groups)
+
+    datasets = {group: open_group(path, group) for group in groups}
+    datasets[RAW_GROUP] = open_group(path, RAW_GROUP)
+    datasets[BAYES_GROUP] = open_group(path, BAYES_GROUP)
+    check_digests(reader, dataset_digests(datasets))
+    own_group = datasets[BAYES_GROUP]
+    arrays = {name: np.asarray(own_group[name].values) for name in described}
+    for name, (shape, array_dtype) in described.items():
+        if arrays[name].shape != shape or arrays[name].dtype != array_dtype:
+            raise reader.fail(f"{name} reads back as {arrays[name].dtype} of shape "
+                              f"{arrays[name].shape}, not as described; the file is corrupted.")
+    check_finite(reader, arrays, expected)
+    _check_mixture(reader, arrays, covariance_type, "posterior_")
+    check_simplex(reader, "weights_", arrays["weights_"])
+    check_covariances(reader, covariance_type, "covariances_", arrays["covariances_"])
+    if has_em_params:
+        _check_mixture(reader, arrays, covariance_type, "em_")
+    permutations = arrays["relabel_permutations_"]
+    check_permutations(reader, "relabel_permutations_", permutations)
+
+    model = _restore_estimator(reader, BayesianGaussianMixture, arrays,
+                               lambda model: _check_bayesian_params(model, n_features))
+    _check_header_consistency(reader, model, covariance_type, n_components, dtype)
+    model.inference_data_ = az.InferenceData(**{group: datasets[group] for group in groups})
+    model.raw_inference_data_ = az.InferenceData(posterior=datasets[RAW_GROUP])
     model.relabel_permutations_ = permutations
     model.posterior_params_ = GMMParams(*(arrays[f"posterior_{field}"] for field in GMM_FIELDS))
     model.weights_ = arrays["weights_"]
     model.means_ = arrays["means_"]
     model.covariances_ = arrays["covariances_"]
     model.em_params_ = (GMMParams(*(arrays[f"em_{field}"] for field in GMM_FIELDS))
-                        if fitted.get("has_em_params") else None)
-    model.chain_method_ = fitted.get("chain_method_")
+                        if has_em_params else None)
+    model.chain_method_ = chain_method
     model.n_features_in_ = n_features
-    if "feature_names_in_" in fitted:
-        model.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+    if feature_names is not None:
+        model.feature_names_in_ = np.asarray(feature_names, dtype=object)
     return model
 
 
@@ -305,18 +477,12 @@ def load(path):
     with open(path, "rb") as handle:
         magic = handle.read(8)
     if magic.startswith(ZIP_MAGIC):
-        metadata, arrays = read_npz(path)
-        reader = Reader(path, metadata)
-        check_header(reader)
-        estimator = reader.get("estimator", str)
-        if estimator == "GaussianMixture":
-            return _load_em(reader, arrays)
-        raise reader.fail(f"unknown estimator {estimator!r} in the metadata.")
+        return _load_em(path)
     if magic.startswith(HDF5_MAGIC):
         return _load_bayesian(path)
     if not magic:
-        raise ValueError(f"{path}: the file is empty, not a saved model.")
-    raise ValueError(
+        raise ModelFileError(f"{path}: the file is empty, not a saved model.")
+    raise ModelFileError(
         f"{path}: not a bayesgmm model file (it starts with {magic[:4]!r}, neither an "
         ".npz archive nor a netCDF file)."
     )

@@ -1,5 +1,7 @@
 """Saving and loading fitted models: exact round trips, an open format, clear errors."""
 
+import copy
+import hashlib
 import json
 import os
 import zipfile
@@ -9,7 +11,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 import bayesgmm
-from bayesgmm import GaussianMixture
+from bayesgmm import GaussianMixture, _archive
 from bayesgmm.persistence import FORMAT, FORMAT_VERSION, load, save
 
 
@@ -31,14 +33,27 @@ def saved(fitted, tmp_path):
     return path
 
 
-def _rewrite(path, edit):
-    """Re-save the archive at ``path`` after ``edit(metadata, arrays)``."""
+def _rewrite(path, edit, reseal=True):
+    """Re-save the archive at ``path`` after ``edit(metadata, arrays)``.
+
+    With ``reseal`` the digests and descriptions are recomputed, as a careful
+    editor (or a buggy writer) would: then only the loader's validation of
+    the values stands between the edit and a loaded model.
+    """
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
-    metadata = json.loads(str(arrays.pop("metadata")))
+    text, digest = str(arrays.pop("metadata")), str(arrays.pop("metadata_sha256"))
+    metadata = json.loads(text)
     edit(metadata, arrays)
+    if reseal:
+        metadata["arrays"] = {name: {"shape": list(array.shape), "dtype": array.dtype.str}
+                              for name, array in arrays.items()}
+        metadata["sha256"] = {name: _archive.array_digest(array) for name, array in arrays.items()}
+        text, digest = _archive.seal(metadata)
+    else:
+        text = json.dumps(metadata, indent=1, sort_keys=True)
     with open(path, "wb") as handle:
-        np.savez(handle, metadata=np.array(json.dumps(metadata)), **arrays)
+        np.savez(handle, metadata=np.array(text), metadata_sha256=np.array(digest), **arrays)
 
 
 @pytest.mark.parametrize(
@@ -201,11 +216,145 @@ def test_newer_format_version(saved):
 
 def test_metadata_that_is_not_json(saved):
     with np.load(saved, allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files if name != "metadata"}
+        arrays = {name: archive[name] for name in archive.files
+                  if name not in ("metadata", "metadata_sha256")}
+    text, digest = "{not json", hashlib.sha256(b"{not json").hexdigest()
     with open(saved, "wb") as handle:
-        np.savez(handle, metadata=np.array("{not json"), **arrays)
-    with pytest.raises(ValueError, match="not a JSON object"):
+        np.savez(handle, metadata=np.array(text), metadata_sha256=np.array(digest), **arrays)
+    with pytest.raises(ValueError, match=r"model\.npz: the metadata is not valid JSON"):
         load(saved)
+
+
+# ------------------------------------- edited metadata and values are refused (issue 16, item 4)
+
+
+def test_edited_metadata_fails_its_digest(saved):
+    _rewrite(saved, lambda metadata, arrays: metadata["params"].update(reg_covar=0.5),
+             reseal=False)
+    with pytest.raises(ValueError, match=r"model\.npz: the metadata does not match its SHA-256 "
+                                         r"digest; the file is corrupted or its metadata was edited"):
+        load(saved)
+
+
+def test_edited_array_with_a_valid_crc_fails_its_digest(saved):
+    def shift(metadata, arrays):
+        arrays["means_"] = arrays["means_"] + 1.0
+
+    _rewrite(saved, shift, reseal=False)  # np.savez writes a valid CRC-32 for the new means
+    with pytest.raises(ValueError, match=r"model\.npz: the stored values of means_ do not match "
+                                         r"their SHA-256 digests"):
+        load(saved)
+
+
+def test_format_version_1_is_refused_with_the_fix(saved):
+    _rewrite(saved, lambda metadata, arrays: metadata.update(format_version=1))
+    with pytest.raises(ValueError, match=r"model\.npz: written in format version 1 by bayesgmm "
+                                         r".*Refit the model and save it again\."):
+        load(saved)
+
+
+REFUSED = r"model\.npz: metadata field 'params' holds a value that GaussianMixture refuses: "
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda params: params.pop("n_components"),
+     r"model\.npz: metadata field 'params\.n_components' is missing"),
+    (lambda params: params.update(reg_covar=-1.0), REFUSED + r"Invalid value for 'reg_covar': -1\.0"),
+    (lambda params: params.update(reg_covar=float("inf")), REFUSED + r"Invalid value for 'reg_covar': inf"),
+    (lambda params: params.update(tol="x"), REFUSED + r"Invalid value for 'tol': 'x'"),
+    (lambda params: params.update(tol=float("nan")), REFUSED + r"Invalid value for 'tol': nan"),
+    (lambda params: params.update(max_iter=1.5), REFUSED + r"Invalid value for 'max_iter': 1\.5"),
+    (lambda params: params.update(n_init=0), REFUSED + r"Invalid value for 'n_init': 0"),
+    (lambda params: params.update(init_params="best"), REFUSED + r"Invalid value for 'init_params'"),
+    (lambda params: params.update(verbose_interval=0),
+     REFUSED + r"Invalid value for 'verbose_interval': 0"),
+    (lambda params: params.update(n_components=9),
+     r"model\.npz: metadata field 'params\.n_components' is 9, but the arrays hold 3 components"),
+    (lambda params: params.update(dtype="float32"),
+     r"model\.npz: metadata field 'params\.dtype' is 'float32', but the arrays are float64"),
+    (lambda params: params.update(tol=[0.1]),
+     r"model\.npz: metadata field 'params\.tol' must be a number, a string, true, false or null"),
+], ids=["missing-n_components", "reg_covar-negative", "reg_covar-inf", "tol-text", "tol-nan",
+        "max_iter-float", "n_init-0", "init_params", "verbose_interval", "n_components-other",
+        "dtype-other", "tol-list"])
+def test_edited_parameters_are_validated_as_the_constructor_does(saved, edit, message):
+    _rewrite(saved, lambda metadata, arrays: edit(metadata["params"]))
+    with pytest.raises(ValueError, match=message):
+        load(saved)
+
+
+def test_edited_initial_values_are_validated_as_fit_does(saved):
+    def bad_weights_init(metadata, arrays):
+        arrays["param.weights_init"] = np.array([0.5, 0.5, 0.5])
+
+    _rewrite(saved, bad_weights_init)
+    with pytest.raises(ValueError, match=REFUSED + r"The parameter 'weights' should be normalized"):
+        load(saved)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["fitted"].update(converged_="yes"),
+     r"metadata field 'fitted\.converged_' must be true or false, got 'yes'"),
+    (lambda m: m["fitted"].pop("lower_bound_"),
+     r"metadata field 'fitted\.lower_bound_' must be a number, got missing"),
+    (lambda m: m.update(n_components=9) or m["params"].update(n_components=9),
+     r"weights_ has shape \(3,\), but a 'full' model with 9 components and 3 features needs "
+     r"\(9,\)"),
+], ids=["converged-text", "lower_bound-missing", "n_components-everywhere"])
+def test_edited_fitted_values(saved, edit, message):
+    _rewrite(saved, lambda metadata, arrays: edit(metadata))
+    with pytest.raises(ValueError, match=r"model\.npz: " + message):
+        load(saved)
+
+
+def _set(name, change):
+    def edit(metadata, arrays):
+        arrays[name] = change(arrays[name].copy())
+
+    return edit
+
+
+def _assign(index, value):
+    def change(array):
+        array[index] = value
+        return array
+
+    return change
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set("weights_", lambda w: w + np.array([-0.5, 0.25, 0.25])),
+     r"weights_ has a negative entry \(-0\.\d+\); mixture weights are non-negative"),
+    (_set("weights_", lambda w: 1.01 * w), r"weights_ does not sum to 1 \(off by 0\.01"),
+    (_set("precisions_cholesky_", _assign(0, 0.0)),
+     r"precisions_cholesky_ has a diagonal entry <= 0 \(0\)"),
+    (_set("precisions_cholesky_", _assign((0, 1, 0), 0.5)),
+     r"precisions_cholesky_ holds a matrix that is not triangular"),
+    (_set("covariances_", lambda c: 2.0 * c),
+     r"covariances_ does not match precisions_cholesky_ \(P\.T @ Sigma @ P differs from the "
+     r"identity by 1, tolerance"),
+    (_set("covariances_", _assign(0, -np.eye(3))),
+     r"covariances_ are not symmetric positive definite matrices"),
+    (_set("precisions_", lambda p: 1.001 * p),
+     r"precisions_ is not precisions_cholesky_ @ precisions_cholesky_\.T"),
+    (_set("lower_bounds_", _assign(0, np.nan)), r"lower_bounds_ contains NaN"),
+], ids=["negative-weight", "weights-sum", "zero-factor", "non-triangular-factor",
+        "covariances-inconsistent", "covariances-not-pd", "precisions-inconsistent",
+        "lower_bounds-nan"])
+def test_edited_fitted_arrays_are_validated(saved, edit, message):
+    _rewrite(saved, edit)
+    with pytest.raises(ValueError, match=r"model\.npz: " + message):
+        load(saved)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_inconsistent_covariances_of_every_structure(data, tmp_path, covariance_type):
+    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(data)
+    path = tmp_path / "model.npz"
+    save(model, path)
+    _rewrite(path, _set("covariances_", lambda c: 1.5 * c))
+    with pytest.raises(ValueError, match=r"covariances_ does not match precisions_cholesky_"):
+        load(path)
 
 
 # ------------------------------------------------------------ Bayesian (netCDF)
@@ -340,15 +489,112 @@ def test_bayesian_altered_values_fail_the_digest(saved_bayes):
         load(saved_bayes)
 
 
-def test_bayesian_metadata_that_does_not_match(saved_bayes):
+def _edit_nc_metadata(path, edit, reseal=True):
+    """Rewrite the metadata attribute after ``edit(metadata)`` (with a new digest if ``reseal``)."""
     import h5py
 
-    with h5py.File(saved_bayes, "r+") as handle:
-        metadata = json.loads(handle["bayesgmm"].attrs["metadata"])
+    with h5py.File(path, "r+") as handle:
+        attrs = handle["bayesgmm"].attrs
+        metadata = json.loads(attrs["metadata"])
+        edit(metadata)
+        text, digest = _archive.seal(metadata)
+        attrs["metadata"] = text
+        if reseal:
+            attrs["metadata_sha256"] = digest
+
+
+def test_bayesian_metadata_that_does_not_match(saved_bayes):
+    def claim_spherical(metadata):
         metadata["covariance_type"] = metadata["params"]["covariance_type"] = "spherical"
-        handle["bayesgmm"].attrs["metadata"] = json.dumps(metadata)
+
+    _edit_nc_metadata(saved_bayes, claim_spherical)
     with pytest.raises(ValueError, match=r"posterior_covariances has shape \(6, 2, 2, 2\), but a "
                                          r"'spherical' posterior of 6 draws"):
+        load(saved_bayes)
+
+
+def test_bayesian_one_changed_byte_in_the_metadata(saved_bayes):
+    content = bytearray(saved_bayes.read_bytes())
+    start = content.index(b'  "n_components": 2')  # the params' entry (indented twice)
+    content[start + len(b'  "n_components": ')] = ord("9")
+    saved_bayes.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"model\.nc: the metadata does not match its SHA-256 "
+                                         r"digest"):
+        load(saved_bayes)
+
+
+def test_bayesian_edited_metadata_fails_its_digest(saved_bayes):
+    _edit_nc_metadata(saved_bayes, lambda metadata: metadata["params"].update(reg_covar=0.5),
+                      reseal=False)
+    with pytest.raises(ValueError, match=r"model\.nc: the metadata does not match its SHA-256"):
+        load(saved_bayes)
+
+
+BAYES_REFUSED = (r"model\.nc: metadata field 'params' holds a value that "
+                 r"BayesianGaussianMixture refuses: ")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda params: params.pop("n_components"),
+     r"model\.nc: metadata field 'params\.n_components' is missing"),
+    (lambda params: params.update(target_accept_prob=1.5),
+     BAYES_REFUSED + r"Invalid value for 'target_accept_prob': 1\.5"),
+    (lambda params: params.update(reg_covar=-1.0), BAYES_REFUSED + r"Invalid value for 'reg_covar'"),
+    (lambda params: params.update(num_samples=2.5), BAYES_REFUSED + r"Invalid value for 'num_samples'"),
+    (lambda params: params.update(mean_prior_scale=-1.0),
+     BAYES_REFUSED + r"Invalid value for 'mean_prior_scale': every entry must be finite and > 0"),
+    (lambda params: params.update(n_components=3),
+     r"model\.nc: metadata field 'params\.n_components' is 3, but the arrays hold 2 components"),
+], ids=["missing-n_components", "target_accept_prob", "reg_covar", "num_samples",
+        "mean_prior_scale", "n_components-other"])
+def test_bayesian_edited_parameters_are_validated(saved_bayes, edit, message):
+    _edit_nc_metadata(saved_bayes, lambda metadata: edit(metadata["params"]))
+    with pytest.raises(ValueError, match=message):
+        load(saved_bayes)
+
+
+@pytest.fixture(scope="module")
+def synthetic_full():
+    return _synthetic_bayesian(_small_data(), "full")
+
+
+def _with_draws(model, **changes):
+    """A copy of ``model`` whose posterior draws (GMMParams fields) are changed."""
+    model = copy.deepcopy(model)
+    model.posterior_params_ = model.posterior_params_._replace(
+        **{name: change(np.array(getattr(model.posterior_params_, name)))
+           for name, change in changes.items()})
+    return model
+
+
+@pytest.mark.parametrize("alter, message", [
+    (lambda m: _with_draws(m, weights=lambda w: w * np.array([-1.0, 3.0]) / (2 * w.max())),
+     r"posterior_weights has a negative entry"),
+    (lambda m: _with_draws(m, covariances=lambda c: 2.0 * c),
+     r"posterior_covariances does not match posterior_precisions_cholesky"),
+    (lambda m: _with_draws(m, precisions_cholesky=lambda p: -p),
+     r"posterior_precisions_cholesky has a diagonal entry <= 0"),
+    (lambda m: setattr(m := copy.deepcopy(m), "relabel_permutations_",
+                       np.zeros_like(m.relabel_permutations_)) or m,
+     r"relabel_permutations_ holds a row that is not a permutation of the 2 components"),
+    (lambda m: setattr(m := copy.deepcopy(m), "weights_", m.weights_ * 0.9) or m,
+     r"weights_ does not sum to 1"),
+    (lambda m: setattr(m := copy.deepcopy(m), "em_params_",
+                       m.em_params_._replace(covariances=2 * m.em_params_.covariances)) or m,
+     r"em_covariances does not match em_precisions_cholesky"),
+], ids=["negative-weight", "covariances-inconsistent", "negative-factor", "permutations",
+        "mean-weights", "em-start"])
+def test_bayesian_invalid_fitted_arrays_are_refused(synthetic_full, tmp_path, alter, message):
+    path = tmp_path / "model.nc"
+    save(alter(synthetic_full), path)  # the writer digests whatever the model holds
+    with pytest.raises(ValueError, match=r"model\.nc: " + message):
+        load(path)
+
+
+def test_bayesian_format_version_1_is_refused_with_the_fix(saved_bayes):
+    _edit_nc_metadata(saved_bayes, lambda metadata: metadata.update(format_version=1))
+    with pytest.raises(ValueError, match=r"model\.nc: written in format version 1 .*Refit the "
+                                         r"model and save it again\."):
         load(saved_bayes)
 
 
