@@ -1,6 +1,6 @@
 """Evaluation of a clustering against true classes, and predictive density.
 
-The source document scores a two-component fit on held-out points by
+The source document scores a two-component fit on held-out points by::
 
     accuracy = 100 * (n - sum_n |p_n - y_n|) / n
 

@@ -105,7 +105,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_iter_ : int
     lower_bound_ : float
         Mean (weighted) log-likelihood of the training data at the last E-step.
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray of shape (`n_iter_`,)
         The lower bound at every iteration of the best initialisation.
     n_features_in_ : int
 
