@@ -4,10 +4,14 @@ warnings that keep sampling problems in view.
 Groups of the ``InferenceData`` built by :func:`to_inference_data`:
 
 ``posterior``
-    The model's sites (``weights``, ``means``, ``scales``, ``corr_cholesky``
-    when present) and the derived ``covariances`` in scikit-learn's shapes,
-    with named dimensions ``component``, ``feature`` and ``feature_bis`` (the
-    second axis of a matrix).
+    The free quantities of each draw: the model's sites ``weights``, ``means``
+    and ``scales``; the ``correlations`` in place of the site ``corr_cholesky``
+    ('full' and 'tied' with D > 1): the D (D - 1) / 2 entries above the
+    diagonal of each correlation matrix, along ``feature_pair`` (coordinates
+    ``"a,b"`` for the features a and b), as a Cholesky factor's constant zeros
+    and ones would give undefined r_hat; and the derived ``covariances`` in
+    scikit-learn's shapes. Dimensions ``component``, ``feature`` and
+    ``feature_bis`` (the second axis of a matrix).
 ``sample_stats``
     ``lp`` (log joint density up to a constant), ``energy``, ``diverging``,
     ``n_steps``, ``tree_depth``, ``acceptance_rate``, ``step_size``. Absent
@@ -44,6 +48,7 @@ __all__ = [
     "MAX_RHAT",
     "MIN_ESS_PER_CHAIN",
     "site_dims",
+    "posterior_variables",
     "to_inference_data",
     "posterior_dataset",
     "check_sampling",
@@ -70,26 +75,85 @@ class LowESSWarning(SamplingWarning):
     """Too few effective draws for reliable estimates."""
 
 
+FEATURE_PAIR = "feature_pair"
+
+
+def _correlations(corr_cholesky):
+    """The entries above the diagonal of ``L @ L.T``, row by row: (..., D, D) -> (..., D (D - 1) / 2)."""
+    corr_cholesky = np.asarray(corr_cholesky)
+    rows, columns = np.triu_indices(corr_cholesky.shape[-1], 1)
+    correlation = np.einsum("...ik,...jk->...ij", corr_cholesky, corr_cholesky)
+    return correlation[..., rows, columns]
+
+
+# Site kinds whose value has constant entries, and what the posterior reports
+# instead: (variable name, free entries of one draw).
+_FREE_FORM = {"lkj_cholesky": ("correlations", _correlations)}
+
+
 def site_dims(covariance_type: str, n_features: int) -> dict:
     """ArviZ dimension names of every posterior variable for ``covariance_type``.
 
     The covariance sites and ``covariances`` are named as the structure's
-    table entry says (:attr:`bayesgmm.structures.Site.dims`).
+    table entry says (:attr:`bayesgmm.structures.Site.dims`); the
+    ``correlations`` reported for a correlation site keep its ``component``
+    axis, then ``feature_pair``.
     """
     structure = structures.get(covariance_type)
-    dims = {site.name: list(site.dims) for site in structure.covariance_sites(n_features)}
+    dims = {}
+    for site in structure.covariance_sites(n_features):
+        dims[site.name] = list(site.dims)
+        if site.kind in _FREE_FORM:
+            dims[_FREE_FORM[site.kind][0]] = list(site.dims[:site.component_axis]) + [FEATURE_PAIR]
     dims["covariances"] = list(structure.covariance_dims)
     dims.update(weights=["component"], means=["component", "feature"])
     return dims
 
 
+def posterior_variables(samples: dict, covariance_type: str) -> dict:
+    """The free quantities of draws: ``samples`` with each correlation factor replaced.
+
+    A site whose value has constant entries (the Cholesky factor
+    ``corr_cholesky`` of a correlation matrix: zeros above the diagonal, a
+    one first) becomes its free entries (``correlations``, the entries above
+    the diagonal of the correlation matrix), so that every scalar of the
+    posterior group has a meaningful r_hat and ESS. The order of the
+    variables is kept.
+
+    Parameters
+    ----------
+    samples : dict
+        Site values (and ``covariances``) with any leading draw axes.
+    covariance_type : str
+
+    Returns
+    -------
+    dict
+        Variable name -> ndarray, the same leading axes.
+    """
+    n_features = np.shape(samples["means"])[-1]
+    kinds = {site.name: site.kind
+             for site in structures.get(covariance_type).covariance_sites(n_features)}
+    variables = {}
+    for name, value in samples.items():
+        if kinds.get(name) in _FREE_FORM:
+            free_name, free_entries = _FREE_FORM[kinds[name]]
+            variables[free_name] = free_entries(value)
+        else:
+            variables[name] = np.asarray(value)
+    return variables
+
+
 def _coords(n_components: int, n_features: int, n_samples: int, feature_names=None) -> dict:
     # The data's column names where the fit had them (a DataFrame), else positions.
     features = np.arange(n_features) if feature_names is None else np.asarray(feature_names)
+    rows, columns = np.triu_indices(n_features, 1)
     return {
         "component": np.arange(n_components),
         "feature": features,
         "feature_bis": features,
+        FEATURE_PAIR: np.array([f"{features[row]},{features[column]}"
+                                for row, column in zip(rows, columns)], dtype=str),
         "observation": np.arange(n_samples),
     }
 
@@ -111,10 +175,11 @@ def posterior_dataset(samples: dict, covariance_type: str, feature_names=None):
     """
     n_components, n_features = np.shape(samples["means"])[-2:]
     dims = site_dims(covariance_type, n_features)
+    variables = posterior_variables(samples, covariance_type)
     return az.from_dict(
-        posterior={name: np.asarray(value) for name, value in samples.items()},
+        posterior=variables,
         coords=_coords(n_components, n_features, 0, feature_names),
-        dims={name: dims[name] for name in samples},
+        dims={name: dims[name] for name in variables},
     )
 
 
@@ -141,7 +206,8 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
     ----------
     samples : dict
         Relabelled site values (and ``covariances``), leading axes
-        (num_chains, num_samples).
+        (num_chains, num_samples); the ``posterior`` group holds their free
+        quantities (:func:`posterior_variables`).
     trace : bayesgmm.bayes.nuts.NUTSTrace or None
         Its sampler statistics fill ``sample_stats``; ``None`` (draws that
         are not from a sampler, e.g. from an SVI guide) leaves that group out.
@@ -165,12 +231,13 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
     """
     n_samples, n_features = np.shape(X)
     n_components = np.shape(samples["means"])[-2]
+    variables = posterior_variables(samples, covariance_type)
     dims = {name: value for name, value in site_dims(covariance_type, n_features).items()
-            if name in samples}
+            if name in variables}
     dims.update(x=["observation", "feature"], sample_weight=["observation"])
     data_dims = {"x": ["observation"]}
     groups = {
-        "posterior": {name: np.asarray(value) for name, value in samples.items()},
+        "posterior": variables,
         "observed_data": {"x": np.asarray(X)},
     }
     if trace is not None:
@@ -208,8 +275,8 @@ def check_sampling(idata, *, max_rhat: float = MAX_RHAT,
     """The sampling problems of a fit, as (warning class, message) pairs.
 
     Checks divergences, rank-normalised split r_hat and bulk and tail ESS of
-    every posterior variable (entries that are constant, such as the fixed
-    zeros of a Cholesky factor, are skipped).
+    every posterior variable (entries that are constant, such as the one
+    weight of a single component, are skipped).
 
     Parameters
     ----------
@@ -245,7 +312,7 @@ def check_sampling(idata, *, max_rhat: float = MAX_RHAT,
 def _rhat_and_ess_problems(posterior, num_chains, max_rhat, min_ess_per_chain):
     problems = []
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        # Constant entries (Cholesky zeros) give 0/0 inside ArviZ: skipped below.
+        # Constant entries (the weight of K = 1) give 0/0 inside ArviZ: skipped below.
         warnings.simplefilter("ignore", RuntimeWarning)
         rhat = az.rhat(posterior)
         ess = {method: az.ess(posterior, method=method) for method in ("bulk", "tail")}

@@ -190,7 +190,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     Attributes
     ----------
     inference_data_ : arviz.InferenceData
-        The relabelled run: ``posterior`` (dimension ``component``),
+        The relabelled run: ``posterior`` (the free quantities ``weights``,
+        ``means``, ``scales``, ``correlations`` and the derived
+        ``covariances``; dimension ``component``),
         ``sample_stats``, ``log_likelihood``, ``observed_data`` (and
         ``posterior_predictive`` on request); see :mod:`bayesgmm.bayes.diagnostics`.
         ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take
@@ -718,7 +720,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ----------
         var_names : sequence of str, default=('weights', 'means', 'covariances')
             Posterior variables to summarise (``None`` for all, including
-            ``scales`` and ``corr_cholesky``).
+            ``scales`` and ``correlations``).
         **kwargs
             Passed to :func:`arviz.summary` (e.g. ``hdi_prob``, ``kind``).
 
@@ -733,7 +735,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if self.inference_data_.posterior.attrs.get("inference") == "svi":
             kwargs.setdefault("kind", "stats")
         with warnings.catch_warnings():
-            # The constant zeros and ones of Cholesky factors have undefined r_hat.
+            # The one weight of a single component is constant: its r_hat is undefined.
             warnings.simplefilter("ignore", RuntimeWarning)
             return az.summary(self.inference_data_,
                               var_names=None if var_names is None else list(var_names), **kwargs)

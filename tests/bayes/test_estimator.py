@@ -411,3 +411,73 @@ def test_chains_start_from_the_best_of_several_em_restarts():
         single = GaussianMixture(5, random_state=seed).fit(X)
         assert start.lower_bound == pytest.approx(best_of.lower_bound_, rel=1e-10)
         assert start.lower_bound >= single.lower_bound_ - 1e-12
+
+
+# ------------------------------------------------------------ ArviZ output without noise
+
+
+def _arviz_noise(idata):
+    """What ArviZ complains about on ``idata``: NaN r_hat rows, and its warnings.
+
+    Returns the index of the ``az.summary`` rows whose r_hat is NaN, the
+    RuntimeWarnings of ``az.summary`` and the "single value" warnings of
+    ``az.plot_trace``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings(record=True) as summary_warnings:
+        warnings.simplefilter("always")
+        summary = az.summary(idata)
+    with warnings.catch_warnings(record=True) as trace_warnings:
+        warnings.simplefilter("always")
+        az.plot_trace(idata)
+    plt.close("all")
+    runtime = [str(w.message) for w in summary_warnings if issubclass(w.category, RuntimeWarning)]
+    single = [str(w.message) for w in trace_warnings if "single value" in str(w.message)]
+    return list(summary.index[summary["r_hat"].isna()]), runtime, single
+
+
+def test_posterior_holds_only_free_quantities(fitted):
+    for idata in (fitted.inference_data_, fitted.raw_inference_data_):
+        assert _arviz_noise(idata) == ([], [], [])
+        assert "corr_cholesky" not in idata.posterior
+    posterior_group = fitted.inference_data_.posterior
+    assert posterior_group["correlations"].dims == ("chain", "draw", "component", "feature_pair")
+    assert list(posterior_group["correlations"].coords["feature_pair"].values) == ["0,1"]
+    # The correlations are those of the covariances, draw by draw.
+    covariances = posterior_group["covariances"].values
+    expected = covariances[..., 0, 1] / np.sqrt(covariances[..., 0, 0] * covariances[..., 1, 1])
+    np.testing.assert_allclose(posterior_group["correlations"].values[..., 0], expected,
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_posterior_of_every_covariance_type_holds_only_free_quantities(covariance_type):
+    covariances = {"tied": np.array([[1.0, 0.2], [0.2, 0.5]]), "diag": np.array([[1.0, 0.5],
+                   [0.4, 1.2]]), "spherical": np.array([0.5, 1.0])}[covariance_type]
+    X, _, _ = make_mixture(400, [0.5, 0.5], TRUE_MEANS, covariances, covariance_type,
+                           random_state=1)
+    # The fits of test_other_covariance_types_recover_the_means: its compiled samplers.
+    model = _fit(X, n_components=2, covariance_type=covariance_type, num_samples=150)
+    for idata in (model.inference_data_, model.raw_inference_data_):
+        assert _arviz_noise(idata) == ([], [], [])
+    if covariance_type == "tied":
+        assert model.inference_data_.posterior["correlations"].dims == (
+            "chain", "draw", "feature_pair")
+
+
+def test_correlations_of_three_features_in_pair_order():
+    rng = np.random.default_rng(0)
+    factor = np.linalg.cholesky(np.corrcoef(rng.normal(size=(3, 10))))
+    samples = {"weights": np.full((1, 2, 1), 1.0), "means": np.zeros((1, 2, 1, 3)),
+               "scales": np.ones((1, 2, 1, 3)), "corr_cholesky": np.broadcast_to(
+                   factor, (1, 2, 1, 3, 3))}
+    idata = diagnostics.posterior_dataset(samples, "full", np.array(["a", "b", "c"]))
+    correlations = idata.posterior["correlations"]
+    assert list(correlations.coords["feature_pair"].values) == ["a,b", "a,c", "b,c"]
+    correlation = factor @ factor.T
+    np.testing.assert_allclose(correlations.values[0, 0, 0],
+                               correlation[[0, 0, 1], [1, 2, 2]], rtol=1e-12)
