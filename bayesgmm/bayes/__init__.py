@@ -4,6 +4,25 @@
 :mod:`bayesgmm.bayes.nuts` and :mod:`bayesgmm.bayes.svi` fit it, starting
 from the EM half (:mod:`bayesgmm.bayes.chain_start`);
 :mod:`bayesgmm.bayes.posterior` evaluates draws and
-:mod:`bayesgmm.bayes.relabel` resolves label switching;
+:mod:`bayesgmm.bayes.relabel` resolves label switching (for draws you
+sampled yourself too: :func:`relabel_draws`);
 :mod:`bayesgmm.bayes.estimator` is the estimator on top.
 """
+
+from importlib import import_module
+
+__all__ = ["relabel_draws"]
+
+# Imported on first use, so that importing one module of the package (the
+# model alone, say) does not import the samplers.
+_LAZY = {"relabel_draws": "bayesgmm.bayes.relabel"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bayesgmm.bayes' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -112,3 +112,59 @@ def test_tied_covariance_is_not_permuted():
     np.testing.assert_array_equal(permuted["weights"], [[0.8, 0.2]])
     np.testing.assert_array_equal(permuted["means"], [[[5.0], [0.0]]])
     np.testing.assert_array_equal(permuted["scales"], samples["scales"])
+
+
+def _run_data():
+    """The data of the ``run`` fixture."""
+    X, _, _ = make_mixture(
+        300, [0.3, 0.3, 0.4], [[0.0, 0.0], [7.0, 0.0], [0.0, 7.0]], [1.0, 0.7, 1.3],
+        "spherical", random_state=0,
+    )
+    return X
+
+
+def test_relabel_draws_of_chains_sampled_by_hand(run):
+    """The raw sites of three chains in three labellings, as mcmc.get_samples(group_by_chain=True) gives them."""
+    from bayesgmm.bayes import relabel_draws
+
+    posterior, _, covariance_type = run
+    X = _run_data()
+    raw = {name: np.asarray(value) for name, value in posterior.trace.samples.items()}
+    assert _max_rhat_min_ess({"means": raw["means"]})[0] > 1.5
+    relabelled, permutations = relabel_draws(raw, X, covariance_type=covariance_type)
+    assert _max_rhat_min_ess({"means": relabelled["means"]})[0] < 1.05
+    assert _max_rhat_min_ess({"weights": relabelled["weights"]})[0] < 1.05
+    assert permutations.shape == (3, 300, 3)
+    for name in ("weights", "means", "scales", "corr_cholesky"):
+        np.testing.assert_array_equal(
+            relabelled[name], np.take_along_axis(
+                raw[name], permutations.reshape(permutations.shape + (1,) * (raw[name].ndim - 3)),
+                axis=2))
+    # Draws without the chain axis (mcmc.get_samples()) get the same permutations.
+    flat = {name: value.reshape((-1,) + value.shape[2:]) for name, value in raw.items()}
+    np.testing.assert_array_equal(relabel_draws(flat, X).permutations,
+                                  permutations.reshape(-1, 3))
+
+
+@pytest.mark.parametrize("samples, X, kwargs, message", [
+    ([1.0], np.zeros((5, 2)), {}, "samples must be a dict of site name -> array"),
+    ({"weights": np.ones((4, 2)) / 2}, np.zeros((5, 2)), {},
+     "samples must hold the sites 'weights' and 'means' of gmm_model"),
+    ({"weights": np.ones((4, 2)) / 2, "means": np.zeros((4, 2, 2))}, np.zeros((5, 2)), {},
+     "samples has no site 'scales'"),
+    ({"weights": np.ones((4, 2)) / 2, "means": np.zeros((4, 2, 2)), "scales": np.ones((4, 2))},
+     np.zeros((5, 2)), {"covariance_type": "diag"},
+     r"samples\['scales'\] has shape \(4, 2\), expected \(4, 2, 2\)"),
+    ({"weights": np.ones((4, 2)) / 2, "means": np.zeros((4, 2, 2)), "scales": np.ones((4, 2))},
+     np.zeros((5, 3)), {"covariance_type": "spherical"},
+     "X has 3 features, but the draws' means have 2"),
+    ({"weight_sticks": np.zeros((4, 1)), "weights": np.ones((4, 2)) / 2}, np.zeros((5, 2)), {},
+     "samples come from gmm_model with n_active"),
+    ({"weights": np.ones((4, 2)) / 2, "means": np.zeros((4, 2, 2))}, np.zeros((5, 2)),
+     {"covariance_type": "round"}, "Invalid value for 'covariance_type': 'round'"),
+])
+def test_relabel_draws_refuses_what_is_not_gmm_model_draws(samples, X, kwargs, message):
+    from bayesgmm.bayes import relabel_draws
+
+    with pytest.raises(ValueError, match=message):
+        relabel_draws(samples, X, **kwargs)
