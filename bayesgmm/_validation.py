@@ -282,6 +282,47 @@ def check_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.nd
     return weights
 
 
+def scaled_sample_weight(weights: np.ndarray, largest: float, smallest_positive: float,
+                         dtype: np.dtype) -> np.ndarray:
+    """Weights divided by the largest one, in the fit's dtype, for EM.
+
+    The maximum-likelihood fit does not depend on the scale of the weights,
+    but the M-step adds ``10 * eps`` to each component's weight (as
+    scikit-learn does), which does: weights of 1e-30 would pull every mean to
+    the origin. Fits therefore run on ``weights / largest``, which is exactly
+    the unweighted fit for uniform weights of any positive value.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_samples,)
+        Validated weights (:func:`check_sample_weight` in float64).
+    largest, smallest_positive : float
+        The largest weight and the smallest positive one, over all the data
+        (all processes, all chunks), not only ``weights``.
+    dtype : numpy.dtype
+
+    Returns
+    -------
+    weights : ndarray of shape (n_samples,) of ``dtype``
+
+    Raises
+    ------
+    ValueError
+        When the smallest positive weight, relative to the largest, is below
+        the smallest normal number of ``dtype``: those samples would count as
+        zero (or as a subnormal number, whose arithmetic loses its digits).
+    """
+    tiny = np.finfo(dtype).tiny
+    if smallest_positive / largest < tiny:
+        raise ValueError(
+            f"sample_weight spans too many orders of magnitude for {np.dtype(dtype).name}: the "
+            f"smallest positive weight ({smallest_positive:g}) is less than {tiny:g} times the "
+            f"largest ({largest:g}). Give the samples that should not count a weight of 0"
+            + (", or pass dtype='float64'." if np.dtype(dtype) != np.float64 else ".")
+        )
+    return (np.asarray(weights, dtype=np.float64) / largest).astype(dtype)
+
+
 def check_positive_weight_count(sample_weight: np.ndarray, n_components: int) -> None:
     """Raise when fewer samples carry weight than there are components."""
     n_positive = int(np.count_nonzero(sample_weight > 0))

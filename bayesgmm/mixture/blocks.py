@@ -243,11 +243,20 @@ def _process_max(value: int) -> int:
 
 def process_sum(array: np.ndarray) -> np.ndarray:
     """Sum of a host array over all processes (identity in a single process)."""
+    return _over_processes(array, np.sum)
+
+
+def process_max(array: np.ndarray) -> np.ndarray:
+    """Elementwise maximum of a host array over all processes (identity in one)."""
+    return _over_processes(array, np.max)
+
+
+def _over_processes(array: np.ndarray, reduce) -> np.ndarray:
     if jax.process_count() == 1:
         return array
     from jax.experimental import multihost_utils
 
-    return np.asarray(multihost_utils.process_allgather(array)).sum(axis=0)
+    return reduce(np.asarray(multihost_utils.process_allgather(array)), axis=0)
 
 
 class DataLayout(NamedTuple):

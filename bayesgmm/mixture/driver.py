@@ -24,11 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesgmm import _progress, structures
+from bayesgmm import _validation as v
 from bayesgmm.mixture.blocks import (
     DataLayout,
     block_layout,
     local_rows,
     n_init_batches,
+    process_max,
     process_sum,
     resolve_mesh,
     to_host,
@@ -149,8 +151,6 @@ def fit_sweep(
     """
     from sklearn.utils import check_random_state
 
-    from bayesgmm import _validation as v
-
     sizes, settings = check_settings(
         n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params, dtype=dtype,
@@ -168,7 +168,7 @@ def fit_sweep(
         )
     X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False)
     n_samples, n_features = X.shape
-    weights = v.check_sample_weight(sample_weight, n_samples, dtype)
+    weights = fit_sample_weight(sample_weight, n_samples, dtype)
     totals = process_sum(
         np.concatenate(
             [[n_samples, np.count_nonzero(weights)], weighted_column_sum(weights, X), [weights.sum()]]
@@ -196,6 +196,27 @@ def fit_sweep(
             data, problem, sizes, [check_random_state(random_state) for _ in sizes], warm_start,
             n_samples=int(totals[0]),
         )
+
+
+def fit_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
+    """Validated weights for EM, scaled to a largest weight of 1 over all processes.
+
+    See :func:`bayesgmm._validation.scaled_sample_weight` for why; ``None``
+    gives unit weights.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_samples,) of ``dtype``
+    """
+    if sample_weight is None:
+        return v.check_sample_weight(None, n_samples, dtype)
+    weights = v.check_sample_weight(sample_weight, n_samples, np.float64)
+    positive = weights[weights > 0]
+    # One reduction for both extremes: the smallest positive weight as a maximum of negatives.
+    largest, negated_smallest = process_max(
+        np.array([weights.max(), -positive.min() if positive.size else -np.inf])
+    )
+    return v.scaled_sample_weight(weights, largest, -negated_smallest, dtype)
 
 
 def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, multi_process) -> "DataPass":
@@ -323,7 +344,6 @@ def check_settings(
         On an invalid value, on initial values or a warm start with several
         sizes, and on a warm start of another number of components.
     """
-    from bayesgmm import _validation as v
 
     dtype = v.check_dtype(dtype)
     if np.ndim(n_components) == 0:
@@ -358,7 +378,6 @@ def check_initial_values(
     settings: Settings, n_components: int, n_features: int, *, weights_init, means_init, precisions_init
 ) -> dict:
     """User-given initial values, validated for ``n_features`` columns (None where not given)."""
-    from bayesgmm import _validation as v
 
     dtype = settings.dtype
     given = dict(weights_init=None, means_init=None, precisions_init=None)
@@ -408,7 +427,6 @@ class DataPass(NamedTuple):
 
 def single_result(results: list[EMResult]) -> EMResult:
     """The result of a fit of one size; a singular covariance raises the error that says what to change."""
-    from bayesgmm import _validation as v
 
     (result,) = results
     if result.failed:

@@ -181,7 +181,8 @@ def partial_fit_batch(
     dtype, tol, reg_covar = settings.dtype, settings.tol, settings.reg_covar
     resume = state is not None and fitted is not None and state.means is fitted.means
     X = v.check_array(X, dtype, min_samples=1 if fitted is not None else 2)
-    weights = v.check_sample_weight(sample_weight, X.shape[0], dtype)
+    # Scaled per batch: a batch's statistics are taken per unit of its weight.
+    weights = driver.fit_sample_weight(sample_weight, X.shape[0], dtype)
     if fitted is not None:
         v.check_n_features(X, np.shape(fitted.means)[1])
     else:

@@ -282,7 +282,8 @@ def check_piece(
         )
     if piece.weights is None:
         return X, None
-    weights = np.asarray(piece.weights, dtype=dtype)
+    # float64 until scaled for the fit, so that small weights do not underflow first.
+    weights = np.asarray(piece.weights, dtype=np.float64)
     if weights.shape != (X.shape[0],):
         raise ValueError(
             f"The weights of chunk {piece.index} have shape {weights.shape}, expected "
@@ -308,7 +309,7 @@ class Reservoir:
 
     def __init__(self, capacity: int, n_features: int, dtype, weighted: bool):
         self.X = np.empty((capacity, n_features), dtype=dtype)
-        self.weights = np.empty(capacity, dtype=dtype) if weighted else None
+        self.weights = np.empty(capacity, dtype=np.float64) if weighted else None
         self.n_seen = 0
 
     def add(self, X: np.ndarray, weights: np.ndarray | None, random_state) -> None:
@@ -344,6 +345,9 @@ class StreamSummary(NamedTuple):
     centre: np.ndarray  # (n_features,) weighted mean, in the fit's dtype
     sample: np.ndarray  # (n_sample, n_features) the initialisation sample, not centred
     sample_weights: np.ndarray | None  # (n_sample,), None when no weights were given
+    # The largest weight, by which every chunk's weights are divided for EM
+    # (bayesgmm._validation.scaled_sample_weight); 1.0 when no weights were given.
+    weight_scale: float = 1.0
 
 
 def default_rows(n_features: int, dtype, budget_bytes: int) -> int:
@@ -382,6 +386,7 @@ def scan(
     n_features, reservoir = source.n_features, None
     n_samples = n_positive = 0
     weighted_sum, total_weight = 0.0, 0.0
+    largest, smallest_positive = 0.0, np.inf
     for piece in source.pieces(n_rows):
         X, weights = check_piece(piece, n_features, dtype)
         if X.shape[0] == 0:
@@ -399,6 +404,9 @@ def scan(
                 "or for none."
             )
         row_weights = np.ones(X.shape[0], dtype=dtype) if weights is None else weights
+        if weights is not None and (weights > 0).any():
+            largest = max(largest, float(weights.max()))
+            smallest_positive = min(smallest_positive, float(weights[weights > 0].min()))
         reservoir.add(X.astype(dtype, copy=False), weights, random_state)
         weighted_sum = weighted_sum + blocks.weighted_column_sum(
             row_weights.astype(np.float64), X.astype(np.float64, copy=False)
@@ -427,4 +435,7 @@ def scan(
     v.check_positive_weight_count(np.ones(n_positive), n_components)
     sample, sample_weights = reservoir.sample()
     centre = (weighted_sum / total_weight).astype(dtype)
-    return StreamSummary(n_samples, n_features, centre, sample, sample_weights)
+    if sample_weights is None:
+        return StreamSummary(n_samples, n_features, centre, sample, None)
+    sample_weights = v.scaled_sample_weight(sample_weights, largest, smallest_positive, dtype)
+    return StreamSummary(n_samples, n_features, centre, sample, sample_weights, largest)

@@ -89,14 +89,17 @@ class ChunkLayout(NamedTuple):
 N_HOST_BUFFERS = 3
 
 
-def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: int, dtype):
+def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: int, dtype,
+                  weight_scale: float = 1.0):
     """Regroup a source's rows into centred chunks of the fixed ``layout``.
 
     Small chunks are merged, large ones split; the last chunk is padded with
     zero-weight rows. The chunks are written into ``N_HOST_BUFFERS`` host
     buffers used in turn (fresh arrays every chunk would fragment the heap
     and grow the resident memory): a chunk must have been consumed (moved
-    to the device) before ``N_HOST_BUFFERS`` more are taken.
+    to the device) before ``N_HOST_BUFFERS`` more are taken. Given weights
+    are divided by ``weight_scale`` (the stream's largest weight, see
+    :func:`bayesgmm._validation.scaled_sample_weight`).
 
     Yields
     ------
@@ -130,7 +133,8 @@ def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: in
                 f"Chunk {piece.index} has shape {X.shape} in this pass but the data had "
                 f"{n_features} features in the first. " + CHUNKED_INPUT_HINT
             )
-        weights = None if piece.weights is None else np.asarray(piece.weights)
+        weights = (None if piece.weights is None
+                   else np.asarray(piece.weights, np.float64) / weight_scale)
         seen += X.shape[0]
         offset = 0
         while offset < X.shape[0]:
@@ -346,7 +350,8 @@ def run_passes(
             break
         if not np.asarray(engine.is_active(state, max_iter)).any():
             break
-        chunks = staged_chunks(source, layout, summary.centre, summary.n_samples, dtype)
+        chunks = staged_chunks(source, layout, summary.centre, summary.n_samples, dtype,
+                               summary.weight_scale)
         previous = state
         state = update(state, statistics_pass(chunks, state.params, covariance_type, form), active)
         if reporter.active:

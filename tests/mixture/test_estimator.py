@@ -373,3 +373,47 @@ def test_partial_fit_checks_feature_names_from_its_first_batch(blobs_2d):
     with pytest.raises(ValueError, match=NAMES_DIFFER):
         model.partial_fit(frame[200:][["b", "a"]])
     assert model.n_iter_ == 2  # the refused batch left the model as it was
+
+
+# ------------------------------------------------------------ the scale of weights
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_uniform_weights_of_any_scale_give_the_unweighted_fit(blobs_2d, dtype, tmp_path):
+    X = blobs_2d[0][:300]
+    unweighted = GaussianMixture(3, random_state=0, dtype=dtype).fit(X)
+    streamed_X = np.memmap(tmp_path / "x.dat", dtype=np.float64, mode="w+", shape=X.shape)
+    streamed_X[:] = X
+    streamed = GaussianMixture(3, random_state=0, dtype=dtype).fit(streamed_X)
+    online = GaussianMixture(3, random_state=0, dtype=dtype)
+    online.partial_fit(X[:150]).partial_fit(X[150:])
+    scales = [1e-30, 1e-20, 1e-3 / len(X), 1e30] + ([1e-310] if dtype == "float64" else [])
+    for scale in scales:
+        weights = np.full(len(X), scale)
+        model = GaussianMixture(3, random_state=0, dtype=dtype).fit(X, sample_weight=weights)
+        assert model.n_iter_ == unweighted.n_iter_
+        np.testing.assert_array_equal(model.means_, unweighted.means_)
+        np.testing.assert_array_equal(model.lower_bound_, unweighted.lower_bound_)
+        model = GaussianMixture(3, random_state=0, dtype=dtype).fit(
+            streamed_X, sample_weight=weights)
+        # The stream's centring shift is a weighted sum of the weights as given: rounding.
+        np.testing.assert_allclose(model.means_, streamed.means_,
+                                   rtol=1e-12 if dtype == "float64" else 1e-5)
+        model = GaussianMixture(3, random_state=0, dtype=dtype)
+        model.partial_fit(X[:150], sample_weight=weights[:150])
+        model.partial_fit(X[150:], sample_weight=weights[150:])
+        np.testing.assert_array_equal(model.means_, online.means_)
+
+
+def test_weights_beyond_the_dtype_range_are_refused(blobs_2d):
+    X = blobs_2d[0][:100]
+    weights = np.r_[np.full(99, 1e-40), 1.0]
+    message = ("sample_weight spans too many orders of magnitude for float32: the smallest "
+               r"positive weight \(1e-40\) is less than 1.17549e-38 times the largest \(1\). "
+               "Give the samples that should not count a weight of 0, or pass dtype='float64'.")
+    for fit in (lambda model: model.fit(X, sample_weight=weights),
+                lambda model: model.partial_fit(X, sample_weight=weights)):
+        with pytest.raises(ValueError, match=message):
+            fit(GaussianMixture(2, dtype="float32"))
+    # float64 holds them: the heavy sample counts, the others barely.
+    GaussianMixture(2, random_state=0).fit(X, sample_weight=np.r_[weights[:98], 1.0, 1.0])
