@@ -20,6 +20,7 @@ All functions copy their inputs and never modify them.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
 __all__ = [
@@ -61,7 +62,7 @@ def _solve_square(cost: np.ndarray) -> np.ndarray:
     return columns.astype(np.intp)
 
 
-def permutation_from_cost(cost) -> np.ndarray:
+def permutation_from_cost(cost: ArrayLike) -> np.ndarray:
     """The permutation of a candidate's components of least total cost.
 
     Parameters
@@ -88,7 +89,7 @@ def permutation_from_cost(cost) -> np.ndarray:
     return _solve_square(_check_square_costs(cost, 2, "cost"))
 
 
-def permutations_from_costs(costs) -> np.ndarray:
+def permutations_from_costs(costs: ArrayLike) -> np.ndarray:
     """One least-cost permutation per draw, as :func:`permutation_from_cost`.
 
     Parameters
@@ -118,7 +119,7 @@ def permutations_from_costs(costs) -> np.ndarray:
     return perms
 
 
-def apply_permutations(x, perms, axis: int = 1) -> np.ndarray:
+def apply_permutations(x: ArrayLike, perms: ArrayLike, axis: int = 1) -> np.ndarray:
     """Permute the component axis of each draw.
 
     Parameters
@@ -230,7 +231,7 @@ def _class_of_cluster(
     return class_of_cluster
 
 
-def match_labels(labels, reference) -> dict:
+def match_labels(labels: ArrayLike, reference: ArrayLike) -> dict[int, int]:
     """Map each cluster id to the reference class it agrees with most.
 
     The map is one-to-one and maximises the number of samples whose cluster is
@@ -272,7 +273,7 @@ def match_labels(labels, reference) -> dict:
     return {int(cluster): int(target) for cluster, target in zip(clusters, mapped)}
 
 
-def align_labels(labels, reference) -> np.ndarray:
+def align_labels(labels: ArrayLike, reference: ArrayLike) -> np.ndarray:
     """Relabel clusters with the reference classes they agree with most.
 
     Parameters
@@ -294,7 +295,8 @@ def align_labels(labels, reference) -> np.ndarray:
     return np.array([mapping[int(cluster)] for cluster in clusters], dtype=np.int64)[cluster_index]
 
 
-def align_proba(proba, reference, return_permutation: bool = False):
+def align_proba(proba: ArrayLike, reference: ArrayLike, return_permutation: bool = False,
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Reorder probability columns so that column ``c`` is the ``c``-th class.
 
     Clusters are matched to classes by the Hungarian algorithm on the expected

@@ -22,6 +22,7 @@ import numbers
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -104,7 +105,7 @@ class NamedDataset(NamedTuple):
 
 
 def full_covariances(
-    covariances, covariance_type: str, n_components: int, n_features: int
+    covariances: ArrayLike, covariance_type: str, n_components: int, n_features: int
 ) -> np.ndarray:
     """Expand covariances of any ``covariance_type`` to full matrices.
 
@@ -137,7 +138,7 @@ def document_data(
     random_state: int = 12,
     test_size: float = 0.2,
     split_random_state: int = 21,
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The source document's data: two blobs split into a train and a test set.
 
     The defaults reproduce the document exactly::
@@ -232,13 +233,13 @@ def _check_mixture_params(weights, means, covariances, covariance_type) -> Mixtu
 
 def make_mixture(
     n_samples: int,
-    weights,
-    means,
-    covariances,
+    weights: ArrayLike,
+    means: ArrayLike,
+    covariances: ArrayLike,
     covariance_type: str = "full",
-    random_state=None,
+    random_state: int | np.random.Generator | np.random.RandomState | None = None,
     shuffle: bool = True,
-):
+) -> tuple[np.ndarray, np.ndarray, MixtureParams]:
     """Sample points from a Gaussian mixture with the given parameters.
 
     The size of each component is drawn from a multinomial distribution with
@@ -338,8 +339,8 @@ def random_mixture(
     n_features: int,
     covariance_type: str = "full",
     separation: float = 6.0,
-    random_state=None,
-):
+    random_state: int | np.random.Generator | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray, MixtureParams]:
     """Sample from a random, well-separated Gaussian mixture, for recovery tests.
 
     Every component's standard deviation is at most 1 in any direction
@@ -395,7 +396,8 @@ def _blobs(n_samples, centers, cluster_std, random_state):
     return X, y
 
 
-def two_rows(n_samples: int = 500, random_state=0) -> list[NamedDataset]:
+def two_rows(n_samples: int = 500,
+             random_state: int | np.random.RandomState | None = 0) -> list[NamedDataset]:
     """The document's "two rows of data sets", all two-dimensional.
 
     Row 1 (``has_gaps=False``): classes that touch, so a GMM does poorly.

@@ -14,7 +14,10 @@ with the flip replaced by Hungarian alignment (:mod:`bayesgmm.alignment`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm._validation import check_sample_weight
@@ -54,7 +57,7 @@ def _class_positions(y_true: np.ndarray, n_columns: int) -> np.ndarray:
     return y_true
 
 
-def soft_accuracy(y_true, proba, align: bool = True) -> float:
+def soft_accuracy(y_true: ArrayLike, proba: ArrayLike, align: bool = True) -> float:
     """The document's accuracy: mean probability given to the true class, in percent.
 
     Parameters
@@ -98,7 +101,7 @@ def soft_accuracy(y_true, proba, align: bool = True) -> float:
     return float(100.0 * np.mean(aligned[np.arange(y_true.shape[0]), class_index]))
 
 
-def hard_accuracy(y_true, labels_or_proba, align: bool = True) -> float:
+def hard_accuracy(y_true: ArrayLike, labels_or_proba: ArrayLike, align: bool = True) -> float:
     """The percentage of points whose (aligned) cluster is their true class.
 
     Parameters
@@ -132,7 +135,7 @@ def hard_accuracy(y_true, labels_or_proba, align: bool = True) -> float:
     return float(100.0 * np.mean(labels == y_true))
 
 
-def adjusted_rand_index(y_true, labels) -> float:
+def adjusted_rand_index(y_true: ArrayLike, labels: ArrayLike) -> float:
     """The adjusted Rand index (:func:`sklearn.metrics.adjusted_rand_score`).
 
     Parameters
@@ -158,7 +161,8 @@ def adjusted_rand_index(y_true, labels) -> float:
     return float(adjusted_rand_score(y_true, labels))
 
 
-def mean_log_predictive_density(model, X, sample_weight=None) -> float:
+def mean_log_predictive_density(model: Any, X: ArrayLike,
+                                sample_weight: ArrayLike | None = None) -> float:
     """The mean log density of ``X`` under a fitted model.
 
     Parameters

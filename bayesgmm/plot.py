@@ -9,9 +9,9 @@
 * :func:`criteria`: BIC and AIC against the number of components.
 * :func:`two_rows`: the document's "two rows of data sets" with a fitted
   model and its accuracy on each panel.
-* :func:`loo_comparison`, :func:`trace`, :func:`rank`, :func:`pair`: the
-  Bayesian fit's model comparison and diagnostics, drawn by ArviZ with the
-  component dimension labelled.
+* :func:`loo_comparison`, :func:`trace`, :func:`rank`, :func:`pair`,
+  :func:`ppc`: the Bayesian fit's model comparison, diagnostics and posterior
+  predictive check, drawn by ArviZ with the component dimension labelled.
 
 Every function draws into the axes it is given (or new ones) and returns the
 axes or the figure; none calls ``plt.show()``, so they work the same in
@@ -20,9 +20,20 @@ scripts, notebooks and on a headless server (``matplotlib.use("Agg")``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Ellipse
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from bayesgmm.datasets import NamedDataset
 
 __all__ = [
     "ellipses",
@@ -43,7 +54,7 @@ INTERVAL_ELEMENTS = 1 << 23
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
-def component_color(k: int):
+def component_color(k: int) -> tuple[float, float, float, float]:
     """The colour of component ``k`` in every figure (matplotlib's tab10 cycle)."""
     return plt.get_cmap("tab10")(k % 10)
 
@@ -154,7 +165,9 @@ def _draw_components(ax, model, plane: _Plane, n_std) -> None:
 # --------------------------------------------------------------------------
 
 
-def ellipses(model, X, *, ax=None, n_std=(1.0, 2.0), feature_names=None, title=None):
+def ellipses(model: Any, X: ArrayLike, *, ax: Axes | None = None,
+             n_std: Sequence[float] = (1.0, 2.0), feature_names: Sequence[str] | None = None,
+             title: str | None = None) -> Axes:
     """The components as ellipses over the data, coloured by predicted class.
 
     Each component is drawn as the ellipses at ``n_std`` standard deviations
@@ -256,8 +269,10 @@ def _colour_top(kind: str, n_components: int, values) -> float:
     return max(float(np.max(values)), 1e-3)
 
 
-def probability_map(model, X, *, ax=None, kind="uncertainty", resolution=120,
-                    feature_names=None, title=None):
+def probability_map(model: Any, X: ArrayLike, *, ax: Axes | None = None,
+                    kind: str = "uncertainty", resolution: int = 120,
+                    feature_names: Sequence[str] | None = None,
+                    title: str | None = None) -> Axes:
     """Where the model is unsure of the class: the boundary points.
 
     For 2-D data the map covers the plane around the points; for more
@@ -341,7 +356,9 @@ def probability_map(model, X, *, ax=None, kind="uncertainty", resolution=120,
     return ax
 
 
-def overview(model, X, *, kind="uncertainty", feature_names=None, suptitle=None):
+def overview(model: Any, X: ArrayLike, *, kind: str = "uncertainty",
+             feature_names: Sequence[str] | None = None,
+             suptitle: str | None = None) -> Figure:
     """:func:`ellipses` and :func:`probability_map` side by side.
 
     Parameters
@@ -371,7 +388,9 @@ def overview(model, X, *, kind="uncertainty", feature_names=None, suptitle=None)
 # --------------------------------------------------------------------------
 
 
-def criteria(n_components, bic, aic=None, *, chosen=None, ax=None):
+def criteria(n_components: Sequence[int], bic: Sequence[float],
+             aic: Sequence[float] | None = None, *, chosen: int | None = None,
+             ax: Axes | None = None) -> Axes:
     """BIC (and AIC) against the number of components; lower is better.
 
     Parameters
@@ -421,7 +440,8 @@ def criteria(n_components, bic, aic=None, *, chosen=None, ax=None):
     return ax
 
 
-def two_rows(datasets=None, *, covariance_type="full", random_state=0):
+def two_rows(datasets: Sequence[NamedDataset] | None = None, *, covariance_type: str = "full",
+             random_state: int = 0) -> Figure:
     """The document's "two rows of data sets", each with a fitted mixture.
 
     Row 1 holds the data sets without gaps between the classes, row 2 those
@@ -500,7 +520,7 @@ def _labeller():
     return DimCoordLabeller()  # titles read "means\ncomponent: 0, feature: 1"
 
 
-def trace(model, var_names=None, **kwargs):
+def trace(model: Any, var_names: Sequence[str] | None = None, **kwargs: Any) -> np.ndarray:
     """ArviZ trace plot of the posterior, one colour per component.
 
     Parameters
@@ -526,7 +546,7 @@ def trace(model, var_names=None, **kwargs):
     return az.plot_trace(_inference_data(model), var_names=var_names, **kwargs)
 
 
-def rank(model, var_names=None, **kwargs):
+def rank(model: Any, var_names: Sequence[str] | None = None, **kwargs: Any) -> np.ndarray:
     """ArviZ rank plots (one per scalar of the posterior), titled with the component.
 
     Parameters
@@ -546,7 +566,7 @@ def rank(model, var_names=None, **kwargs):
     return az.plot_rank(_inference_data(model), var_names=var_names, **kwargs)
 
 
-def pair(model, var_names=None, **kwargs):
+def pair(model: Any, var_names: Sequence[str] | None = None, **kwargs: Any) -> np.ndarray:
     """ArviZ pair plot of posterior draws, axes labelled with the component.
 
     Parameters
@@ -570,7 +590,39 @@ def pair(model, var_names=None, **kwargs):
     return az.plot_pair(idata, var_names=var_names, **kwargs)
 
 
-def loo_comparison(comparison, *, ax=None, **kwargs):
+def ppc(model, **kwargs):
+    """ArviZ posterior predictive check: the data against data replicated by the posterior.
+
+    Parameters
+    ----------
+    model : BayesianGaussianMixture or arviz.InferenceData
+        With a ``posterior_predictive`` group: call
+        ``model.sample_posterior_predictive()`` first (or fit with
+        ``posterior_predictive=True``).
+    **kwargs
+        Passed to :func:`arviz.plot_ppc` (e.g. ``num_pp_samples``).
+
+    Returns
+    -------
+    axes : ndarray of matplotlib Axes
+        One panel per feature.
+
+    Raises
+    ------
+    ValueError
+        Without a ``posterior_predictive`` group, naming the method that adds it.
+    """
+    import arviz as az
+
+    from bayesgmm.bayes.diagnostics import NO_POSTERIOR_PREDICTIVE_MESSAGE
+
+    idata = _inference_data(model)
+    if "posterior_predictive" not in idata.groups():
+        raise ValueError(NO_POSTERIOR_PREDICTIVE_MESSAGE)
+    return az.plot_ppc(idata, **kwargs)
+
+def loo_comparison(comparison: pd.DataFrame, *, ax: Axes | None = None,
+                   **kwargs: Any) -> Axes:
     """ArviZ's plot of a LOO model comparison (e.g. fits with different K).
 
     Parameters
