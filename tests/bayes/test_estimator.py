@@ -17,6 +17,7 @@ from bayesgmm import BayesianGaussianMixture, GaussianMixture, alignment
 from bayesgmm.bayes import chain_start, diagnostics, nuts, posterior
 from bayesgmm.datasets import make_mixture
 from bayesgmm.mixture import parameters
+from tests.compilations import CompileCounter
 
 SMALL = dict(num_warmup=200, num_samples=200, num_chains=2, progress_bar=False)
 
@@ -202,18 +203,9 @@ def test_refit_with_same_shapes_does_not_recompile(mixture):
     X, _, _ = mixture
     settings = dict(n_components=2, num_warmup=50, num_samples=50, random_state=0)
     _fit(X[:200], **settings)
-    compilations = []
-
-    def count(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compilations.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(count)
-    try:
+    with CompileCounter() as compilations:
         _fit(X[200:400] + 1.0, **dict(settings, random_state=1, weight_concentration=0.5))
-    finally:
-        jax.monitoring.unregister_event_duration_listener(count)
-    assert compilations == []
+    assert compilations.count == 0
 
 
 def test_posterior_predictive_on_request(mixture):
@@ -481,3 +473,39 @@ def test_correlations_of_three_features_in_pair_order():
     correlation = factor @ factor.T
     np.testing.assert_allclose(correlations.values[0, 0, 0],
                                correlation[[0, 0, 1], [1, 2, 2]], rtol=1e-12)
+
+
+def test_sample_posterior_predictive_adds_what_plot_ppc_needs(fitted, mixture):
+    import copy
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesgmm import plot
+
+    X, _, _ = mixture
+    model = copy.deepcopy(fitted)  # the session's fit stays as it is
+    assert "posterior_predictive" not in model.inference_data_.groups()
+    with pytest.raises(ValueError, match=r"Call sample_posterior_predictive\(\) on the fitted "
+                       "BayesianGaussianMixture to add one"):
+        plot.ppc(model)
+    idata = model.sample_posterior_predictive()
+    assert idata is model.inference_data_
+    replicates = idata.posterior_predictive["x"]
+    assert replicates.dims == ("chain", "draw", "observation", "feature")
+    assert replicates.shape == (2, 200, len(X), 2)
+    np.testing.assert_allclose(replicates.values.mean(axis=(0, 1, 2)), X.mean(axis=0), atol=0.1)
+    np.testing.assert_allclose(replicates.values.std(axis=(0, 1, 2)), X.std(axis=0), rtol=0.05)
+    # The estimator's random_state seeds it; another seed replaces the group.
+    np.testing.assert_array_equal(
+        copy.deepcopy(fitted).sample_posterior_predictive().posterior_predictive["x"], replicates)
+    other = model.sample_posterior_predictive(random_state=1).posterior_predictive["x"]
+    assert other.shape == replicates.shape and not np.array_equal(other, replicates)
+    axes = az.plot_ppc(model.inference_data_, num_pp_samples=5)
+    assert np.size(axes) == 2
+    assert np.size(plot.ppc(model, num_pp_samples=5)) == 2
+    plt.close("all")
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        BayesianGaussianMixture(2).sample_posterior_predictive()

@@ -23,6 +23,7 @@ from bayesgmm.bayes import diagnostics, nuts
 from bayesgmm.bayes.model import default_prior, gmm_model
 from bayesgmm.datasets import make_mixture
 from bayesgmm.mixture.parameters import precision_scope
+from tests.compilations import CompileCounter
 
 # Small runs: the properties are exact (same key, same draws), not statistical.
 # The rows enter the model only through the likelihood's sum over rows, alike
@@ -31,27 +32,6 @@ SETTINGS = dict(n_components=2, covariance_type="diag", num_warmup=30, num_sampl
                 num_chains=2, max_tree_depth=4, progress_bar=False, random_state=0)
 
 N_SAMPLES = 45  # padded to 64 rows
-
-
-class CompileCounter:
-    """Counts XLA backend compilations while active."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self):
-        self.count = 0
-
-    def _listen(self, event, duration, **kwargs):
-        if event == self.EVENT:
-            self.count += 1
-
-    def __enter__(self):
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
 
 
 @pytest.fixture(scope="module")

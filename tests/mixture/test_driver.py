@@ -1,6 +1,5 @@
 """Components padded to a bucket and batched sweeps: one program for many sizes, same fits."""
 
-import jax
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
@@ -8,6 +7,7 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from bayesgmm import GaussianMixture
 from bayesgmm.mixture import driver, engine, parameters
+from tests.compilations import CompileCounter
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -18,39 +18,12 @@ def blobs():
     return X
 
 
-class _CompileCounter:
-    """Counts XLA compilations (JAX's backend-compile events) while active."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self):
-        self.count = 0
-        self.active = False
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-    def _listen(self, event, duration, **kwargs):
-        if self.active and event == self.EVENT:
-            self.count += 1
-
-    def __enter__(self):
-        self.count, self.active = 0, True
-        return self
-
-    def __exit__(self, *exc):
-        self.active = False
-
-
-@pytest.fixture(scope="module")
-def compilations():
-    return _CompileCounter()
-
-
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_a_sweep_over_sizes_compiles_once(blobs, compilations, covariance_type):
+def test_a_sweep_over_sizes_compiles_once(blobs, covariance_type):
     X = blobs[:-7]  # a sample count no other module compiles
     first = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
     first.bic(X), first.predict(X)
-    with compilations:
+    with CompileCounter() as compilations:
         for n_components in range(2, 10):
             model = GaussianMixture(n_components, covariance_type=covariance_type, random_state=0)
             model.fit(X).bic(X)
