@@ -600,7 +600,9 @@ def ppc(model, **kwargs):
         ``model.sample_posterior_predictive()`` first (or fit with
         ``posterior_predictive=True``).
     **kwargs
-        Passed to :func:`arviz.plot_ppc` (e.g. ``num_pp_samples``).
+        Passed to :func:`arviz.plot_ppc` (e.g. ``num_pp_samples``);
+        ``flatten=["observation"]`` unless given, so each feature gets its
+        panel (ArviZ's default pools all features in one density).
 
     Returns
     -------
@@ -619,7 +621,9 @@ def ppc(model, **kwargs):
     idata = _inference_data(model)
     if "posterior_predictive" not in idata.groups():
         raise ValueError(NO_POSTERIOR_PREDICTIVE_MESSAGE)
+    kwargs.setdefault("flatten", ["observation"])
     return az.plot_ppc(idata, **kwargs)
+
 
 def loo_comparison(comparison: pd.DataFrame, *, ax: Axes | None = None,
                    **kwargs: Any) -> Axes:

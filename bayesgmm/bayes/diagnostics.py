@@ -27,7 +27,8 @@ Groups of the ``InferenceData`` built by :func:`to_inference_data`:
     ``sample_weight`` when the fit was weighted.
 ``posterior_predictive``
     ``x`` (``observation``, ``feature``): one replicated data set per draw,
-    only when asked for.
+    only when asked for (:meth:`bayesgmm.BayesianGaussianMixture.sample_posterior_predictive`
+    adds it to a fitted model, :func:`add_posterior_predictive` to any of these).
 """
 
 from __future__ import annotations
@@ -51,11 +52,18 @@ __all__ = [
     "posterior_variables",
     "to_inference_data",
     "posterior_dataset",
+    "add_posterior_predictive",
+    "NO_POSTERIOR_PREDICTIVE_MESSAGE",
     "check_sampling",
     "warn_sampling_problems",
 ]
 
 MAX_RHAT = 1.01  # Vehtari et al. (2021)
+NO_POSTERIOR_PREDICTIVE_MESSAGE = (
+    "The InferenceData has no posterior_predictive group, which posterior predictive checks "
+    "(arviz.plot_ppc) need. Call sample_posterior_predictive() on the fitted "
+    "BayesianGaussianMixture to add one (or fit it with posterior_predictive=True)."
+)
 MIN_ESS_PER_CHAIN = 100  # bulk and tail ESS, as recommended with r_hat
 
 
@@ -244,11 +252,11 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
         groups["sample_stats"] = _sample_stats(trace)
     if sample_weight is not None:
         groups["constant_data"] = {"sample_weight": np.asarray(sample_weight)}
-    if posterior_predictive is not None:
-        groups["posterior_predictive"] = {"x": np.asarray(posterior_predictive)}
     idata = az.from_dict(**groups, coords=_coords(n_components, n_features, n_samples,
                                                             feature_names), dims=dims)
     idata.posterior.attrs.update(attrs or {})
+    if posterior_predictive is not None:
+        add_posterior_predictive(idata, posterior_predictive)
     if log_likelihood is not None:
         # The log-likelihood's "x" has one dimension fewer than the observed "x",
         # so it gets its own dims mapping.
@@ -257,6 +265,29 @@ def to_inference_data(samples: dict, trace, *, covariance_type: str, X, log_like
             coords={"observation": np.arange(n_samples)}, dims=data_dims,
         ).log_likelihood)
     return idata
+
+
+def add_posterior_predictive(idata, replicates) -> None:
+    """Put replicated data sets into ``idata`` as its ``posterior_predictive`` group.
+
+    A group already there is replaced. The coordinates of ``observation``
+    and ``feature`` are those of ``observed_data``, so ``az.plot_ppc`` pairs
+    each replicate with the data.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        With ``posterior`` and ``observed_data`` groups (modified in place).
+    replicates : ndarray of shape (num_chains, num_samples, n_samples, n_features)
+        One replicated data set per draw.
+    """
+    observed = idata.observed_data["x"]
+    predictive = az.from_dict(
+        posterior_predictive={"x": np.asarray(replicates)},
+        coords={dim: observed.coords[dim].values for dim in observed.dims},
+        dims={"x": list(observed.dims)},
+    )
+    idata.extend(predictive, join="right")
 
 
 def _finite_extreme(dataset, reduce) -> dict:

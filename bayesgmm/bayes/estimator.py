@@ -175,7 +175,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         draws in every prediction (one "chain").
     posterior_predictive : bool, default=False
         Add one replicated data set per draw to ``inference_data_`` (memory
-        ``num_chains * num_samples * n_samples * n_features``).
+        ``num_chains * num_samples * n_samples * n_features``); a fitted
+        model gets it from :meth:`sample_posterior_predictive`.
     reg_covar : float, default=1e-6
         Regularisation of the EM fit that starts the chains.
     random_state : int, RandomState instance or None, default=None
@@ -194,7 +195,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``means``, ``scales``, ``correlations`` and the derived
         ``covariances``; dimension ``component``),
         ``sample_stats``, ``log_likelihood``, ``observed_data`` (and
-        ``posterior_predictive`` on request); see :mod:`bayesgmm.bayes.diagnostics`.
+        ``posterior_predictive``, which ``az.plot_ppc`` needs, from
+        :meth:`sample_posterior_predictive`); see :mod:`bayesgmm.bayes.diagnostics`.
         ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take
         it directly. For SVI: one chain of ``svi_num_draws`` draws, no
         ``sample_stats``, and ``log_likelihood`` only while
@@ -452,19 +454,13 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 covariance_type=self.covariance_type, learning_rate=learning_rate,
                 settings=settings,
             )
-            predictive = None
-            if self.posterior_predictive:
-                predictive = posterior.posterior_predictive(
-                    jax.random.key(0), fitted.params, X.shape[0], self.covariance_type
-                )[None]
         attrs = {"inference": "svi", "guide": guide, "svi_steps": steps,
                  "svi_subsample_size": settings.subsample_size or X.shape[0],
                  "svi_learning_rate": learning_rate, "loss": fitted.losses,
                  "note": svi.NO_RHAT_NOTE}
         self.inference_data_ = diagnostics.to_inference_data(
             fitted.samples, None, covariance_type=self.covariance_type, X=X,
-            log_likelihood=fitted.log_likelihood, sample_weight=weights,
-            posterior_predictive=predictive, attrs=attrs,
+            log_likelihood=fitted.log_likelihood, sample_weight=weights, attrs=attrs,
             feature_names=getattr(self, "feature_names_in_", None),
         )
         self.raw_inference_data_ = diagnostics.posterior_dataset(
@@ -480,6 +476,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.losses_ = fitted.losses
         self.guide_params_ = fitted.guide_params
         self.n_features_in_ = X.shape[1]
+        if self.posterior_predictive:
+            self.sample_posterior_predictive()
         problem = svi.convergence_problem(fitted.losses)
         if problem is not None:
             warnings.warn(problem, svi.SVIConvergenceWarning, stacklevel=3)
@@ -533,11 +531,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         samples, params, perms = relabel.relabel_run(run, weight_relabel, covariance_type)
         by_chain = perms.shape[:2]
         log_likelihood = run.log_likelihood if weights is None else run.log_likelihood * weights
-        predictive = None
-        if self.posterior_predictive:
-            predictive = posterior.posterior_predictive(
-                jax.random.key(0), params, X.shape[0], covariance_type
-            ).reshape(by_chain + X.shape)
 
         def with_covariances(sites, draws):
             return dict(sites, covariances=draws.covariances.reshape(
@@ -546,8 +539,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.inference_data_ = diagnostics.to_inference_data(
             with_covariances(samples, params), run.trace, covariance_type=covariance_type,
             X=X, log_likelihood=log_likelihood.reshape(by_chain + (-1,)),
-            sample_weight=weights, posterior_predictive=predictive,
-            feature_names=getattr(self, "feature_names_in_", None),
+            sample_weight=weights, feature_names=getattr(self, "feature_names_in_", None),
         )
         self.raw_inference_data_ = diagnostics.posterior_dataset(
             with_covariances(run.trace.samples, run.params), covariance_type,
@@ -560,6 +552,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = params.covariances.mean(axis=0)
         self.em_params_ = em_params
         self.n_features_in_ = X.shape[1]
+        if self.posterior_predictive:
+            self.sample_posterior_predictive()
 
     # ------------------------------------------------------------- prediction
 
@@ -695,10 +689,50 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
         n_samples = v.check_int("n_samples", n_samples, 1)
-        return posterior.sample_posterior_predictive(
+        return posterior.sample_predictive_points(
             check_random_state(self.random_state), self.posterior_params_, n_samples,
             self.covariance_type,
         )
+
+    def sample_posterior_predictive(self, random_state=None):
+        """Add replicated data to ``inference_data_``, for posterior predictive checks.
+
+        One replicated data set per posterior draw, of the size of the
+        training data: each draw's mixture samples ``n_samples`` points. They
+        become the ``posterior_predictive`` group of ``inference_data_`` (one
+        already there is replaced), which ``az.plot_ppc`` compares with
+        ``observed_data``. Fitting with ``posterior_predictive=True`` calls
+        this method at the end of ``fit``.
+
+        Parameters
+        ----------
+        random_state : int, RandomState instance or None, default=None
+            Seeds the replicates; None takes the estimator's ``random_state``
+            (as :meth:`sample` does), so a fit with an integer
+            ``random_state`` always gets the same replicates.
+
+        Returns
+        -------
+        inference_data : arviz.InferenceData
+            ``inference_data_``, with ``posterior_predictive``: ``x`` of shape
+            (num_chains, num_samples, n_samples, n_features), dims
+            (``chain``, ``draw``, ``observation``, ``feature``); memory
+            ``num_chains * num_samples * n_samples * n_features`` values.
+
+        Examples
+        --------
+        >>> az.plot_ppc(model.sample_posterior_predictive(), var_names=["x"])  # doctest: +SKIP
+        """
+        if not hasattr(self, "posterior_params_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        n_samples, n_features = self.inference_data_.observed_data["x"].shape
+        replicates = posterior.posterior_predictive(
+            jax.random.key(seed), self.posterior_params_, n_samples, self.covariance_type)
+        diagnostics.add_posterior_predictive(self.inference_data_, replicates.reshape(
+            self.relabel_permutations_.shape[:2] + (n_samples, n_features)))
+        return self.inference_data_
 
     def save(self, path):
         """Save the fitted model as a netCDF file that ``arviz.from_netcdf`` also reads.

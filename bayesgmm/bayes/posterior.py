@@ -189,8 +189,8 @@ def posterior_predictive(key, params: parameters.GMMParams, n_samples: int,
         return np.asarray(_replicate(keys, _as_jax(params), n_samples, covariance_type))
 
 
-def sample_posterior_predictive(rng: np.random.RandomState, params: parameters.GMMParams,
-                                n_samples: int, covariance_type: str):
+def sample_predictive_points(rng: np.random.RandomState, params: parameters.GMMParams,
+                             n_samples: int, covariance_type: str):
     """Points from the posterior predictive: a random draw, a component, a Gaussian.
 
     Parameters

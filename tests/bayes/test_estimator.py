@@ -503,9 +503,8 @@ def test_sample_posterior_predictive_adds_what_plot_ppc_needs(fitted, mixture):
         copy.deepcopy(fitted).sample_posterior_predictive().posterior_predictive["x"], replicates)
     other = model.sample_posterior_predictive(random_state=1).posterior_predictive["x"]
     assert other.shape == replicates.shape and not np.array_equal(other, replicates)
-    axes = az.plot_ppc(model.inference_data_, num_pp_samples=5)
-    assert np.size(axes) == 2
-    assert np.size(plot.ppc(model, num_pp_samples=5)) == 2
+    assert np.size(az.plot_ppc(model.inference_data_, num_pp_samples=5)) == 1
+    assert np.size(plot.ppc(model, num_pp_samples=5)) == 2  # one panel per feature
     plt.close("all")
     with pytest.raises(NotFittedError, match="not fitted yet"):
         BayesianGaussianMixture(2).sample_posterior_predictive()
