@@ -278,3 +278,12 @@ def test_diverging_loss_raises_a_clear_error(mixture, monkeypatch):
     monkeypatch.setattr(svi, "_svi_job", nan_losses)
     with pytest.raises(ValueError, match="SVI diverged: the loss became nan at step 4"):
         BayesianGaussianMixture(2, random_state=0, **SVI_SMALL).fit(X)
+
+
+def test_sample_posterior_predictive_on_a_loaded_svi_fit(fitted, mixture, tmp_path):
+    X, _, _ = mixture
+    bayesgmm.save(fitted, tmp_path / "svi.nc")
+    loaded = bayesgmm.load(tmp_path / "svi.nc")
+    replicates = loaded.sample_posterior_predictive().posterior_predictive["x"]
+    assert replicates.shape == (1, fitted.svi_num_draws, len(X), 2)
+    np.testing.assert_allclose(replicates.values.mean(axis=(0, 1, 2)), X.mean(axis=0), atol=0.1)
