@@ -202,10 +202,10 @@ def _permute_draws(samples: dict, perms, covariance_type: str, leading: tuple) -
 
 
 class RelabelledDraws(NamedTuple):
-    """The result of :func:`relabel_draws`."""
+    """The result of :func:`relabel_draws`: the relabelled sites and each draw's permutation."""
 
     samples: dict  # site name -> ndarray, the input's shapes, components permuted per draw
-    permutations: np.ndarray  # (*leading, K): relabelled[..., i] = raw[..., permutations[..., i]]
+    permutations: np.ndarray  # leading + (K,): relabelled[..., i] = raw[..., permutations[..., i]]
 
 
 def _check_draws(samples, covariance_type: str) -> tuple:
@@ -286,7 +286,7 @@ def relabel_draws(samples, X, *, covariance_type: str = "full", sample_weight=No
     RelabelledDraws
         ``samples``: the draws with their component-indexed sites permuted
         (same keys and shapes; the 'tied' covariance sites are shared and
-        unchanged); ``permutations``: int array of shape (*leading, K) with
+        unchanged); ``permutations``: int array of shape ``leading + (K,)`` with
         ``relabelled[..., i] = raw[..., permutations[..., i]]``.
 
     Examples
