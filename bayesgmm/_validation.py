@@ -69,13 +69,16 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_int(name: str, value, minimum: int) -> int:
-    """Raise unless ``value`` is an integer (not bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"Invalid value for '{name}': {value!r}. It must be an integer "
-            f">= {minimum}."
-        )
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """Raise unless ``value`` is an integer (not bool) >= ``minimum`` (and <= ``maximum``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"Invalid value for '{name}': {value!r}. It must be an integer {bound}.")
     return int(value)
 
 

@@ -36,7 +36,12 @@ from bayesgmm.mixture.blocks import (
     to_host,
     weighted_column_sum,
 )
-from bayesgmm.mixture.engine import best_candidate, run_em, wants_progress_bar
+from bayesgmm.mixture.engine import (
+    best_candidate,
+    lower_bound_history,
+    run_em,
+    wants_progress_bar,
+)
 from bayesgmm.mixture.forms import DIRECT, EXPANDED
 from bayesgmm.mixture.initialisation import initial_params, initial_responsibilities
 from bayesgmm.mixture.parameters import (
@@ -314,6 +319,10 @@ def _process_zero_initialisation(X, sample_weight, weights, problem, n_component
 # --------------------------------------------------------------------------
 
 
+# The iteration counter of the jitted loop is an int32.
+MAX_ITER_LIMIT = int(np.iinfo(np.int32).max)
+
+
 class Settings(NamedTuple):
     """The validated settings of one fit (:func:`check_settings`)."""
 
@@ -355,7 +364,7 @@ def check_settings(
         covariance_type,
         v.check_nonnegative_float("tol", tol),
         v.check_nonnegative_float("reg_covar", reg_covar),
-        v.check_int("max_iter", max_iter, 0),
+        v.check_int("max_iter", max_iter, 0, MAX_ITER_LIMIT),
         v.check_int("n_init", n_init, 1),
         init_params,
         dtype,
@@ -538,7 +547,7 @@ def _result(state: EMState, failed: bool, n_components: int, centre, dtype, cova
         lower_bound=float(state.lower_bound),
         n_iter=n_iter,
         converged=bool(state.converged),
-        lower_bounds=np.asarray(state.lower_bounds).astype(dtype)[:n_iter],
+        lower_bounds=lower_bound_history(np.asarray(state.lower_bounds).astype(dtype), n_iter),
         failed=bool(failed),
     )
 

@@ -51,8 +51,17 @@ def is_active(state: EMState, max_iter: int):
     return (state.n_iter < max_iter) & ~state.converged & ~state.failed
 
 
+# The most per-iteration lower bounds a fit keeps (the last ones): the state
+# must not grow with max_iter, which users set to 10**9 to mean "until it converges".
+HISTORY_LENGTH = 10_000
+
+
 def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMState:
-    """The state of one restart before its first iteration."""
+    """The state of one restart before its first iteration.
+
+    ``lower_bounds`` has room for ``min(max_iter, HISTORY_LENGTH)`` values,
+    written in turn (:func:`lower_bound_history` reads them back in order).
+    """
     dtype = params.means.dtype
     return EMState(
         params=params,
@@ -60,7 +69,7 @@ def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMSt
         n_iter=jnp.zeros((), jnp.int32),
         converged=jnp.zeros((), bool),
         failed=~all_finite(params),
-        lower_bounds=jnp.full((max(max_iter, 1),), jnp.nan, dtype),
+        lower_bounds=jnp.full((max(min(max_iter, HISTORY_LENGTH), 1),), jnp.nan, dtype),
     )
 
 
@@ -87,8 +96,29 @@ def em_step(
         n_iter=state.n_iter + 1,
         converged=jnp.abs(lower_bound - state.lower_bound) < tol,
         failed=~all_finite(params),
-        lower_bounds=state.lower_bounds.at[state.n_iter].set(lower_bound),
+        lower_bounds=state.lower_bounds.at[state.n_iter % state.lower_bounds.shape[0]].set(
+            lower_bound
+        ),
     )
+
+
+def lower_bound_history(lower_bounds: np.ndarray, n_iter: int) -> np.ndarray:
+    """The lower bounds of the last ``min(n_iter, HISTORY_LENGTH)`` iterations, in order.
+
+    Parameters
+    ----------
+    lower_bounds : ndarray of shape (history_length,)
+        A state's ``lower_bounds``, written in turn from index 0.
+    n_iter : int
+
+    Returns
+    -------
+    ndarray of shape (min(n_iter, history_length),)
+    """
+    length = lower_bounds.shape[0]
+    if n_iter <= length:
+        return lower_bounds[:n_iter]
+    return np.roll(lower_bounds, -(n_iter % length))
 
 
 def _em_loop(

@@ -417,3 +417,35 @@ def test_weights_beyond_the_dtype_range_are_refused(blobs_2d):
             fit(GaussianMixture(2, dtype="float32"))
     # float64 holds them: the heavy sample counts, the others barely.
     GaussianMixture(2, random_state=0).fit(X, sample_weight=np.r_[weights[:98], 1.0, 1.0])
+
+
+# ------------------------------------------------------- max_iter and the history
+
+
+def test_a_huge_max_iter_costs_no_memory_and_an_impossible_one_is_refused(blobs_2d):
+    X = blobs_2d[0]
+    model = GaussianMixture(3, random_state=0, max_iter=10**9).fit(X)
+    reference = GaussianMixture(3, random_state=0).fit(X)
+    assert model.n_iter_ == reference.n_iter_ and model.converged_
+    np.testing.assert_array_equal(model.lower_bounds_, reference.lower_bounds_)
+    # The loop's state holds at most HISTORY_LENGTH bounds however large max_iter is.
+    params = reference._params()
+    state = engine.initial_state(params, -np.inf, 10**9)
+    assert state.lower_bounds.shape == (engine.HISTORY_LENGTH,)
+    with pytest.raises(ValueError, match=r"Invalid value for 'max_iter': 10000000000. It must "
+                       r"be an integer in \[0, 2147483647\]."):
+        GaussianMixture(3, max_iter=10**10).fit(X)
+
+
+def test_the_history_keeps_the_last_bounds_in_order(blobs_2d, monkeypatch):
+    X = blobs_2d[0][:200]
+    settings = dict(n_components=3, random_state=0, tol=0.0, max_iter=37)
+    full = GaussianMixture(**settings).fit(X)
+    assert full.n_iter_ == 37 and len(full.lower_bounds_) == 37
+    monkeypatch.setattr(engine, "HISTORY_LENGTH", 5)
+    jax.clear_caches()  # trace again with the shorter history
+    short = GaussianMixture(**settings).fit(X)
+    jax.clear_caches()
+    assert short.n_iter_ == 37
+    np.testing.assert_array_equal(short.lower_bounds_, full.lower_bounds_[-5:])
+    assert short.lower_bounds_[-1] == short.lower_bound_
