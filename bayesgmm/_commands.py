@@ -209,17 +209,22 @@ def _save_plot(model, X, columns, path: Path, suptitle: str, kind: str = "uncert
 
     from bayesgmm import plot
 
-    if X.shape[1] < 2:
-        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-        grid = np.linspace(X.min(), X.max(), 400)[:, None]
-        ax.hist(X[:, 0], bins=40, density=True, color="0.8", label="data")
-        ax.plot(grid[:, 0], np.exp(model.score_samples(grid)), color="black", label="mixture density")
-        ax.set_xlabel(columns[0])
-        ax.legend()
-        ax.set_title(suptitle)
-    else:
-        names = columns if X.shape[1] == 2 else None
-        fig = plot.overview(model, X, kind=kind, feature_names=names, suptitle=suptitle)
+    with warnings.catch_warnings():
+        # The plots evaluate the model on grids of the columns it was fitted on, in
+        # its order, as arrays: scikit-learn's note about missing names is moot.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        if X.shape[1] < 2:
+            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+            grid = np.linspace(X.min(), X.max(), 400)[:, None]
+            ax.hist(X[:, 0], bins=40, density=True, color="0.8", label="data")
+            ax.plot(grid[:, 0], np.exp(model.score_samples(grid)), color="black",
+                    label="mixture density")
+            ax.set_xlabel(columns[0])
+            ax.legend()
+            ax.set_title(suptitle)
+        else:
+            names = columns if X.shape[1] == 2 else None
+            fig = plot.overview(model, X, kind=kind, feature_names=names, suptitle=suptitle)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -73,6 +73,7 @@ def test_fit_predict_and_no_overwrite_end_to_end(points, tmp_path):
     result = _run("fit", path, "--components", "2", "--columns", "x,y", "--out", "fit2",
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no warning: the estimators get the columns by name
     assert "Fitted 2 component(s) (full covariances) by EM to 120 rows x 2 column(s)" in result.stdout
     assert "BIC" in result.stdout and "converged" in result.stdout
     out = tmp_path / "fit2"
