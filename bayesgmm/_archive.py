@@ -789,18 +789,24 @@ def check_nc_layout(reader: Reader, groups: list) -> None:
 
     described = described_arrays(reader, "variables")
     dimensions = reader.get("dimensions", dict)
-    found, sizes = {}, {}
+    found, foreign, sizes = {}, [], {}
     handle = _hdf5_file(reader.path)
 
-    def visit(name, item):
-        if isinstance(item, h5py.Dataset):
+    def visit(name, link):
+        # Soft, external and virtual data would be read from elsewhere (another
+        # file). No exception here: h5py turns it into a SystemError.
+        item = handle[name] if isinstance(link, h5py.HardLink) else None
+        if isinstance(item, h5py.Dataset) and not item.is_virtual:
             found[name] = (item.shape, item.dtype)
         elif not isinstance(item, h5py.Group):
-            raise reader.fail(f"the HDF5 object {name!r} is neither a group nor a dataset.")
+            foreign.append(name)
 
     with handle, reading(reader.path, "listing the HDF5 groups and datasets"):
         top = sorted(set(handle) - {BAYES_GROUP})
-        handle.visititems(visit)
+        handle.visititems_links(visit)
+    if foreign:
+        raise reader.fail(f"the HDF5 object {foreign[0]!r} is not a group or a dataset stored in "
+                          "the file; the file was altered.")
     if top != sorted(groups):
         raise reader.fail(f"the file has the ArviZ groups {top}, but the metadata lists "
                           f"{sorted(groups)}.")

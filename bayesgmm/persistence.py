@@ -3,9 +3,8 @@
 Two open, pickle-free formats, chosen by the estimator:
 
 * A :class:`~bayesgmm.GaussianMixture` is saved as a NumPy ``.npz`` archive
-  (a zip of ``.npy`` arrays) holding its fitted arrays and one ``metadata``
-  entry. Files are read with ``np.load(..., allow_pickle=False)``; the zip
-  format keeps a CRC-32 of every array, which catches corrupted bytes.
+  (a zip of ``.npy`` arrays) holding its fitted arrays and the ``metadata``
+  and ``metadata_sha256`` entries. Nothing is ever unpickled.
 * A :class:`~bayesgmm.BayesianGaussianMixture` is saved as one netCDF-4 file
   that is also the ArviZ file of its run: ``arviz.from_netcdf(path)`` reads
   its ``posterior``, ``sample_stats``, ``log_likelihood`` and
@@ -13,21 +12,29 @@ Two open, pickle-free formats, chosen by the estimator:
   needs to predict (every posterior draw of the mixture parameters in
   scikit-learn's shapes, the relabelling permutations, the EM start), and
   its ``bayesgmm/raw_posterior`` sub-group holds the draws before relabelling.
-  The metadata is a JSON document in the ``metadata`` attribute of the
-  ``bayesgmm`` group and records a SHA-256 digest of every stored variable.
+  The metadata is in the ``metadata`` and ``metadata_sha256`` attributes of
+  the ``bayesgmm`` group.
 
-The metadata records
+The metadata is a JSON document, kept with the SHA-256 digest of its text. It
+records
 
 * the file format and its version, and the bayesgmm version that wrote it,
-* the estimator class, its constructor parameters, ``covariance_type``,
+* the estimator class, every constructor parameter, ``covariance_type``,
   ``n_components``, ``n_features`` and ``dtype``,
-* the shape and dtype of every stored array, and the fitted scalars.
+* the shape, dtype and SHA-256 digest of every stored array (for netCDF,
+  of every variable and coordinate of every group), and the fitted scalars.
 
 Arrays are stored bit for bit, so a loaded model predicts exactly what the
-saved one did. Loading checks the file against its own metadata; a file that
-is truncated, corrupted, written by a newer format, or whose arrays do not
-have the shapes the metadata and the covariance type imply raises a
-``ValueError`` that says which.
+saved one did. Loading trusts nothing it has not checked: the metadata
+against its digest, every declared array shape against the metadata (and the
+metadata against the shapes a model of its size has) before the array is
+read or decompressed, every array against its digest; then every parameter
+through the estimator's own validation and every fitted array as a fit
+produces it (weights on the simplex, triangular precision factors with a
+positive diagonal, covariances and precisions consistent with them). A file
+that fails any check raises a ``ValueError`` naming the file and what is
+wrong. Files of format version 1 (no metadata digest) are refused with the
+advice to refit and save again.
 """
 
 from __future__ import annotations
@@ -467,9 +474,12 @@ def load(path):
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is truncated or corrupted, is not a bayesgmm model, was
-        written by a newer file format, or its arrays do not match its
-        metadata. The message names the file and the problem.
+        If the file is truncated, corrupted or edited (its metadata or an
+        array does not match its digest, a declared shape does not match
+        the metadata), is not a bayesgmm model, was written in another
+        format version, or holds a parameter or fitted value that no
+        constructor or fit produces. The message names the file and the
+        problem (the field, for a parameter or fitted value).
     """
     path = os.fspath(path)
     if os.path.isdir(path):

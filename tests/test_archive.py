@@ -286,3 +286,15 @@ def test_bayesian_not_hdf5_after_the_signature(saved_bayes):
     with pytest.raises(ValueError, match=r"model\.nc: cannot be read: opening the netCDF-4 "
                                          r"\(HDF5\) file failed \(OSError"):
         load(saved_bayes)
+
+
+def test_bayesian_link_to_another_file(saved_bayes, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "elsewhere.h5", "w") as other:
+        other.create_dataset("weights", data=np.zeros((2, 20, 2)))
+    with h5py.File(saved_bayes, "r+") as handle:
+        handle["posterior/link"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "weights")
+    with pytest.raises(ValueError, match=r"model\.nc: the HDF5 object 'posterior/link' is not a "
+                                         r"group or a dataset stored in the file"):
+        load(saved_bayes)

@@ -87,7 +87,9 @@ def test_file_is_open_npz_with_json_metadata(fitted, saved):
     # Readable with plain NumPy and json, never unpickling anything.
     with np.load(saved, allow_pickle=False) as archive:
         names = set(archive.files)
-        metadata = json.loads(str(archive["metadata"]))
+        text = str(archive["metadata"])
+        assert str(archive["metadata_sha256"]) == hashlib.sha256(text.encode()).hexdigest()
+        metadata = json.loads(text)
         means = archive["means_"]
     assert {"metadata", "weights_", "means_", "covariances_", "precisions_cholesky_"} <= names
     assert metadata["format"] == FORMAT and metadata["format_version"] == FORMAT_VERSION
@@ -96,6 +98,7 @@ def test_file_is_open_npz_with_json_metadata(fitted, saved):
     assert metadata["covariance_type"] == "full"
     assert (metadata["n_components"], metadata["n_features"]) == (3, 3)
     assert metadata["arrays"]["covariances_"]["shape"] == [3, 3, 3]
+    assert metadata["sha256"]["means_"] == _archive.array_digest(fitted.means_)
     assert metadata["params"]["n_components"] == 3
     np.testing.assert_array_equal(means, fitted.means_)
     with zipfile.ZipFile(saved) as archive:
