@@ -590,7 +590,7 @@ def pair(model: Any, var_names: Sequence[str] | None = None, **kwargs: Any) -> n
     return az.plot_pair(idata, var_names=var_names, **kwargs)
 
 
-def ppc(model, **kwargs):
+def ppc(model: Any, **kwargs: Any) -> np.ndarray:
     """ArviZ posterior predictive check: the data against data replicated by the posterior.
 
     Parameters
