@@ -1,12 +1,15 @@
 """The Bayesian half: the NumPyro model, NUTS and SVI, relabelling, ArviZ output.
 
-:mod:`bayesgmm.bayes.model` is the model as a plain function;
-:mod:`bayesgmm.bayes.nuts` and :mod:`bayesgmm.bayes.svi` fit it, starting
-from the EM half (:mod:`bayesgmm.bayes.chain_start`);
-:mod:`bayesgmm.bayes.posterior` evaluates draws and
-:mod:`bayesgmm.bayes.relabel` resolves label switching (for draws you
-sampled yourself too: :func:`relabel_draws`);
-:mod:`bayesgmm.bayes.estimator` is the estimator on top.
+:mod:`bayesgmm.bayes.model` is the model as a plain function (its priors in
+:mod:`bayesgmm.bayes.priors`, its padded weights in
+:mod:`bayesgmm.bayes.padded_dirichlet`); :mod:`bayesgmm.bayes.nuts` and
+:mod:`bayesgmm.bayes.svi` fit it, starting from the EM half
+(:mod:`bayesgmm.bayes.chain_start`); :mod:`bayesgmm.bayes.posterior`
+evaluates draws and :mod:`bayesgmm.bayes.relabel` resolves label switching
+(for draws you sampled yourself too: :func:`relabel_draws`);
+:mod:`bayesgmm.bayes.diagnostics` builds the ArviZ output;
+:mod:`bayesgmm.bayes.fitting` runs the fits of
+:mod:`bayesgmm.bayes.estimator`, the estimator on top.
 """
 
 from importlib import import_module

@@ -1,8 +1,9 @@
 """``BayesianGaussianMixture``: the posterior of a Gaussian mixture by NUTS (or SVI).
 
-The estimator over :mod:`bayesgmm.bayes.model` (the NumPyro model) and
-:mod:`bayesgmm.bayes.nuts` (sampling; chains started by
-:mod:`bayesgmm.bayes.chain_start`, relabelled by :mod:`bayesgmm.bayes.relabel`),
+The estimator over :mod:`bayesgmm.bayes.model` (the NumPyro model, its priors
+in :mod:`bayesgmm.bayes.priors`): it validates, and :mod:`bayesgmm.bayes.fitting`
+fits, by :mod:`bayesgmm.bayes.nuts` (chains started by
+:mod:`bayesgmm.bayes.chain_start`, relabelled by :mod:`bayesgmm.bayes.relabel`)
 or :mod:`bayesgmm.bayes.svi` (stochastic variational inference with
 subsampling); the ArviZ side lives in :mod:`bayesgmm.bayes.diagnostics`.
 """
@@ -19,30 +20,15 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm.bayes import chain_start, diagnostics, nuts, posterior, relabel, svi
-from bayesgmm.bayes.model import DEFAULT_LKJ_CONCENTRATION, default_prior
+from bayesgmm.bayes import diagnostics, fitting, nuts, posterior, priors, svi
+from bayesgmm.bayes.priors import DEFAULT_LKJ_CONCENTRATION
 from bayesgmm.mixture import parameters
+
+# persistence checks loaded priors with it under this name.
+_check_prior_vector = priors.check_prior_vector
 
 INITS = ("em", "prior")
 INFERENCES = ("nuts", "svi")
-
-
-def _check_prior_vector(name, value, n_features, dtype, positive):
-    """``None`` or an array broadcastable to (n_features,), finite (and > 0)."""
-    if value is None:
-        return None
-    try:
-        array = np.array(value, dtype=dtype, copy=True)
-        array = np.broadcast_to(array, (n_features,)).copy()
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"Invalid value for '{name}': expected a number or an array of shape "
-            f"({n_features},), one value per feature."
-        ) from None
-    if not np.all(np.isfinite(array)) or (positive and np.any(array <= 0)):
-        bound = "finite and > 0" if positive else "finite"
-        raise ValueError(f"Invalid value for '{name}': every entry must be {bound}.")
-    return array
 
 
 class BayesianGaussianMixture(DensityMixin, BaseEstimator):
@@ -334,16 +320,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if sample_weight is not None:
             weights = v.check_sample_weight(sample_weight, X.shape[0], dtype)
             v.check_positive_weight_count(weights, self.n_components)
-        n_features = X.shape[1]
-        prior = default_prior(
-            X, weights,
-            mean_prior_loc=_check_prior_vector("mean_prior", self.mean_prior, n_features,
-                                               dtype, positive=False),
-            mean_prior_scale=_check_prior_vector("mean_prior_scale", self.mean_prior_scale,
-                                                 n_features, dtype, positive=True),
-            scale_prior_median=_check_prior_vector("scale_prior", self.scale_prior, n_features,
-                                                   dtype, positive=True),
-        )
+        prior = priors.checked_prior(X, weights, mean_prior=self.mean_prior,
+                                     mean_prior_scale=self.mean_prior_scale,
+                                     scale_prior=self.scale_prior)
         return X, weights, prior
 
     # ------------------------------------------------------------------- fit
@@ -367,193 +346,34 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         bayesgmm.bayes.diagnostics.SamplingWarning
             Divergences, r_hat above 1.01 or a low effective sample size, with
             what to change.
+        bayesgmm.bayes.svi.SVIConvergenceWarning
+            With ``inference='svi'``, when the loss has not levelled off.
         """
         dtype = self._check_params()
         v.check_feature_names(self, X, reset=True)
         X, weights, prior = self._check_data(X, sample_weight, dtype)
-        if self.inference == "svi":
-            return self._fit_svi(X, weights, prior, dtype)
-        chain_method = nuts.resolve_chain_method(self.chain_method, self.num_chains)
-        rng = check_random_state(self.random_state)
-        em_seed, nuts_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        with parameters.precision_scope(dtype):
-            em_params = self._em_start(X, weights, em_seed, dtype)
-            run, weight_relabel = self._sample(X, weights, prior, em_params, chain_method,
-                                               nuts_seed)
-            self._store(X, weights, run, weight_relabel, em_params)
-        self.chain_method_ = chain_method
-        diagnostics.warn_sampling_problems(self.inference_data_)
-        return self
-
-    def _em_start(self, X, weights, seed, dtype):
-        """The EM fit that starts the chains, or None (init='prior', or EM failed)."""
-        if self.init != "em":
-            return None
-        try:
-            return chain_start.fit_em(
-                X, weights, n_components=self.n_components,
-                covariance_type=self.covariance_type, random_state=int(seed), dtype=dtype,
-                reg_covar=self.reg_covar,
-            ).params
-        except ValueError as error:
-            # Only a degenerate EM solution (or one that rounding spoiled) falls
-            # back; anything else is a real error.
-            if not str(error).startswith(
-                (v.ILL_DEFINED_COVARIANCE_MESSAGE, v.PRECISION_LOSS_PREFIX)
-            ):
-                raise
-            warnings.warn(
-                f"The EM fit that initialises the chains failed ({error}); the chains "
-                "start from the prior instead. Pass init='prior' to skip EM.",
-                UserWarning, stacklevel=3,
-            )
-            return None
-
-    def _model_kwargs(self, X, weights, prior):
-        """The dynamic keyword arguments of :func:`bayesgmm.bayes.model.gmm_model` (SVI's).
-
-        NUTS fits pass the data on the host instead (see :meth:`_sample`).
-        """
-        import jax.numpy as jnp
-
-        return dict(self._prior_kwargs(X.dtype, prior), X=jnp.asarray(X),
-                    sample_weight=None if weights is None else jnp.asarray(weights))
-
-    def _prior_kwargs(self, dtype, prior):
-        """The prior hyperparameters among :meth:`_model_kwargs` (of fixed shapes)."""
-        import jax.numpy as jnp
-
-        return {
-            "weight_concentration": jnp.asarray(self.weight_concentration, dtype),
-            "mean_prior_loc": jnp.asarray(prior.mean_loc),
-            "mean_prior_scale": jnp.asarray(prior.mean_scale),
-            "scale_prior_median": jnp.asarray(prior.scale_median),
-            "lkj_concentration": jnp.asarray(self.lkj_concentration, dtype),
-        }
-
-    def _fit_svi(self, X, weights, prior, dtype):
-        """Fit the guide by SVI, draw from it and store the draws as NUTS draws are."""
-        steps, subsample_size, learning_rate, guide, num_draws = svi.check_options(
-            svi_steps=self.svi_steps, svi_subsample_size=self.svi_subsample_size,
-            svi_learning_rate=self.svi_learning_rate, guide=self.guide,
-            svi_num_draws=self.svi_num_draws)
-        settings = svi.SVISettings(
-            num_steps=steps, subsample_size=svi.resolve_subsample_size(subsample_size, X.shape[0]),
-            guide=guide, num_draws=num_draws,
-            pointwise_log_likelihood=svi.wants_log_likelihood(num_draws, X.shape[0]),
-            progress_bar=nuts.progress_bar_enabled(self.progress_bar),
-        )
-        rng = check_random_state(self.random_state)
-        em_seed, svi_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        with parameters.precision_scope(dtype):
-            X_start, weights_start = svi.em_start_points(X, weights, int(em_seed))
-            em_params = self._em_start(X_start, weights_start, em_seed, dtype)
-            fitted = svi.fit_posterior(
-                jax.random.key(int(svi_seed)), X, weights, self._model_kwargs(X, weights, prior),
-                em_params, n_components=self.n_components,
-                covariance_type=self.covariance_type, learning_rate=learning_rate,
-                settings=settings,
-            )
-        attrs = {"inference": "svi", "guide": guide, "svi_steps": steps,
-                 "svi_subsample_size": settings.subsample_size or X.shape[0],
-                 "svi_learning_rate": learning_rate, "loss": fitted.losses,
-                 "note": svi.NO_RHAT_NOTE}
-        self.inference_data_ = diagnostics.to_inference_data(
-            fitted.samples, None, covariance_type=self.covariance_type, X=X,
-            log_likelihood=fitted.log_likelihood, sample_weight=weights, attrs=attrs,
-            feature_names=getattr(self, "feature_names_in_", None),
-        )
-        self.raw_inference_data_ = diagnostics.posterior_dataset(
-            fitted.raw_samples, self.covariance_type, getattr(self, "feature_names_in_", None)
-        )
-        self.relabel_permutations_ = fitted.permutations
-        self.posterior_params_ = fitted.params
-        self.weights_ = fitted.params.weights.mean(axis=0)
-        self.means_ = fitted.params.means.mean(axis=0)
-        self.covariances_ = fitted.params.covariances.mean(axis=0)
-        self.em_params_ = em_params
-        self.chain_method_ = None
-        self.losses_ = fitted.losses
-        self.guide_params_ = fitted.guide_params
-        self.n_features_in_ = X.shape[1]
-        if self.posterior_predictive:
-            self.sample_posterior_predictive()
-        problem = svi.convergence_problem(fitted.losses)
-        if problem is not None:
-            warnings.warn(problem, svi.SVIConvergenceWarning, stacklevel=3)
-        return self
-
-    def _sample(self, X, weights, prior, em_params, chain_method, seed):
-        """Run NUTS and evaluate every draw (one compiled job); return the active run.
-
-        The component axis is padded to :func:`bayesgmm.bayes.chain_start.component_bucket`
-        with the number of active components passed as data, so that every
-        ``n_components`` of a bucket reuses the compiled sampler; the rows are
-        padded to :func:`bayesgmm.bayes.nuts.row_bucket` (with weight zero) by
-        :func:`bayesgmm.bayes.nuts.sample_posterior`, so that every
-        ``n_samples`` of a bucket does too. ``X`` and ``weights`` stay the
-        real rows here, and so does everything the run returns.
-        """
-        import jax.numpy as jnp
-
-        n_components = int(self.n_components)
-        n_padded = chain_start.component_bucket(n_components, X.shape[0], X.shape[1],
-                                              self.covariance_type)
-        total_weight = X.shape[0] if weights is None else float(weights.sum())
-        start = reference = None
-        if em_params is not None:
-            start = chain_start.pad_chain_start(chain_start.em_chain_start(
-                em_params, total_weight, covariance_type=self.covariance_type,
-                num_chains=self.num_chains, spread=float(self.init_spread),
-            ), n_padded, self.covariance_type)
-            reference = chain_start.pad_params(em_params, n_padded, self.covariance_type)
-        # The data stay on the host: sample_posterior pads them to their row
-        # bucket before they reach the device (a jnp conversion here would
-        # compile a small program for every n_samples).
-        model_kwargs = dict(self._prior_kwargs(X.dtype, prior), X=X, sample_weight=weights,
-                            n_active=jnp.asarray(n_components, jnp.int32))
-        settings = nuts.NUTSSettings(
-            num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),
-            num_chains=int(self.num_chains), chain_method=chain_method,
-            target_accept_prob=float(self.target_accept_prob),
-            max_tree_depth=int(self.max_tree_depth),
-            progress_bar=nuts.progress_bar_enabled(self.progress_bar),
-        )
-        X_relabel, weight_relabel = relabel.relabel_points(X, weights)
-        run = nuts.sample_posterior(
-            jax.random.key(int(seed)), start, model_kwargs, X_relabel, reference,
-            n_components=n_padded, covariance_type=self.covariance_type, settings=settings,
-        )
-        return nuts.active_run(run, n_components, self.covariance_type), weight_relabel
-
-    def _store(self, X, weights, run, weight_relabel, em_params):
-        covariance_type = self.covariance_type
-        samples, params, perms = relabel.relabel_run(run, weight_relabel, covariance_type)
-        by_chain = perms.shape[:2]
-        log_likelihood = run.log_likelihood if weights is None else run.log_likelihood * weights
-
-        def with_covariances(sites, draws):
-            return dict(sites, covariances=draws.covariances.reshape(
-                by_chain + draws.covariances.shape[1:]))
-
-        self.inference_data_ = diagnostics.to_inference_data(
-            with_covariances(samples, params), run.trace, covariance_type=covariance_type,
-            X=X, log_likelihood=log_likelihood.reshape(by_chain + (-1,)),
-            sample_weight=weights, feature_names=getattr(self, "feature_names_in_", None),
-        )
-        self.raw_inference_data_ = diagnostics.posterior_dataset(
-            with_covariances(run.trace.samples, run.params), covariance_type,
-            getattr(self, "feature_names_in_", None),
-        )
-        self.relabel_permutations_ = perms
-        self.posterior_params_ = params
+        fit = fitting.fit_svi if self.inference == "svi" else fitting.fit_nuts
+        result = fit(self, X, weights, prior, dtype)
+        self.inference_data_ = result.inference_data
+        self.raw_inference_data_ = result.raw_inference_data
+        self.relabel_permutations_ = result.relabel_permutations
+        self.posterior_params_ = params = result.posterior_params
         self.weights_ = params.weights.mean(axis=0)
         self.means_ = params.means.mean(axis=0)
         self.covariances_ = params.covariances.mean(axis=0)
-        self.em_params_ = em_params
+        self.em_params_ = result.em_params
+        self.chain_method_ = result.chain_method
         self.n_features_in_ = X.shape[1]
         if self.posterior_predictive:
             self.sample_posterior_predictive()
+        if self.inference == "nuts":
+            diagnostics.warn_sampling_problems(self.inference_data_)
+            return self
+        self.losses_, self.guide_params_ = result.losses, result.guide_params
+        problem = svi.convergence_problem(result.losses)
+        if problem is not None:
+            warnings.warn(problem, svi.SVIConvergenceWarning, stacklevel=2)
+        return self
 
     # ------------------------------------------------------------- prediction
 

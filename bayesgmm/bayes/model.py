@@ -32,32 +32,24 @@ site               'full'              'tied'         'diag'          'spherical
 :func:`component_sites`; their component axis is the first per-draw axis.
 Which covariance sites a covariance type has, their shapes and their mapping
 to covariances are entries of the covariance-structure table
-(:attr:`bayesgmm.structures.CovarianceStructure.covariance_sites`); this
-module turns each kind of site into its NumPyro prior.
+(:attr:`bayesgmm.structures.CovarianceStructure.covariance_sites`);
+:data:`bayesgmm.bayes.priors.SITE_PRIORS` turns each kind of site into its
+NumPyro prior.
 
-Default priors are weakly informative and tied to the data (pass explicit
-values to override them, e.g. for prior predictive checks):
-
-* ``mean_prior_loc``: the (weighted) mean of ``X``;
-* ``mean_prior_scale``: twice the (weighted) standard deviation of ``X`` per
-  dimension, so component centres anywhere in the data's range are plausible;
-* ``scale_prior_median``: half the data's standard deviation per dimension (a
-  component is narrower than the whole data); the log-normal keeps scales away
-  from zero, where the mixture likelihood is unbounded (one point, zero
-  width), with ``scale_prior_log_sd = 1`` putting 95 % of the prior mass
-  within a factor 7 of the median;
-* ``lkj_concentration = 2``: a mild preference for weak correlations.
+The default priors, weakly informative and tied to the data, and each site
+kind's prior are in :mod:`bayesgmm.bayes.priors`; the padded Dirichlet of the
+weights is in :mod:`bayesgmm.bayes.padded_dirichlet`. Their names are also
+importable from here.
 
 Padded components
 -----------------
-Given ``n_active = K`` (a traced value), the component axis has
-``n_components = B >= K`` entries of which only the first K are in the
-mixture, so that every K up to B shares one compiled program. The weights
-are then the deterministic site ``weights`` (B,), computed from the site
-``weight_sticks`` (B - 1,) of :class:`PaddedDirichlet`: the first K are
-``Dirichlet(weight_concentration * 1_K)``, in the very coordinates NumPyro
-gives a Dirichlet site of size K, and the other B - K are exactly zero. The
-other sites keep their shapes with K replaced by B; the inactive components'
+Given ``n_active = K`` (a traced value), only the first K of the
+``n_components = B`` entries of the component axis are in the mixture, so
+that every K up to B shares one compiled program. The weights are the
+deterministic site ``weights`` (B,) of the site ``weight_sticks`` (B - 1,),
+Dirichlet on the first K and exactly zero beyond
+(:mod:`bayesgmm.bayes.padded_dirichlet`). The other sites keep their shapes
+with K replaced by B; the inactive components'
 parameters follow their prior, independent of the data and of the active
 ones. The joint density is therefore the unpadded model's density of the
 active components times a density of the inactive coordinates alone: the
@@ -75,20 +67,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
-import types
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax import lax
-from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
 from bayesgmm import gaussian, structures
+from bayesgmm.bayes.padded_dirichlet import (
+    PaddedDirichlet,
+    padded_log_weights,
+    padded_sticks,
+)
+from bayesgmm.bayes.priors import (
+    DEFAULT_LKJ_CONCENTRATION,
+    DEFAULT_SCALE_PRIOR_LOG_SD,
+    SCALE_PRIOR_FRACTION,
+    SITE_PRIORS,
+    GMMPrior,
+    default_prior,
+)
 
 __all__ = [
     "GMMPrior",
@@ -102,65 +101,9 @@ __all__ = [
     "SITE_PRIORS",
     "precisions_cholesky_from_sites",
     "covariances_from_sites",
+    "DEFAULT_LKJ_CONCENTRATION",
+    "DEFAULT_SCALE_PRIOR_LOG_SD",
 ]
-
-MEAN_PRIOR_SPREAD = 2.0  # mean_prior_scale = 2 * data std
-SCALE_PRIOR_FRACTION = 0.5  # scale_prior_median = data std / 2
-DEFAULT_SCALE_PRIOR_LOG_SD = 1.0
-DEFAULT_LKJ_CONCENTRATION = 2.0
-
-
-class GMMPrior(NamedTuple):
-    """Hyperparameters of :func:`gmm_model` that depend on the data scale."""
-
-    mean_loc: np.ndarray  # (n_features,)
-    mean_scale: np.ndarray  # (n_features,)
-    scale_median: np.ndarray  # (n_features,)
-
-
-def _weighted_moments(X, sample_weight):
-    """Weighted mean and standard deviation per column; works in NumPy and JAX."""
-    xp = jnp if isinstance(X, jax.Array) else np
-    if sample_weight is None:
-        sample_weight = xp.ones(X.shape[0], dtype=X.dtype)
-    total = xp.sum(sample_weight)
-    mean = xp.sum(sample_weight[:, None] * X, axis=0) / total
-    variance = xp.sum(sample_weight[:, None] * (X - mean) ** 2, axis=0) / total
-    # A constant column would give a zero-width prior; fall back to unit scale.
-    std = xp.where(variance > 0, xp.sqrt(xp.where(variance > 0, variance, 1.0)), 1.0)
-    return mean, std
-
-
-def default_prior(X, sample_weight=None, *, mean_prior_loc=None, mean_prior_scale=None,
-                  scale_prior_median=None) -> GMMPrior:
-    """The data-dependent default hyperparameters, with any given value kept.
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_features)
-    sample_weight : array of shape (n_samples,), optional
-    mean_prior_loc, mean_prior_scale, scale_prior_median : array-like, optional
-        Broadcastable to (n_features,); ``None`` takes the default described
-        in the module docstring.
-
-    Returns
-    -------
-    GMMPrior
-        Arrays of shape (n_features,) (NumPy for NumPy input, JAX otherwise).
-    """
-    mean, std = _weighted_moments(X, sample_weight)
-    xp = jnp if isinstance(X, jax.Array) else np
-
-    def pick(value, default):
-        if value is None:
-            return default
-        return xp.broadcast_to(xp.asarray(value, dtype=X.dtype), default.shape)
-
-    return GMMPrior(
-        mean_loc=pick(mean_prior_loc, mean),
-        mean_scale=pick(mean_prior_scale, MEAN_PRIOR_SPREAD * std),
-        scale_median=pick(scale_prior_median, SCALE_PRIOR_FRACTION * std),
-    )
 
 
 def component_sites(covariance_type: str, n_features: int) -> tuple[str, ...]:
@@ -275,175 +218,6 @@ class GaussianMixtureLikelihood(dist.Distribution):
     def sample(self, key, sample_shape=()):
         """Draws of shape ``sample_shape + (D,)``."""
         return self.sample_with_intermediates(key, sample_shape)[0]
-
-
-def padded_log_weights(sticks, n_active):
-    """Log weights of the first ``n_active`` of ``B`` components from stick-breaking coordinates.
-
-    NumPyro's stick-breaking map (the unconstrained space of a Dirichlet
-    site) applied to the first ``K - 1 = n_active - 1`` coordinates: with
-    ``x_i = sticks[i] - log(K - 1 - i)`` the stick fractions are
-    ``sigmoid(x_i)``, component ``i < K - 1`` takes its fraction of what is
-    left and component ``K - 1`` the rest. Computed in log space, so no
-    weight rounds to zero or one before it is used.
-
-    Parameters
-    ----------
-    sticks : Array of shape (..., B - 1)
-        Coordinates ``K - 1`` and on are ignored.
-    n_active : int or integer Array of shape ()
-        ``K``, between 1 and ``B``; may be traced.
-
-    Returns
-    -------
-    log_weights : Array of shape (..., B)
-        ``-inf`` for the ``B - K`` inactive components.
-    """
-    n_sticks = sticks.shape[-1]
-    index = jnp.arange(n_sticks)
-    active_stick = index < n_active - 1
-    x = sticks - jnp.log(jnp.where(active_stick, n_active - 1 - index, 1).astype(sticks.dtype))
-    # log of the stick left before component k, and of the fraction k takes of it
-    # (the last active component takes all of it).
-    left = jnp.cumsum(jnp.where(active_stick, jax.nn.log_sigmoid(-x), 0.0), axis=-1)
-    zero = jnp.zeros(sticks.shape[:-1] + (1,), sticks.dtype)
-    before = jnp.concatenate([zero, left], axis=-1)
-    taken = jnp.concatenate([jnp.where(active_stick, jax.nn.log_sigmoid(x), 0.0), zero], axis=-1)
-    return jnp.where(jnp.arange(n_sticks + 1) < n_active, before + taken, -jnp.inf)
-
-
-def padded_sticks(log_weights, n_active):
-    """Inverse of :func:`padded_log_weights` on the active components.
-
-    Parameters
-    ----------
-    log_weights : Array of shape (..., B)
-        Log weights; the first ``n_active`` must sum (as weights) to one, the
-        others are ignored.
-    n_active : int or integer Array of shape ()
-
-    Returns
-    -------
-    sticks : Array of shape (..., B - 1)
-        Zero from coordinate ``n_active - 1`` on.
-    """
-    n_sticks = log_weights.shape[-1] - 1
-    active = jnp.arange(n_sticks + 1) < n_active
-    log_weights = jnp.where(active, log_weights, -jnp.inf)
-    # log of the weight of the components after i: what stick i's fraction is taken against.
-    after = lax.cumlogsumexp(log_weights, axis=log_weights.ndim - 1, reverse=True)[..., 1:]
-    index = jnp.arange(n_sticks)
-    active_stick = index < n_active - 1
-    offset = jnp.log(jnp.where(active_stick, n_active - 1 - index, 1).astype(log_weights.dtype))
-    sticks = log_weights[..., :-1] - jnp.where(active_stick, after, 0.0) + offset
-    return jnp.where(active_stick, sticks, 0.0)
-
-
-class PaddedDirichlet(dist.Distribution):
-    """``Dirichlet(concentration 1_K)`` on the first K of B weights, in stick-breaking coordinates.
-
-    The weights of a mixture whose component axis is padded to a bucket of
-    ``B`` components with ``K`` active (:func:`gmm_model` with ``n_active``).
-    The value is the unconstrained vector of a NumPyro Dirichlet site of
-    size B (its support is the real line), mapped to the weights by
-    :func:`padded_log_weights`. Its density is
-
-    * on the first ``K - 1`` coordinates: exactly the density NumPyro gives a
-      ``Dirichlet(concentration 1_K)`` site in its unconstrained space (the
-      Dirichlet density of the weights times the Jacobian of the
-      stick-breaking map), so NUTS sees today's unpadded geometry there;
-    * on the other ``B - K`` coordinates, which no weight depends on:
-      independent standard normal (they must have a proper density, or NUTS
-      would drift along them without bound), or nothing when
-      ``padding_density`` is False.
-
-    Parameters
-    ----------
-    concentration : float or Array of shape ()
-    n_active : int or integer Array of shape ()
-        K, between 1 and ``n_components``; may be traced.
-    n_components : int
-        B, the size of the padded component axis (static).
-    padding_density : bool or bool Array of shape (), default=True
-        Whether the inactive coordinates' standard normal density counts.
-    """
-
-    arg_constraints = {"concentration": constraints.positive}
-    support = constraints.real_vector
-    pytree_data_fields = ("concentration", "n_active", "padding_density")
-
-    def __init__(self, concentration, n_active, n_components: int, padding_density=True,
-                 *, validate_args=None):
-        self.concentration = concentration
-        self.n_active = n_active
-        self.padding_density = padding_density
-        super().__init__(batch_shape=(), event_shape=(n_components - 1,),
-                         validate_args=validate_args)
-
-    def _active_sticks(self):
-        return jnp.arange(self.event_shape[0]) < self.n_active - 1
-
-    def sample(self, key, sample_shape=()):
-        """Stick coordinates of Dirichlet weights; standard normal inactive coordinates."""
-        gamma_key, noise_key = jax.random.split(key)
-        n_components = self.event_shape[0] + 1
-        concentration = jnp.asarray(self.concentration)
-        dtype = concentration.dtype
-        shape = sample_shape + (n_components,)
-        log_gamma = jax.random.loggamma(gamma_key, concentration, shape, dtype)
-        active = jnp.arange(n_components) < self.n_active
-        log_gamma = jnp.where(active, log_gamma, -jnp.inf)
-        log_weights = log_gamma - jax.nn.logsumexp(log_gamma, axis=-1, keepdims=True)
-        noise = jax.random.normal(noise_key, sample_shape + self.event_shape, dtype)
-        return jnp.where(self._active_sticks(), padded_sticks(log_weights, self.n_active), noise)
-
-    def log_prob(self, value):
-        """Log density of stick coordinates of shape (..., B - 1); shape ``value.shape[:-1]``."""
-        active_stick = self._active_sticks()
-        n_active = self.n_active
-        concentration = jnp.asarray(self.concentration, value.dtype)
-        log_weights = padded_log_weights(value, n_active)
-        active = jnp.arange(value.shape[-1] + 1) < n_active
-        used = jnp.where(active, log_weights, 0.0)
-        dirichlet = (
-            (concentration - 1.0) * jnp.sum(used, axis=-1)
-            + gammaln(n_active * concentration) - n_active * gammaln(concentration)
-        )
-        # NumPyro's stick-breaking Jacobian: log w_i + log sigmoid(x_i) - x_i per stick.
-        index = jnp.arange(value.shape[-1])
-        x = value - jnp.log(jnp.where(active_stick, n_active - 1 - index, 1).astype(value.dtype))
-        jacobian = jnp.sum(
-            jnp.where(active_stick, used[..., :-1] + jax.nn.log_sigmoid(x) - x, 0.0), axis=-1
-        )
-        padding = jnp.sum(
-            jnp.where(active_stick, 0.0, -0.5 * (value**2 + math.log(2.0 * math.pi))), axis=-1)
-        return dirichlet + jacobian + jnp.where(self.padding_density, padding, 0.0)
-
-
-def _feature_scales_prior(prior, n_features, log_sd, lkj_concentration):
-    return dist.LogNormal(jnp.log(prior.scale_median), log_sd).to_event(1)
-
-
-def _common_scale_prior(prior, n_features, log_sd, lkj_concentration):
-    median = jnp.exp(jnp.mean(jnp.log(prior.scale_median)))  # geometric mean over features
-    return dist.LogNormal(jnp.log(median), log_sd)
-
-
-def _lkj_cholesky_prior(prior, n_features, log_sd, lkj_concentration):
-    return dist.LKJCholesky(n_features, lkj_concentration)
-
-
-SITE_PRIORS = types.MappingProxyType({
-    "feature_scales": _feature_scales_prior,
-    "common_scale": _common_scale_prior,
-    "lkj_cholesky": _lkj_cholesky_prior,
-})
-"""The NumPyro prior of each kind of covariance site (:data:`bayesgmm.structures.SITE_KINDS`).
-
-``kind -> (prior: GMMPrior, n_features, scale_prior_log_sd, lkj_concentration) ->
-Distribution``, the distribution of one component's value (or of the shared
-value); read-only.
-"""
 
 
 def _covariance_sites(structure, n_components, n_features, prior, log_sd,

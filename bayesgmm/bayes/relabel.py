@@ -209,9 +209,9 @@ class RelabelledDraws(NamedTuple):
 
 
 def _check_draws(samples, covariance_type: str) -> tuple:
-    """The draws as NumPy arrays, and their leading axes; ValueError if they are not gmm_model's."""
+    """The draws as NumPy arrays, and their leading axes; an error if they are not gmm_model's."""
     if not isinstance(samples, Mapping):
-        raise ValueError(
+        raise TypeError(
             f"samples must be a dict of site name -> array (mcmc.get_samples() or "
             f"mcmc.get_samples(group_by_chain=True)), got {type(samples).__name__}."
         )
@@ -288,6 +288,15 @@ def relabel_draws(samples, X, *, covariance_type: str = "full", sample_weight=No
         (same keys and shapes; the 'tied' covariance sites are shared and
         unchanged); ``permutations``: int array of shape ``leading + (K,)`` with
         ``relabelled[..., i] = raw[..., permutations[..., i]]``.
+
+    Raises
+    ------
+    TypeError
+        If ``samples`` is not a mapping.
+    ValueError
+        Before any work, if a site is missing, of the wrong shape or not
+        finite, if the draws come from the padded model (``n_active``), or if
+        ``X`` has other features than the draws.
 
     Examples
     --------

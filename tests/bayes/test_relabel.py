@@ -146,8 +146,14 @@ def test_relabel_draws_of_chains_sampled_by_hand(run):
                                   permutations.reshape(-1, 3))
 
 
+def test_relabel_draws_takes_a_dict_of_sites():
+    from bayesgmm.bayes import relabel_draws
+
+    with pytest.raises(TypeError, match="samples must be a dict of site name -> array"):
+        relabel_draws([1.0], np.zeros((5, 2)))
+
+
 @pytest.mark.parametrize("samples, X, kwargs, message", [
-    ([1.0], np.zeros((5, 2)), {}, "samples must be a dict of site name -> array"),
     ({"weights": np.ones((4, 2)) / 2}, np.zeros((5, 2)), {},
      "samples must hold the sites 'weights' and 'means' of gmm_model"),
     ({"weights": np.ones((4, 2)) / 2, "means": np.zeros((4, 2, 2))}, np.zeros((5, 2)), {},
