@@ -33,7 +33,7 @@ from numpyro import handlers
 from scipy import stats
 
 from bayesgmm import BayesianGaussianMixture
-from bayesgmm.bayes.diagnostics import SamplingWarning
+from bayesgmm.bayes.diagnostics import SamplingWarning, posterior_variables
 from bayesgmm.bayes.model import gmm_model
 
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 150, 2, 2
@@ -50,9 +50,10 @@ def draw_replicate(seed):
                               n_samples=N_SAMPLES, n_features=N_FEATURES, **PRIOR)
     with precision_scope("float64"):
         trace = handlers.trace(handlers.seed(model, jax.random.key(seed))).get_trace()
-        return ({name: np.asarray(trace[name]["value"])[None]
-                 for name in ("weights", "means", "scales", "corr_cholesky")},
-                np.asarray(trace["x"]["value"]))
+        sites = {name: np.asarray(trace[name]["value"])[None]
+                 for name in ("weights", "means", "scales", "corr_cholesky")}
+        # In the variables of the posterior group, where correlations stand for corr_cholesky.
+        return posterior_variables(sites, "full"), np.asarray(trace["x"]["value"])
 
 
 def invariant_quantities(sites):
@@ -68,7 +69,7 @@ def invariant_quantities(sites):
         return np.take_along_axis(values, index, axis=1)
 
     means, scales = ordered(sites["means"]), ordered(sites["scales"])
-    correlation = ordered(sites["corr_cholesky"])[:, :, 1, 0]
+    correlation = ordered(sites["correlations"])[:, :, 0]
     columns = [ordered(sites["weights"])[:, :1]]
     for k in range(N_COMPONENTS):
         columns += [means[:, k], np.log(scales[:, k]), correlation[:, k:k + 1]]

@@ -112,7 +112,7 @@ def main() -> None:
         warnings.simplefilter("always", SamplingWarning)
         model = BayesianGaussianMixture(3, num_samples=NUM_SAMPLES, random_state=0,
                                         progress_bar=False).fit(X)
-    sites = ("weights", "means", "scales", "corr_cholesky")
+    sites = ("weights", "means", "scales", "correlations")
     posterior = model.inference_data_.posterior
     raw_posterior = model.raw_inference_data_.posterior
     print_table("BayesianGaussianMixture defaults (EM start), raw draws:",
