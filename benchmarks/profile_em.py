@@ -113,19 +113,20 @@ def main() -> None:
         m_step = jax.jit(lambda s: mstep.m_step(s, 1e-6, covariance_type))
         rows.append(("M-step on the statistics", median_time(lambda: m_step(stats), args.repeats)))
         batch = jax.tree_util.tree_map(lambda leaf: leaf[None], params)
-        bound = jnp.full((1,), -jnp.inf, X_blocks.dtype)
+        active = np.ones((1, batch.means.shape[1]), bool)
         per_count = {}
         for count in (2, 10):
+            states = engine.initial_states(batch, [-np.inf], count)
             run = lambda: engine.run_em(  # noqa: E731
-                X_blocks, weight_blocks, batch, bound, covariance_type=covariance_type,
-                tol=0.0, reg_covar=1e-6, max_iter=count,
+                X_blocks, weight_blocks, states, active, count,
+                covariance_type=covariance_type, tol=0.0, reg_covar=1e-6, max_iter=count,
             )
             per_count[count] = median_time(run, args.repeats)
         iteration = (per_count[10] - per_count[2]) / 8
         rows.append(("whole iteration in the while-loop", iteration))
-        state, _ = jax.block_until_ready(engine.run_em(
-            X_blocks, weight_blocks, batch, bound, covariance_type=covariance_type,
-            tol=0.0, reg_covar=1e-6, max_iter=2,
+        state = jax.block_until_ready(engine.run_em(
+            X_blocks, weight_blocks, engine.initial_states(batch, [-np.inf], 2), active, 2,
+            covariance_type=covariance_type, tol=0.0, reg_covar=1e-6, max_iter=2,
         ))
         start = time.perf_counter()
         jax.tree_util.tree_map(np.asarray, state)

@@ -20,7 +20,6 @@ import time
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from bayesgmm import _progress, structures
@@ -38,8 +37,8 @@ from bayesgmm.mixture.blocks import (
 )
 from bayesgmm.mixture.engine import (
     best_candidate,
+    iterate,
     lower_bound_history,
-    run_em,
     wants_progress_bar,
 )
 from bayesgmm.mixture.forms import DIRECT, EXPANDED
@@ -255,13 +254,9 @@ def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, m
     )
 
     def run(params, bounds, active, form, reporter):
-        bounds, active = jnp.asarray(bounds, X_blocks.dtype), jnp.asarray(active)
-        if mesh is None:
-            # Fresh, warm-started and user-given starts reach here made in
-            # different ways; placing them like the data keeps one program.
-            params, bounds, active = jax.device_put((params, bounds, active), X_blocks.sharding)
+        bounds, active = np.asarray(bounds, X_blocks.dtype), np.asarray(active)
         with _progress.registered(reporter if reporter.active else None) as token:
-            states = run_em(
+            states = iterate(
                 X_blocks, weight_blocks, params, bounds, active, token, form=form,
                 report=reporter.active, **run_settings,
             )

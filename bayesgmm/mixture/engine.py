@@ -6,12 +6,16 @@ value of ``n_components``), followed by the M-step on those statistics.
 The whole fit is one ``lax.while_loop`` inside one ``jit`` (:func:`run_em`),
 with the convergence test (change of the mean log-likelihood below ``tol``,
 as in scikit-learn) on the device; each candidate stops at its own
-convergence while the others go on.
+convergence while the others go on. :func:`iterate` calls that program in
+stretches of about :data:`STRETCH_SECONDS`, each continuing the states of the
+last, so that Ctrl-C ends a long fit within about that time (Python sees an
+interrupt only between calls).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -121,12 +125,82 @@ def lower_bound_history(lower_bounds: np.ndarray, n_iter: int) -> np.ndarray:
     return np.roll(lower_bounds, -(n_iter % length))
 
 
+def initial_states(params: GMMParams, initial_lower_bound, max_iter: int) -> EMState:
+    """The states of a batch of candidates before their first iteration, on the host.
+
+    Parameters
+    ----------
+    params : GMMParams
+        Leaves with a leading axis of length n_candidates.
+    initial_lower_bound : array-like of shape (n_candidates,)
+        ``-inf`` for a fresh start, the previous bound for a warm start.
+    max_iter : int
+
+    Returns
+    -------
+    EMState
+        NumPy leaves with the leading axis n_candidates: what
+        :func:`initial_state` gives for each, built without a device program.
+    """
+    params = GMMParams(*(np.asarray(leaf) for leaf in params))
+    dtype = params.means.dtype
+    n_candidates = params.means.shape[0]
+    finite = np.isfinite(params.means).reshape(n_candidates, -1).all(axis=1) & np.isfinite(
+        params.precisions_cholesky
+    ).reshape(n_candidates, -1).all(axis=1)
+    return EMState(
+        params=params,
+        lower_bound=np.broadcast_to(np.asarray(initial_lower_bound, dtype), (n_candidates,)),
+        n_iter=np.zeros(n_candidates, np.int32),
+        converged=np.zeros(n_candidates, bool),
+        failed=~finite,
+        lower_bounds=np.full((n_candidates, max(min(max_iter, HISTORY_LENGTH), 1)), np.nan, dtype),
+    )
+
+
+# Wall-clock length of one call of the compiled loop in iterate(), and the
+# iterations of the first call (the later ones are sized from its time).
+STRETCH_SECONDS = 0.5
+FIRST_STRETCH = 16
+
+
+def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, active,
+            report_token=_progress.NO_REPORTER, *, max_iter: int, **settings) -> EMState:
+    """Run EM for a batch of candidates to convergence, in interruptible stretches.
+
+    Takes the arguments of :func:`run_em` with the initial ``params`` and
+    ``initial_lower_bound`` (leading axis n_candidates) in place of states,
+    and returns the final states: the same as one call running every
+    iteration (each stretch continues the states of the last, and the
+    iteration limit is data, so all stretches share one program). Stretches
+    last about :data:`STRETCH_SECONDS`; a ``KeyboardInterrupt`` raised
+    during one is seen when it returns.
+    """
+    states = initial_states(params, initial_lower_bound, max_iter)
+    stop, stretch = 0, FIRST_STRETCH
+    while True:
+        stop = min(stop + stretch, max_iter)
+        start = time.perf_counter()
+        states = run_em(X_blocks, weight_blocks, states, active, np.int32(stop), report_token,
+                        max_iter=max_iter, **settings)
+        running = (
+            (np.asarray(states.n_iter) < max_iter)
+            & ~np.asarray(states.converged)
+            & ~np.asarray(states.failed)
+        )
+        if stop >= max_iter or not running.any():
+            return states
+        elapsed = max(time.perf_counter() - start, 1e-6)
+        # At most 8x longer than the last stretch: the first one's time includes compiling.
+        stretch = int(min(8 * stretch, max(1, stretch * STRETCH_SECONDS / elapsed)))
+
+
 def _em_loop(
     X_blocks,
     weight_blocks,
-    params: GMMParams,
-    initial_lower_bound,
+    state: EMState,
     active,
+    stop_at,
     report_token,
     *,
     covariance_type: str,
@@ -156,18 +230,18 @@ def _em_loop(
         return new_state
 
     return lax.while_loop(
-        lambda state: is_active(state, max_iter),
+        lambda state: is_active(state, max_iter) & (state.n_iter < stop_at),
         body,
-        initial_state(params, initial_lower_bound, max_iter),
+        state,
     )
 
 
 def _run_em(
     X_blocks,
     weight_blocks,
-    initial_params: GMMParams,
-    initial_lower_bound,
+    states: EMState,
     active,
+    stop_at,
     report_token=_progress.NO_REPORTER,
     *,
     covariance_type: str,
@@ -178,23 +252,25 @@ def _run_em(
     mesh=None,
     form: EStepForm = EXPANDED,
 ):
-    """Run EM for a batch of candidates, each to its own convergence.
+    """Run EM for a batch of candidates, each to its own convergence (or ``stop_at``).
 
     Parameters
     ----------
     X_blocks : Array of shape (n_blocks, block_size, n_features)
     weight_blocks : Array of shape (n_blocks, block_size)
-    initial_params : GMMParams
-        Every leaf has a leading axis of length ``n_init``; the restarts run
-        batched (``vmap``), so their number changes the program but their
-        values never recompile it.
+    states : EMState
+        Every leaf has a leading axis of length ``n_init``
+        (:func:`initial_states`, or the states a previous call returned);
+        the candidates run batched (``vmap``), so their number changes the
+        program but their values never recompile it.
         Candidates may be restarts, seeds or models with different numbers
         of components: padded to one ``n_components`` (:func:`pad_components`),
         they share the program.
-    initial_lower_bound : Array of shape (n_init,)
-        ``-inf`` for a fresh start, the previous bound for a warm start.
     active : Array of shape (n_init, n_components) of bool
         Each candidate's active components (:func:`active_components`).
+    stop_at : int32 Array of shape ()
+        The loop stops once ``n_iter`` reaches it (data, not static: see
+        :func:`iterate`).
     report_token : int or Array of shape ()
         The run's reporter (:func:`bayesgmm._progress.registered`), data
         rather than a static argument so that runs share the program.
@@ -230,9 +306,9 @@ def _run_em(
         axis_name=_axis_name(mesh),
         form=form,
     )
-    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, 0, None))
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, None, None))
     return _over_mesh(batched, mesh, 2, 4)(
-        X_blocks, weight_blocks, initial_params, initial_lower_bound, active,
+        X_blocks, weight_blocks, states, active, jnp.asarray(stop_at, jnp.int32),
         jnp.asarray(report_token, jnp.int32),
     )
 

@@ -449,3 +449,44 @@ def test_the_history_keeps_the_last_bounds_in_order(blobs_2d, monkeypatch):
     assert short.n_iter_ == 37
     np.testing.assert_array_equal(short.lower_bounds_, full.lower_bounds_[-5:])
     assert short.lower_bounds_[-1] == short.lower_bound_
+
+
+def test_ctrl_c_ends_a_long_fit_promptly_and_leaves_it_unfitted():
+    import _thread
+    import threading
+    import time
+
+    X = np.random.RandomState(0).randn(5000, 3)
+    model = GaussianMixture(5, random_state=0, tol=0.0, max_iter=10**6)  # minutes of EM
+    timer = threading.Timer(1.0, _thread.interrupt_main)  # what Ctrl-C does
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X)
+    elapsed = time.perf_counter() - start
+    timer.join()
+    # Stretches of the loop last about engine.STRETCH_SECONDS; generous for a loaded machine.
+    assert elapsed < 1.0 + 4.0, elapsed
+    assert not hasattr(model, "means_")
+    assert GaussianMixture(5, random_state=0).fit(X).converged_  # the process is usable
+
+
+def test_stretches_of_the_loop_give_the_one_call_fit(blobs_2d, monkeypatch):
+    X = blobs_2d[0]
+    settings = dict(n_components=3, random_state=0, tol=1e-10, max_iter=500, n_init=2)
+    whole = GaussianMixture(**settings).fit(X)
+    monkeypatch.setattr(engine, "FIRST_STRETCH", 1)
+    monkeypatch.setattr(engine, "STRETCH_SECONDS", 1e-9)  # one iteration per call
+    calls = []
+    original = engine.run_em
+
+    def counted(*args, **kwargs):
+        calls.append(int(args[4]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_em", counted)
+    stretched = GaussianMixture(**settings).fit(X)
+    assert calls[:3] == [1, 2, 3] and len(calls) >= whole.n_iter_
+    assert stretched.n_iter_ == whole.n_iter_
+    np.testing.assert_array_equal(stretched.lower_bounds_, whole.lower_bounds_)
+    np.testing.assert_array_equal(stretched.means_, whole.means_)

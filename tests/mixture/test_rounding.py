@@ -91,13 +91,13 @@ def test_float32_fit_far_from_the_centre_is_redone_in_the_direct_form(covariance
 
 def _count_direct_runs(monkeypatch):
     calls = []
-    original = driver.run_em
+    original = driver.iterate
 
     def spy(*args, **kwargs):
         calls.append(kwargs["form"] is forms.DIRECT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "run_em", spy)
+    monkeypatch.setattr(driver, "iterate", spy)
     return calls
 
 
