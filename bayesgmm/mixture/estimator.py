@@ -105,9 +105,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_iter_ : int
     lower_bound_ : float
         Mean (weighted) log-likelihood of the training data at the last E-step.
-    lower_bounds_ : ndarray of shape (`n_iter_`,)
-        The lower bound at every iteration of the best initialisation.
+    lower_bounds_ : ndarray of shape (min(`n_iter_`, 10000),)
+        The lower bound at every iteration of the best initialisation (the
+        last 10,000 of longer fits, so that memory does not grow with
+        ``max_iter``).
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        The column names of ``X`` when it was a DataFrame with string
+        column names; absent otherwise. Predictions then check them.
 
     Examples
     --------
