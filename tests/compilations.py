@@ -1,10 +1,9 @@
 """Counting the compiled programs a piece of code needs.
 
-The test session keeps JAX's persistent compilation cache on (``conftest``),
-so a program compiled in one module and dropped by ``jax.clear_caches`` is
-loaded from disk when another module needs it. A program that is loaded
-rather than compiled still means the in-memory cache missed, so both events
-count.
+Where JAX's persistent compilation cache is on (a user's setting, or a run
+of the suite with ``JAX_COMPILATION_CACHE_DIR``), a program may be loaded
+from disk instead of compiled; that still means the in-memory cache missed,
+so both events count.
 """
 
 import jax

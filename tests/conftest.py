@@ -1,31 +1,11 @@
 """Shared fixtures: small data sets with known structure, and Bayesian fits used by several modules."""
 
 import gc
-import os
-import shutil
-import tempfile
 
 import jax
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
-
-# JAX's persistent compilation cache, for this session only: the modules below
-# drop their compiled programs (see _release_compiled_programs) and the
-# command-line, multi-device and multi-process tests start fresh interpreters,
-# so many programs would otherwise be compiled again and again. The
-# environment variables reach those subprocesses; the directory is removed at
-# the end of the session. Compilation counters (tests/compilations.py) count
-# loads from this cache as compilations.
-_COMPILATION_CACHE = tempfile.mkdtemp(prefix="bayesgmm-tests-jax-cache-")
-os.environ["JAX_COMPILATION_CACHE_DIR"] = _COMPILATION_CACHE
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
-jax.config.update("jax_compilation_cache_dir", _COMPILATION_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-
-
-def pytest_unconfigure(config):
-    shutil.rmtree(_COMPILATION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
