@@ -13,10 +13,23 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils._param_validation import (
+    InvalidParameterError as _SklearnInvalidParameterError,
+)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 DTYPES = ("float64", "float32")
+
+
+class InvalidParameterError(_SklearnInvalidParameterError):
+    """A constructor parameter (or a fit setting) has a value it cannot take.
+
+    A subclass of scikit-learn's ``InvalidParameterError`` (itself a
+    ``ValueError`` and a ``TypeError``), so code that catches either keeps
+    working; the message names the parameter and what it must be.
+    """
+
 
 NOT_FITTED_MESSAGE = (
     "This {name} instance is not fitted yet. Call 'fit' with appropriate "
@@ -46,23 +59,49 @@ FLOAT32_HINT = (
 
 
 def check_dtype(dtype) -> np.dtype:
-    """Return the NumPy float dtype named by ``dtype`` ('float64' or 'float32')."""
+    """Return the NumPy float dtype named by ``dtype`` ('float64' or 'float32').
+
+    ``None`` (follow the data) is float64 here, where no data are known; see
+    :func:`data_dtype`.
+    """
+    if dtype is None:
+        return np.dtype(np.float64)
     try:
         resolved = np.dtype(dtype)
     except TypeError:
         resolved = None
     if resolved is None or resolved.name not in DTYPES:
-        raise ValueError(
+        raise InvalidParameterError(
             f"dtype must be 'float64' or 'float32', got {dtype!r}. Use "
             "'float64' for accuracy (the default) or 'float32' for speed."
         )
     return resolved
 
 
+def data_dtype(dtype, X) -> np.dtype:
+    """The dtype of a fit: ``dtype`` when given, else float32 for float32 data, else float64.
+
+    As scikit-learn's mixtures, the attributes and predictions of a model
+    fitted on float32 data are float32.
+    """
+    if dtype is not None:
+        return check_dtype(dtype)
+    return np.dtype(np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64)
+
+
+def check_bool(name: str, value) -> bool:
+    """Raise unless ``value`` is a bool (NumPy's included); ``'no'`` is not False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"Invalid value for '{name}': {value!r}. It must be True or False."
+        )
+    return bool(value)
+
+
 def check_choice(name: str, value, choices) -> str:
     """Raise unless ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(
+        raise InvalidParameterError(
             f"Invalid value for '{name}': {value!r}. It must be one of "
             f"{', '.join(repr(c) for c in choices)}."
         )
@@ -78,7 +117,7 @@ def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int
         or (maximum is not None and value > maximum)
     ):
         bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"Invalid value for '{name}': {value!r}. It must be an integer {bound}.")
+        raise InvalidParameterError(f"Invalid value for '{name}': {value!r}. It must be an integer {bound}.")
     return int(value)
 
 
@@ -92,7 +131,7 @@ def check_nonnegative_float(name: str, value, strict: bool = False) -> float:
     )
     if not ok:
         bound = "> 0" if strict else ">= 0"
-        raise ValueError(
+        raise InvalidParameterError(
             f"Invalid value for '{name}': {value!r}. It must be a finite "
             f"number {bound}."
         )
@@ -183,9 +222,17 @@ def check_array(
             f"{name} has {array.shape[0]} sample(s), but at least {min_samples} "
             "are required."
         )
-    array = np.ascontiguousarray(array, dtype=dtype)
+    source = array
+    with np.errstate(over="ignore"):
+        array = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
+        if np.isfinite(source[tuple(bad)]):
+            raise ValueError(
+                f"{name} holds {float(source[tuple(bad)]):g} (first at row {bad[0]}, column "
+                f"{bad[1]}), outside the range of {np.dtype(dtype).name} (largest "
+                f"{np.finfo(dtype).max:g}). Pass dtype='float64' or scale the data."
+            )
         kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
         raise ValueError(
             f"{name} contains {kind} (first at row {bad[0]}, column {bad[1]}). "
@@ -258,7 +305,14 @@ def check_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.nd
     if sample_weight is None:
         return np.ones(n_samples, dtype=dtype)
     try:
-        weights = np.array(sample_weight, dtype=dtype, copy=True)
+        complex_weights = np.iscomplexobj(np.asarray(sample_weight))
+    except (TypeError, ValueError):
+        complex_weights = False  # left to the conversion below, which says what is wrong
+    if complex_weights:
+        raise ValueError("Complex data not supported: sample_weight must be real-valued.")
+    try:
+        with np.errstate(over="ignore"):
+            weights = np.array(sample_weight, dtype=dtype, copy=True)
     except (TypeError, ValueError):
         raise ValueError(
             "sample_weight could not be converted to a float array. Pass a 1-D "
@@ -272,6 +326,13 @@ def check_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.nd
             "one weight per sample of X."
         )
     if not np.all(np.isfinite(weights)):
+        source = np.asarray(sample_weight, dtype=np.float64)
+        if np.all(np.isfinite(source)):
+            raise ValueError(
+                f"sample_weight holds {source.max():g}, outside the range of "
+                f"{np.dtype(dtype).name} (largest {np.finfo(dtype).max:g}). Scale the weights "
+                "(fits do not depend on their scale)."
+            )
         raise ValueError("sample_weight contains NaN or infinity. Pass finite weights.")
     if np.any(weights < 0):
         raise ValueError(

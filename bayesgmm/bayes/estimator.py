@@ -170,9 +170,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     progress_bar : bool, default=True
         Shown only on a terminal and never when the ``CI`` environment
         variable is set.
-    dtype : {'float64', 'float32'}, default='float64'
-        float64 is computed in JAX's x64 mode inside a scoped context; the
-        global JAX setting is never changed.
+    dtype : {None, 'float64', 'float32'}, default=None
+        The precision of the fit and its predictions. None follows the data,
+        as scikit-learn does: float32 for float32 arrays, float64 for
+        everything else. float64 is computed in JAX's x64 mode inside a
+        scoped context; the global JAX setting is never changed.
 
     Attributes
     ----------
@@ -254,7 +256,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         reg_covar=1e-6,
         random_state=None,
         progress_bar=True,
-        dtype="float64",
+        dtype=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -301,13 +303,14 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         target = v.check_nonnegative_float("target_accept_prob", self.target_accept_prob,
                                            strict=True)
         if target >= 1:
-            raise ValueError(
+            raise v.InvalidParameterError(
                 f"Invalid value for 'target_accept_prob': {self.target_accept_prob!r}. It "
                 "must be in (0, 1), e.g. 0.8 (the default) or 0.95 against divergences."
             )
         v.check_int("max_tree_depth", self.max_tree_depth, 1)
         v.check_nonnegative_float("reg_covar", self.reg_covar)
         v.check_choice("inference", self.inference, INFERENCES)
+        v.check_bool("progress_bar", self.progress_bar)
         svi.check_options(svi_steps=self.svi_steps, svi_subsample_size=self.svi_subsample_size,
                           svi_learning_rate=self.svi_learning_rate, guide=self.guide,
                           svi_num_draws=self.svi_num_draws)
@@ -349,7 +352,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         bayesgmm.bayes.svi.SVIConvergenceWarning
             With ``inference='svi'``, when the loss has not levelled off.
         """
-        dtype = self._check_params()
+        self._check_params()
+        dtype = v.data_dtype(self.dtype, X)
         v.check_feature_names(self, X, reset=True)
         X, weights, prior = self._check_data(X, sample_weight, dtype)
         fit = fitting.fit_svi if self.inference == "svi" else fitting.fit_nuts

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
+from bayesgmm import _validation as v
+
 __all__ = [
     "GMMPrior",
     "default_prior",
@@ -128,13 +130,13 @@ def check_prior_vector(name, value, n_features, dtype, positive):
         array = np.array(value, dtype=dtype, copy=True)
         array = np.broadcast_to(array, (n_features,)).copy()
     except (TypeError, ValueError):
-        raise ValueError(
+        raise v.InvalidParameterError(
             f"Invalid value for '{name}': expected a number or an array of shape "
             f"({n_features},), one value per feature."
         ) from None
     if not np.all(np.isfinite(array)) or (positive and np.any(array <= 0)):
         bound = "finite and > 0" if positive else "finite"
-        raise ValueError(f"Invalid value for '{name}': every entry must be {bound}.")
+        raise v.InvalidParameterError(f"Invalid value for '{name}': every entry must be {bound}.")
     return array
 
 

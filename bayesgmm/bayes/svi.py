@@ -166,7 +166,7 @@ def check_options(*, svi_steps, svi_subsample_size, svi_learning_rate, guide, sv
         subsample_size = v.check_int("svi_subsample_size", svi_subsample_size, 1)
     learning_rate = v.check_nonnegative_float("svi_learning_rate", svi_learning_rate, strict=True)
     if learning_rate >= 1:
-        raise ValueError(
+        raise v.InvalidParameterError(
             f"Invalid value for 'svi_learning_rate': {svi_learning_rate!r}. Adam's step "
             "size moves the unconstrained parameters by about this much per step; use a "
             "value in (0, 1), e.g. 0.01 (the default) or smaller if the loss diverges."

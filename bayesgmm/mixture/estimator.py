@@ -74,7 +74,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         1 prints each initialisation, 2 also every ``verbose_interval``
         iterations (with time and change of the bound).
     verbose_interval : int, default=10
-    dtype : {'float64', 'float32'}, default='float64'
+    dtype : {None, 'float64', 'float32'}, default=None
+        The precision of the fit, its attributes and predictions. None
+        follows the data, as scikit-learn does: float32 for float32 arrays,
+        float64 for everything else; a value forces that precision.
         float64 is computed in JAX's x64 mode inside a scoped context; the
         global JAX setting is never changed. float32 is about twice as fast.
         The EM core works with raw moments of the centred data, which lose
@@ -143,7 +146,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
-        dtype="float64",
+        dtype=None,
         devices=None,
     ):
         self.n_components = n_components
@@ -192,7 +195,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        v.check_int("verbose_interval", self.verbose_interval, 1)
+        self._check_fit_parameters()
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             self._check_n_features(X)
@@ -201,7 +204,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         result = fit_function(
             X,
             sample_weight,
-            **self._model_options(),
+            **self._model_options(X),
             max_iter=self.max_iter,
             n_init=self.n_init,
             warm_start=(self._params(), self.lower_bound_) if warm else None,
@@ -257,15 +260,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             mean log-likelihood (stepwise average of the batches' values)
             and ``converged_`` says whether it changed by less than ``tol``.
         """
+        self._check_fit_parameters()
         if hasattr(self, "means_"):
             self._check_n_features(X)
         v.check_feature_names(self, X, reset=not hasattr(self, "means_"))
+        options = self._model_options(X)
+        if hasattr(self, "means_"):  # later batches keep the precision of the first
+            options["dtype"] = self.means_.dtype
         result, self._online_state_ = online.partial_fit_batch(
             X,
             sample_weight,
             state=getattr(self, "_online_state_", None),
             fitted=self._params() if hasattr(self, "means_") else None,
-            **self._model_options(),
+            **options,
         )
         self._set_result(result)
         return self
@@ -280,13 +287,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 np.empty((0, np.shape(X)[1])), self.n_features_in_, type(self).__name__
             )
 
-    def _model_options(self) -> dict:
-        """The settings shared by every way of fitting (batch, streaming, online)."""
+    def _check_fit_parameters(self) -> None:
+        """The parameters that only the estimator reads (the driver checks the others)."""
+        v.check_int("verbose", self.verbose, 0)
+        v.check_int("verbose_interval", self.verbose_interval, 1)
+        v.check_bool("warm_start", self.warm_start)
+        if isinstance(self.devices, (bool, np.bool_)):
+            raise v.InvalidParameterError(
+                f"Invalid value for 'devices': {self.devices!r}. It must be None, 'all', an "
+                "int, a non-empty list of jax devices or a Mesh."
+            )
+
+    def _model_options(self, X) -> dict:
+        """The settings shared by every way of fitting (batch, streaming, online).
+
+        ``dtype`` is resolved against ``X`` (:func:`bayesgmm._validation.data_dtype`).
+        """
         names = (
             "n_components", "covariance_type", "tol", "reg_covar", "init_params",
-            "random_state", "weights_init", "means_init", "precisions_init", "dtype",
+            "random_state", "weights_init", "means_init", "precisions_init",
         )
-        return {name: getattr(self, name) for name in names}
+        options = {name: getattr(self, name) for name in names}
+        return dict(options, dtype=v.data_dtype(self.dtype, X))
 
     def _set_result(self, result: parameters.EMResult) -> None:
         params = result.params

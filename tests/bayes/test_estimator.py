@@ -180,6 +180,11 @@ def test_float32_and_sample_weight(mixture):
     np.testing.assert_allclose(log_lik, unweighted * weights, rtol=1e-5)
     assert np.all(log_lik[:, -10:] == 0.0)
     assert "sample_weight" in weighted.inference_data_.constant_data
+    # float32 data without a dtype: float32, as in scikit-learn (the same compiled sampler).
+    follows = _fit(X.astype(np.float32), n_components=2, num_warmup=150, num_samples=150)
+    assert follows.means_.dtype == np.float32
+    np.testing.assert_array_equal(follows.means_, model.means_)
+    assert BayesianGaussianMixture().get_params()["dtype"] is None
 
 
 def test_small_weight_concentration_empties_spare_components():
@@ -508,3 +513,19 @@ def test_sample_posterior_predictive_adds_what_plot_ppc_needs(fitted, mixture):
     plt.close("all")
     with pytest.raises(NotFittedError, match="not fitted yet"):
         BayesianGaussianMixture(2).sample_posterior_predictive()
+
+
+def test_parameter_errors_are_scikit_learns_invalid_parameter_error():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = np.random.RandomState(0).randn(20, 2)
+    for params, message in [
+        (dict(progress_bar="yes"), "Invalid value for 'progress_bar': 'yes'. It must be True "
+         "or False."),
+        (dict(target_accept_prob=1.5), "Invalid value for 'target_accept_prob': 1.5."),
+        (dict(num_chains=0), "Invalid value for 'num_chains': 0. It must be an integer >= 1."),
+        (dict(mean_prior_scale=-1.0), "Invalid value for 'mean_prior_scale': every entry must "
+         "be finite and > 0."),
+    ]:
+        with pytest.raises(InvalidParameterError, match=message):
+            BayesianGaussianMixture(2, **params).fit(X)

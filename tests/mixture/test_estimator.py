@@ -490,3 +490,66 @@ def test_stretches_of_the_loop_give_the_one_call_fit(blobs_2d, monkeypatch):
     assert stretched.n_iter_ == whole.n_iter_
     np.testing.assert_array_equal(stretched.lower_bounds_, whole.lower_bounds_)
     np.testing.assert_array_equal(stretched.means_, whole.means_)
+
+
+# ---------------------------------------------------- dtype and parameter errors
+
+
+def test_dtype_follows_the_data_unless_given(blobs_2d):
+    X = blobs_2d[0]
+    X32 = X.astype(np.float32)
+    model = GaussianMixture(2, random_state=0).fit(X32)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        assert getattr(model, name).dtype == np.float32, name
+    for method in ("predict_proba", "score_samples"):
+        assert getattr(model, method)(X32).dtype == np.float32
+        assert getattr(model, method)(X).dtype == np.float32  # the model's precision
+    forced = GaussianMixture(2, random_state=0, dtype="float32").fit(X)
+    np.testing.assert_array_equal(model.means_, forced.means_)
+    assert GaussianMixture(2, random_state=0).fit(X).means_.dtype == np.float64
+    assert GaussianMixture(2, random_state=0).fit(X.tolist()).means_.dtype == np.float64
+    assert GaussianMixture(2, random_state=0, dtype="float64").fit(X32).means_.dtype == np.float64
+    online = GaussianMixture(2, random_state=0).partial_fit(X32[:100]).partial_fit(X[100:])
+    assert online.means_.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(verbose="yes"), "Invalid value for 'verbose': 'yes'. It must be an integer >= 0."),
+        (dict(warm_start="no"), "Invalid value for 'warm_start': 'no'. It must be True or False."),
+        (dict(devices=True), "Invalid value for 'devices': True. It must be None, 'all', an int"),
+        (dict(tol="x"), "Invalid value for 'tol': 'x'. It must be a finite number >= 0."),
+        (dict(covariance_type="ful"), "Invalid value for 'covariance_type': 'ful'."),
+        (dict(dtype="float16"), "dtype must be 'float64' or 'float32', got 'float16'."),
+    ],
+)
+def test_parameter_errors_are_scikit_learns_invalid_parameter_error(blobs_2d, params, message):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    for fit in ("fit", "partial_fit"):
+        with pytest.raises(InvalidParameterError, match=message) as raised:
+            getattr(GaussianMixture(2, **params), fit)(blobs_2d[0])
+        assert isinstance(raised.value, ValueError)
+
+
+def test_complex_weights_and_float32_overflow_are_named(blobs_2d):
+    X = blobs_2d[0][:50]
+    with pytest.raises(ValueError, match="Complex data not supported: sample_weight must be "
+                       "real-valued."):
+        GaussianMixture(2).fit(X, sample_weight=np.ones(50) + 1j)
+    big = X.copy()
+    big[3, 1] = 1e39
+    with pytest.raises(ValueError, match=r"X holds 1e\+39 \(first at row 3, column 1\), outside "
+                       r"the range of float32 \(largest 3.40282e\+38\). Pass dtype='float64' or "
+                       "scale the data."):
+        GaussianMixture(2, dtype="float32").fit(big)
+    # EM fits scale weights in float64 first (so 1e39 is fine there); where weights
+    # are cast to float32 as given, the message says why they do not fit.
+    weights = np.r_[np.full(49, 1e10), 1e39]
+    GaussianMixture(2, random_state=0, dtype="float32").fit(X, sample_weight=weights)
+    from bayesgmm import _validation
+
+    with pytest.raises(ValueError, match=r"sample_weight holds 1e\+39, outside the range of "
+                       "float32"):
+        _validation.check_sample_weight(weights, 50, np.float32)
