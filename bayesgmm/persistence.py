@@ -44,17 +44,14 @@ import os
 import numpy as np
 
 from bayesgmm._archive import (
-    BAYES_GROUP,
     EM_ARRAYS,
     FORMAT,
     FORMAT_VERSION,
-    GMM_FIELDS,
     HDF5_MAGIC,
     MAX_METADATA_BYTES,
     METADATA_DIGEST_KEY,
     METADATA_KEY,
     PARAM_PREFIX,
-    RAW_GROUP,
     ZIP_MAGIC,
     ModelFileError,
     NpzArchive,
@@ -66,18 +63,23 @@ from bayesgmm._archive import (
     check_finite,
     check_header,
     check_model_header,
-    check_nc_layout,
     check_permutations,
     check_precision_factors,
     check_simplex,
     check_sizes,
-    dataset_digests,
     described_arrays,
     expected_shapes,
+    write_em,
+)
+from bayesgmm._archive_netcdf import (
+    BAYES_GROUP,
+    GMM_FIELDS,
+    RAW_GROUP,
+    check_nc_layout,
+    dataset_digests,
     open_group,
     read_nc_metadata,
     write_bayesian,
-    write_em,
 )
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]

@@ -563,7 +563,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         Load it back with :func:`bayesgmm.load`.
         """
-        from bayesgmm._archive import write_bayesian
+        from bayesgmm._archive_netcdf import write_bayesian
 
         write_bayesian(self, path)
 
