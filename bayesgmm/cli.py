@@ -28,11 +28,11 @@ import os
 import sys
 import warnings
 
+from bayesgmm._choose_k import command_choose_k
 from bayesgmm._commands import (
     EXIT_ERROR,
     PROG,
     CLIError,
-    command_choose_k,
     command_demo,
     command_fit,
     command_predict,

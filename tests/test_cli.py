@@ -545,7 +545,7 @@ def test_choose_k_mcmc_compares_by_loo(small_points, tmp_path, capsys):
 def test_choose_k_mcmc_keeps_the_simplest_model_within_the_noise(elpd_diff, dse, chosen):
     import pandas as pd
 
-    from bayesgmm._commands import _choice_line, simplest_within_noise
+    from bayesgmm._choose_k import _choice_line, simplest_within_noise
 
     comparison = pd.DataFrame({"elpd_diff": elpd_diff, "dse": dse}, index=["K=3", "K=2", "K=1"])
     assert simplest_within_noise(comparison) == (chosen, "K=3")

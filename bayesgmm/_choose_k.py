@@ -1,0 +1,200 @@
+"""The work of ``bayesgmm choose-k``: numbers of components compared by BIC/AIC or PSIS-LOO.
+
+By EM, every K in the range is fitted and the lowest criterion wins; by
+MCMC, the fits are compared by :func:`arviz.compare` and the fewest
+components within the noise of the best are kept (the one-standard-error
+rule). Like every ``command_*``, :func:`command_choose_k` takes the parsed
+arguments and returns the exit status; bad input raises
+:class:`~bayesgmm._commands.CLIError`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from bayesgmm._commands import (
+    CLIError,
+    _echo,
+    _estimator,
+    _loo,
+    _make_directory,
+    _prepare_outputs,
+    _read_table,
+)
+
+# choose-k --method mcmc: elpd differences under this many standard errors of the
+# difference (arviz.compare's dse) are noise, and the simpler model is kept.
+NOISE_DSE = 2.0
+
+
+def _bic_table(args, X):
+    rows = []
+    for n_components in range(args.min_components, args.max_components + 1):
+        model = _estimator(args, n_components).fit(X)
+        total = float(np.sum(model.score_samples(X)))
+        rows.append((n_components, total, float(model.bic(X)), float(model.aic(X)),
+                     bool(model.converged_)))
+    return rows
+
+
+def command_choose_k(args) -> int:
+    """``bayesgmm choose-k``: compare numbers of components. Returns the exit status."""
+    if args.min_components > args.max_components:
+        raise CLIError(
+            f"--min-components {args.min_components} is larger than --max-components "
+            f"{args.max_components}."
+        )
+    directory = Path(args.out) if args.out else None
+    paths = (_prepare_outputs(directory, ["choose_k.csv", "choose_k.png"], args.force)
+             if directory else None)
+    table = _read_table(args, args.columns)
+    X = table.X
+    if args.max_components > X.shape[0]:
+        raise CLIError(
+            f"{args.data}: --max-components {args.max_components} is more than the "
+            f"{X.shape[0]} data rows; lower it."
+        )
+    if args.method == "mcmc":
+        return _choose_k_mcmc(args, X, directory, paths)
+    rows = _bic_table(args, X)
+    column = 2 if args.criterion == "bic" else 3
+    chosen = min(rows, key=lambda row: row[column])[0]
+    lines = [f"{'K':>3}  {'log-likelihood':>15}  {'BIC':>12}  {'AIC':>12}  converged"]
+    for n_components, total, bic, aic, converged in rows:
+        mark = " *" if n_components == chosen else "  "
+        lines.append(f"{n_components:>3}  {total:>15.4f}  {bic:>12.4f}  {aic:>12.4f}  "
+                     f"{'yes' if converged else 'NO'}{mark}")
+    lines.append(f"Chosen: K = {chosen} (lowest {args.criterion.upper()}, marked *)")
+    if directory:
+        from bayesgmm._io import write_csv
+
+        _make_directory(directory)
+        write_csv(paths["choose_k.csv"], ["n_components", "log_likelihood", "bic", "aic",
+                                          "converged"], rows)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayesgmm import plot
+
+        ax = plot.criteria([row[0] for row in rows], [row[2] for row in rows],
+                           [row[3] for row in rows], chosen=chosen)
+        ax.figure.savefig(paths["choose_k.png"], dpi=110)
+        plt.close(ax.figure)
+        lines.append(f"Wrote {directory}{os.sep}: choose_k.csv, choose_k.png")
+    _echo("\n".join(lines))
+    return 0
+
+
+def _warnings_of(label: str, work):
+    """Run ``work()``, re-issuing its warnings with ``label`` in front of each message."""
+    with warnings.catch_warnings(record=True) as caught:
+        result = work()
+    for warning in caught:
+        category = warning.category
+        text = f"{label}: {warning.message}"
+        try:
+            message = category(text)
+        except TypeError:  # a warning class that takes other arguments
+            message = UserWarning(text)
+        warnings.warn(message, stacklevel=2)
+    return result
+
+
+def _n_components_of(name: str) -> int:
+    return int(name[2:])  # "K=3" -> 3
+
+
+def simplest_within_noise(comparison) -> tuple[str, str]:
+    """The model choose-k keeps: the fewest components within the noise of the best.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        The output of :func:`arviz.compare`, indexed by ``"K=<n>"`` names, with
+        the columns ``elpd_diff`` (elpd of the best model minus this one's, 0
+        for the best) and ``dse`` (the standard error of that difference).
+
+    Returns
+    -------
+    chosen, best : str
+        The name of the model with the fewest components among the best one
+        (rank 0) and those whose ``elpd_diff`` is under ``NOISE_DSE * dse``
+        (the one-standard-error rule, with arviz's "about 2 dse" as the
+        noise), and the name of the best one.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> comparison = pd.DataFrame({"elpd_diff": [0.0, 0.5, 40.0], "dse": [0.0, 1.89, 6.0]},
+    ...                           index=["K=3", "K=2", "K=1"])
+    >>> simplest_within_noise(comparison)
+    ('K=2', 'K=3')
+    """
+    best = comparison.index[0]
+    within = [name for name, row in comparison.iterrows()
+              if name == best or row["elpd_diff"] < NOISE_DSE * row["dse"]]
+    return min(within, key=_n_components_of), best
+
+
+def _choice_line(comparison, chosen: str, best: str) -> str:
+    if chosen != best:
+        row = comparison.loc[chosen]
+        return (f"Chosen: {chosen} (marked *), the fewest components within the noise of the "
+                f"highest PSIS-LOO elpd ({best}): {row['elpd_diff']:.2f} below it, under "
+                f"{NOISE_DSE:g} dse ({NOISE_DSE * row['dse']:.2f}), so the simpler model is kept "
+                "(one-standard-error rule)")
+    line = f"Chosen: {best} (highest PSIS-LOO elpd, marked *)"
+    if any(_n_components_of(name) < _n_components_of(best) for name in comparison.index):
+        line += f"; every model with fewer components is more than {NOISE_DSE:g} dse below it"
+    return line
+
+
+def _choose_k_mcmc(args, X, directory, paths) -> int:
+    import arviz as az
+
+    loos = {}
+    for n_components in range(args.min_components, args.max_components + 1):
+        name = f"K={n_components}"
+        # Warnings of each fit and of its PSIS-LOO name the K they belong to.
+        model = _warnings_of(name, lambda: _estimator(args, n_components).fit(X))
+        loos[name] = _warnings_of(name, lambda: _loo(model.inference_data_))
+    comparison = az.compare(loos, ic="loo")
+    chosen, best = simplest_within_noise(comparison)
+    columns = ["rank", "elpd_loo", "p_loo", "elpd_diff", "dse", "weight", "warning"]
+    lines = [f"{'model':>6}  {'rank':>4}  {'elpd_loo':>12}  {'p_loo':>8}  {'elpd_diff':>10}  "
+             f"{'dse':>8}  {'weight':>6}  warning"]
+    rows = []
+    for name, row in comparison.sort_index(
+            key=lambda index: [_n_components_of(k) for k in index]).iterrows():
+        mark = " *" if name == chosen else ""
+        lines.append(f"{name:>6}  {int(row['rank']):>4}  {row['elpd_loo']:>12.4f}  "
+                     f"{row['p_loo']:>8.2f}  {row['elpd_diff']:>10.4f}  {row['dse']:>8.4f}  "
+                     f"{row['weight']:>6.3f}  {'yes' if row['warning'] else 'no'}{mark}")
+        rows.append([_n_components_of(name)] + [row[column] for column in columns])
+    lines.append(_choice_line(comparison, chosen, best))
+    if directory:
+        from bayesgmm._io import write_csv
+
+        _make_directory(directory)
+        write_csv(paths["choose_k.csv"], ["n_components"] + columns,
+                  ([value if not isinstance(value, (bool, np.bool_)) else bool(value)
+                    for value in row] for row in rows))
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayesgmm import plot
+
+        ax = plot.loo_comparison(comparison)
+        ax.figure.savefig(paths["choose_k.png"], dpi=110, bbox_inches="tight")
+        plt.close(ax.figure)
+        lines.append(f"Wrote {directory}{os.sep}: choose_k.csv, choose_k.png")
+    _echo("\n".join(lines))
+    return 0
