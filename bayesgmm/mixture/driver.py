@@ -29,7 +29,6 @@ from bayesgmm.mixture.blocks import (
     block_layout,
     local_rows,
     n_init_batches,
-    process_max,
     process_sum,
     resolve_mesh,
     to_host,
@@ -53,7 +52,14 @@ from bayesgmm.mixture.parameters import (
     pad_components,
     precision_scope,
 )
-from bayesgmm.mixture.rounding import expanded_form_is_accurate
+from bayesgmm.mixture.rounding import covariances_resolved, expanded_form_is_accurate
+from bayesgmm.mixture.settings import (  # noqa: F401  (check_settings etc. are used from here too)
+    MAX_ITER_LIMIT,
+    Settings,
+    check_initial_values,
+    check_settings,
+    fit_sample_weight,
+)
 
 # --------------------------------------------------------------------------
 # In-memory fits (one device, a mesh, several processes)
@@ -202,27 +208,6 @@ def fit_sweep(
         )
 
 
-def fit_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
-    """Validated weights for EM, scaled to a largest weight of 1 over all processes.
-
-    See :func:`bayesgmm._validation.scaled_sample_weight` for why; ``None``
-    gives unit weights.
-
-    Returns
-    -------
-    weights : ndarray of shape (n_samples,) of ``dtype``
-    """
-    if sample_weight is None:
-        return v.check_sample_weight(None, n_samples, dtype)
-    weights = v.check_sample_weight(sample_weight, n_samples, np.float64)
-    positive = weights[weights > 0]
-    # One reduction for both extremes: the smallest positive weight as a maximum of negatives.
-    largest, negated_smallest = process_max(
-        np.array([weights.max(), -positive.min() if positive.size else -np.inf])
-    )
-    return v.scaled_sample_weight(weights, largest, -negated_smallest, dtype)
-
-
 def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, multi_process) -> "DataPass":
     """The :class:`DataPass` of data held in memory, on one device or sharded over ``mesh``.
 
@@ -312,88 +297,6 @@ def _process_zero_initialisation(X, sample_weight, weights, problem, n_component
 # --------------------------------------------------------------------------
 # What every fit shares
 # --------------------------------------------------------------------------
-
-
-# The iteration counter of the jitted loop is an int32.
-MAX_ITER_LIMIT = int(np.iinfo(np.int32).max)
-
-
-class Settings(NamedTuple):
-    """The validated settings of one fit (:func:`check_settings`)."""
-
-    covariance_type: str
-    tol: float
-    reg_covar: float
-    max_iter: int
-    n_init: int
-    init_params: str
-    dtype: np.dtype
-
-
-def check_settings(
-    n_components, *, covariance_type, tol, reg_covar, max_iter, n_init, init_params, dtype,
-    warm_start=None, weights_init=None, means_init=None, precisions_init=None,
-) -> tuple[list[int], Settings]:
-    """Validate a fit's settings before any data are read.
-
-    Returns
-    -------
-    sizes : list of int
-        The values of ``n_components`` (an int is one size).
-    settings : Settings
-
-    Raises
-    ------
-    ValueError
-        On an invalid value, on initial values or a warm start with several
-        sizes, and on a warm start of another number of components.
-    """
-
-    dtype = v.check_dtype(dtype)
-    if np.ndim(n_components) == 0:
-        n_components = [n_components]
-    sizes = [v.check_int("n_components", value, 1) for value in n_components]
-    v.check_choice("covariance_type", covariance_type, v.COVARIANCE_TYPES)
-    v.check_choice("init_params", init_params, v.INIT_PARAMS)
-    settings = Settings(
-        covariance_type,
-        v.check_nonnegative_float("tol", tol),
-        v.check_nonnegative_float("reg_covar", reg_covar),
-        v.check_int("max_iter", max_iter, 0, MAX_ITER_LIMIT),
-        v.check_int("n_init", n_init, 1),
-        init_params,
-        dtype,
-    )
-    given = (weights_init, means_init, precisions_init)
-    if len(sizes) != 1 and (warm_start is not None or any(value is not None for value in given)):
-        raise ValueError(
-            "weights_init, means_init, precisions_init and warm_start fix one number of "
-            f"components; got n_components={sizes}. Fit each size on its own."
-        )
-    if warm_start is not None and np.shape(warm_start[0].weights)[0] != sizes[0]:
-        raise ValueError(
-            f"warm_start continues a fit of {np.shape(warm_start[0].weights)[0]} components, "
-            f"but n_components={sizes[0]}. Keep n_components, or set warm_start=False."
-        )
-    return sizes, settings
-
-
-def check_initial_values(
-    settings: Settings, n_components: int, n_features: int, *, weights_init, means_init, precisions_init
-) -> dict:
-    """User-given initial values, validated for ``n_features`` columns (None where not given)."""
-
-    dtype = settings.dtype
-    given = dict(weights_init=None, means_init=None, precisions_init=None)
-    if weights_init is not None:
-        given["weights_init"] = v.check_weights(weights_init, n_components, dtype)
-    if means_init is not None:
-        given["means_init"] = v.check_means(means_init, n_components, n_features, dtype)
-    if precisions_init is not None:
-        given["precisions_init"] = v.check_precisions(
-            precisions_init, settings.covariance_type, n_components, n_features, dtype
-        )
-    return given
 
 
 class Problem(NamedTuple):
@@ -506,6 +409,11 @@ def fit_candidates(
                 best[index] = again
         results = []
         for size, (state, failed) in zip(sizes, best):
+            # Covariances the dtype cannot hold (collinear features in float32)
+            # fail as a singular one does: the error names float64 and reg_covar.
+            failed = failed or not covariances_resolved(
+                _host_params(state, dtype, size, covariance_type), covariance_type, dtype
+            )
             if problem.verbose:
                 status = "converged" if bool(state.converged) else "did not converge"
                 print(

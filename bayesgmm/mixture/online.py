@@ -30,7 +30,21 @@ import numpy as np
 
 from bayesgmm import _program_cache
 from bayesgmm import _validation as v
-from bayesgmm.mixture import blocks, driver, forms, initialisation, mstep, parameters, rounding
+from bayesgmm.mixture import (
+    blocks,
+    driver,
+    forms,
+    initialisation,
+    mstep,
+    parameters,
+    rounding,
+)
+from bayesgmm.mixture.settings import (
+    Settings,
+    check_initial_values,
+    check_settings,
+    fit_sample_weight,
+)
 from bayesgmm.mixture.streaming import zero_statistics
 
 # Step sizes of online EM: gamma_t = (t + STEP_SIZE_OFFSET) ** -STEP_SIZE_EXPONENT.
@@ -174,7 +188,7 @@ def partial_fit_batch(
     """
     from sklearn.utils import check_random_state
 
-    _, settings = driver.check_settings(
+    _, settings = check_settings(
         n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
         max_iter=1, n_init=1, init_params=init_params, dtype=dtype,
     )
@@ -182,7 +196,7 @@ def partial_fit_batch(
     resume = state is not None and fitted is not None and state.means is fitted.means
     X = v.check_array(X, dtype, min_samples=1 if fitted is not None else 2)
     # Scaled per batch: a batch's statistics are taken per unit of its weight.
-    weights = driver.fit_sample_weight(sample_weight, X.shape[0], dtype)
+    weights = fit_sample_weight(sample_weight, X.shape[0], dtype)
     if fitted is not None:
         v.check_n_features(X, np.shape(fitted.means)[1])
     else:
@@ -198,7 +212,7 @@ def partial_fit_batch(
             params = parameters.GMMParams(*(jnp.asarray(leaf, dtype) for leaf in fitted))
             params = params._replace(means=params.means - centre)
         else:
-            given = driver.check_initial_values(
+            given = check_initial_values(
                 settings, n_components, X.shape[1],
                 weights_init=weights_init, means_init=means_init, precisions_init=precisions_init,
             )
@@ -242,7 +256,7 @@ def partial_fit_batch(
 
 
 def _first_batch_params(
-    X, sample_weight, weights, centre, settings: driver.Settings, n_components: int, random_state,
+    X, sample_weight, weights, centre, settings: Settings, n_components: int, random_state,
     given: dict,
 ) -> parameters.GMMParams:
     """Centred initial parameters from the first batch of a stream (one candidate).

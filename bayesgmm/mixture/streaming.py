@@ -53,6 +53,7 @@ import numpy as np
 from bayesgmm import _program_cache, _progress, structures
 from bayesgmm import _validation as v
 from bayesgmm.mixture import blocks, driver, engine, forms, parameters, sources
+from bayesgmm.mixture.settings import check_initial_values, check_settings
 from bayesgmm.mixture.sources import CHUNKED_INPUT_HINT, StreamSummary, default_rows
 
 # Bytes of data per chunk (rows = DEFAULT_CHUNK_BYTES / (n_features * itemsize)).
@@ -470,7 +471,7 @@ def fit_streaming(
     """
     from sklearn.utils import check_random_state
 
-    sizes, settings = driver.check_settings(
+    sizes, settings = check_settings(
         n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params, dtype=dtype,
         warm_start=warm_start, weights_init=weights_init, means_init=means_init,
@@ -485,12 +486,12 @@ def fit_streaming(
             "leave devices=None, or load the data and shard it."
         )
     source = sources.open_source(X, sample_weight)
-    check_initial_values = functools.partial(
-        driver.check_initial_values, settings, max(sizes),
+    initial_values_for = functools.partial(
+        check_initial_values, settings, max(sizes),
         weights_init=weights_init, means_init=means_init, precisions_init=precisions_init,
     )
     # Array sources know their width: check the initial values before reading anything.
-    given = check_initial_values(source.n_features) if source.n_features is not None else None
+    given = initial_values_for(source.n_features) if source.n_features is not None else None
     random_state = check_random_state(random_state)
     summary = sources.scan(
         source,
@@ -500,7 +501,7 @@ def fit_streaming(
         random_state=random_state,
         n_rows=_chunk_rows(chunk_size, source.n_features or 1, dtype),
     )
-    given = given or check_initial_values(summary.n_features)
+    given = given or initial_values_for(summary.n_features)
     if warm_start is not None:
         v.check_n_features(np.empty((0, summary.n_features)), np.shape(warm_start[0].means)[1])
     problem = driver.Problem(settings, summary.centre, given, verbose, verbose_interval)
