@@ -261,7 +261,9 @@ def test_em_start_spoiled_by_rounding_falls_back_to_the_prior(monkeypatch):
 def test_chains_start_on_a_line_of_points():
     """A barely positive definite EM covariance still gives valid starting points."""
     t = np.linspace(-1.0, 1.0, 200)
-    em_fit = GaussianMixture(1, reg_covar=0.0).fit(np.column_stack([t, 2.0 * t]))
+    # reg_covar=0 leaves the covariance exactly singular, which EM refuses; 1e-14 leaves
+    # it barely positive definite (condition number about 2e14).
+    em_fit = GaussianMixture(1, reg_covar=1e-14).fit(np.column_stack([t, 2.0 * t]))
     params = parameters.GMMParams(em_fit.weights_, em_fit.means_, em_fit.covariances_,
                                     em_fit.precisions_cholesky_)
     start = chain_start.em_chain_start(params, 200, covariance_type="full", num_chains=2)
