@@ -87,7 +87,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         covariance more than 2 % (float32: a ratio above about 145; float64:
         about 3 million, e.g. a component collapsed onto duplicated rows far
         from the rest) the fit is redone in the direct form, per component
-        as scikit-learn computes it, and predictions use that form too.
+        as scikit-learn computes it, and predictions use that form too; so
+        are fits of (nearly) collinear features. A fit whose covariances
+        float32 cannot hold (rounding would move a smallest variance by more
+        than 10 %) is refused with the fix named: dtype='float64' or a larger
+        reg_covar.
     devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh, default=None
         Shard the samples over several devices with JAX's own sharding: each
         device runs the E-step on its rows and only the K*D^2 statistics
