@@ -172,16 +172,16 @@ def _check_em_params(model, n_features: int) -> None:
     from sklearn.utils import check_random_state
 
     from bayesgmm import _validation as v
-    from bayesgmm.mixture import driver
+    from bayesgmm.mixture.settings import check_initial_values, check_settings
 
     initial = {"weights_init": model.weights_init, "means_init": model.means_init,
                "precisions_init": model.precisions_init}
-    _, settings = driver.check_settings(
+    _, settings = check_settings(
         model.n_components, covariance_type=model.covariance_type, tol=model.tol,
         reg_covar=model.reg_covar, max_iter=model.max_iter, n_init=model.n_init,
         init_params=model.init_params, dtype=model.dtype, **initial,
     )
-    driver.check_initial_values(settings, model.n_components, n_features, **initial)
+    check_initial_values(settings, model.n_components, n_features, **initial)
     v.check_int("verbose_interval", model.verbose_interval, 1)
     check_random_state(model.random_state)
 

@@ -53,8 +53,7 @@ from bayesgmm.mixture.parameters import (
     precision_scope,
 )
 from bayesgmm.mixture.rounding import covariances_resolved, expanded_form_is_accurate
-from bayesgmm.mixture.settings import (  # noqa: F401  (check_settings etc. are used from here too)
-    MAX_ITER_LIMIT,
+from bayesgmm.mixture.settings import (
     Settings,
     check_initial_values,
     check_settings,
