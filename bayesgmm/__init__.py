@@ -13,12 +13,14 @@ from bayesgmm._version import __version__
 if TYPE_CHECKING:  # what type checkers see; at run time every name is imported on first use
     from bayesgmm import alignment, datasets, metrics
     from bayesgmm.mixture.estimator import GaussianMixture
+    from bayesgmm.mixture.selection import GaussianMixtureIC
 
 # Every public name is imported on first access, so that `import bayesgmm`
 # (and the command line's --help, --version and argument errors) imports
 # neither JAX nor scikit-learn.
 _LAZY = {
     "GaussianMixture": ("bayesgmm.mixture.estimator", "GaussianMixture"),
+    "GaussianMixtureIC": ("bayesgmm.mixture.selection", "GaussianMixtureIC"),
     "alignment": ("bayesgmm.alignment", None),
     "datasets": ("bayesgmm.datasets", None),
     "metrics": ("bayesgmm.metrics", None),
@@ -32,6 +34,7 @@ _LAZY = {
 
 __all__ = [
     "GaussianMixture",
+    "GaussianMixtureIC",
     "BayesianGaussianMixture",
     "alignment",
     "datasets",

@@ -29,6 +29,7 @@ def test_api_reference_builds_without_warnings(tmp_path):
     assert result.returncode == 0 and result.stderr == "", result.stderr
     api = (tmp_path / "html" / "api.html").read_text()
     for name in ("GaussianMixture.fit", "BayesianGaussianMixture.predict_proba_interval",
+                 "GaussianMixtureIC.fit",
                  "persistence.load", "datasets.document_data", "plot.overview"):
         assert f'id="bayesgmm.{name}"' in api
 

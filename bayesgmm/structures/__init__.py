@@ -238,6 +238,13 @@ class CovarianceStructure(NamedTuple):
         The likelihood work of one component at one point, relative across
         structures (``D**2`` for 'full', whose component maps each point by
         its own factor; ``D`` for the others): what padding components costs.
+    min_component_points : callable ``(n_features) -> int``
+        The effective number of points (summed responsibilities) a component
+        needs to support the covariance parameters it does not share with
+        the others: ``D + 1`` for its own full matrix, 2 for its own
+        variances, 1 where the covariance is shared. A fit with a smaller
+        component is degenerate in model choice: its likelihood comes from a
+        covariance fitted to too few points.
     correlate_noise : callable ``(noise (..., D), labels (...), precisions_cholesky) -> (..., D)``
         Standard normal ``noise`` mapped to ``N(0, Sigma_label)`` by
         ``P^-T`` (JAX): draws of the model's likelihood.
@@ -280,6 +287,7 @@ class CovarianceStructure(NamedTuple):
     sites_from_covariances: Callable
     feature_variances: Callable
     work_per_component: Callable[[int], int]
+    min_component_points: Callable[[int], int]
     correlate_noise: Callable
     correlate_noise_host: Callable
 
@@ -320,6 +328,7 @@ _FULL = CovarianceStructure(
     sites_from_covariances=_matrix_sites_from_covariances,
     feature_variances=lambda covariances, n_features: np.diagonal(np.asarray(covariances), axis1=-2, axis2=-1),
     work_per_component=lambda n_features: n_features**2,
+    min_component_points=lambda n_features: n_features + 1,
     correlate_noise=lambda noise, labels, precisions_cholesky: _matrix_correlate_noise(
         noise, precisions_cholesky[labels]
     ),
@@ -361,6 +370,7 @@ _TIED = CovarianceStructure(
     sites_from_covariances=_matrix_sites_from_covariances,
     feature_variances=lambda covariances, n_features: np.diagonal(np.asarray(covariances))[None, :],
     work_per_component=lambda n_features: n_features,
+    min_component_points=lambda n_features: 1,
     correlate_noise=lambda noise, labels, precisions_cholesky: _matrix_correlate_noise(
         noise, precisions_cholesky
     ),
@@ -402,6 +412,7 @@ _DIAG = CovarianceStructure(
     sites_from_covariances=_variance_sites_from_covariances,
     feature_variances=lambda covariances, n_features: np.asarray(covariances),
     work_per_component=lambda n_features: n_features,
+    min_component_points=lambda n_features: 2,
     correlate_noise=lambda noise, labels, precisions_cholesky: noise / precisions_cholesky[labels],
     correlate_noise_host=_diag_correlate_noise_host,
 )
@@ -443,6 +454,7 @@ _SPHERICAL = CovarianceStructure(
     sites_from_covariances=_variance_sites_from_covariances,
     feature_variances=lambda covariances, n_features: np.repeat(np.asarray(covariances)[:, None], n_features, axis=1),
     work_per_component=lambda n_features: n_features,
+    min_component_points=lambda n_features: 2,
     correlate_noise=lambda noise, labels, precisions_cholesky: noise / precisions_cholesky[labels][..., None],
     correlate_noise_host=_spherical_correlate_noise_host,
 )

@@ -1,0 +1,403 @@
+"""``GaussianMixtureIC``: the number of components and the covariance structure chosen by BIC, ICL or AIC.
+
+Every covariance structure of the grid is one batched sweep of the engine
+(:func:`bayesgmm.mixture.driver.fit_sweep`: every number of components and
+every restart in one compiled run), so a grid costs at most one compiled
+program per structure. Each candidate is checked for degeneracy
+(:func:`degeneracy`): a fit whose likelihood comes from a covariance that
+collapsed (onto tied or collinear values, to the ``reg_covar`` floor) or
+from a component with too few points for its covariance is reported in
+``results_`` and never chosen, as mclust reports such cells as missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from bayesgmm import _validation as v
+from bayesgmm import structures
+from bayesgmm.mixture import driver
+from bayesgmm.mixture.estimator import GaussianMixture
+
+CRITERIA = ("bic", "icl", "aic")
+
+# An eigenvalue of a covariance, less reg_covar, below this multiple of the
+# square root of the dtype's epsilon times its largest one: the covariance
+# collapsed onto a subspace (tied or collinear values) and only reg_covar
+# keeps it positive definite, so its likelihood grows as reg_covar shrinks.
+FLOOR_RELATIVE = 1.0
+
+
+class GaussianMixtureIC(DensityMixin, BaseEstimator):
+    """Gaussian mixture with the number of components and covariance structure chosen by an information criterion.
+
+    Fits :class:`~bayesgmm.GaussianMixture` for every number of components
+    from ``min_components`` to ``max_components`` and every covariance
+    structure asked for, and keeps the candidate with the lowest criterion
+    among those that are not degenerate. The candidates of one structure
+    run batched in one compiled program. Each candidate's fit is the one
+    ``GaussianMixture(n_components=k, covariance_type=t, ...)`` with the
+    same settings would give (for an int ``random_state``, the same fit).
+
+    Parameters
+    ----------
+    min_components : int, default=1
+        Smallest number of components tried.
+    max_components : int, default=9
+        Largest number of components tried (mclust's default ``G = 1:9``).
+    covariance_type : 'all', str or list of str, default='all'
+        The structures tried: 'all' for every structure of
+        :data:`bayesgmm.structures.STRUCTURES`, one name, or a list of names.
+    criterion : {'bic', 'icl', 'aic'}, default='bic'
+        The criterion minimised (scikit-learn's sign: lower is better).
+        ICL (:meth:`GaussianMixture.icl`) is BIC plus twice the entropy of
+        the classification: it prefers well-separated clusters.
+    tol, reg_covar, max_iter, n_init, init_params, random_state, dtype, devices
+        As in :class:`~bayesgmm.GaussianMixture`, for every candidate.
+    verbose : int, default=0
+        0: silent; 1: one line per structure.
+
+    Attributes
+    ----------
+    best_estimator_ : GaussianMixture
+        The chosen fit.
+    n_components_ : int
+    covariance_type_ : str
+    criterion_ : float
+        The chosen fit's criterion.
+    results_ : dict of ndarray
+        One entry per candidate, in the style of ``GridSearchCV.cv_results_``
+        (structures in the order given, then numbers of components):
+        ``param_n_components``, ``param_covariance_type``, ``params`` (a list
+        of dicts), ``bic``, ``icl``, ``aic``, ``log_likelihood`` (the total,
+        weighted), ``n_parameters``, ``converged``, ``n_iter``,
+        ``degenerate``, ``degenerate_reason`` ('' for a sound fit) and
+        ``rank`` (1 for the chosen fit; degenerate candidates rank after
+        every sound one). Criteria are NaN where the fit failed.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has feature names that are all strings.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from bayesgmm import GaussianMixtureIC
+    >>> X, _ = make_blobs(n_samples=300, centers=3, random_state=0)
+    >>> model = GaussianMixtureIC(max_components=5, covariance_type=["full", "spherical"],
+    ...                           random_state=0).fit(X)
+    >>> model.n_components_
+    3
+    """
+
+    def __init__(
+        self,
+        min_components=1,
+        max_components=9,
+        *,
+        covariance_type="all",
+        criterion="bic",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        random_state=None,
+        dtype=None,
+        devices=None,
+        verbose=0,
+    ):
+        self.min_components = min_components
+        self.max_components = max_components
+        self.covariance_type = covariance_type
+        self.criterion = criterion
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.dtype = dtype
+        self.devices = devices
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    def _structures(self) -> list[str]:
+        """The covariance structures of the grid, validated."""
+        value = self.covariance_type
+        if isinstance(value, str):
+            names = list(structures.STRUCTURES) if value == "all" else [value]
+        elif isinstance(value, (list, tuple)) and len(value) > 0:
+            names = list(value)
+        else:
+            raise v.InvalidParameterError(
+                f"Invalid value for 'covariance_type': {value!r}. It must be 'all', one of "
+                f"{', '.join(repr(name) for name in structures.STRUCTURES)}, or a non-empty "
+                "list of them."
+            )
+        for name in names:
+            v.check_choice("covariance_type", name, tuple(structures.STRUCTURES))
+        if len(set(names)) != len(names):
+            raise v.InvalidParameterError(
+                f"Invalid value for 'covariance_type': {value!r} names a structure twice."
+            )
+        return names
+
+    def _check_parameters(self) -> list[str]:
+        v.check_int("min_components", self.min_components, 1)
+        v.check_int("max_components", self.max_components, 1)
+        if self.min_components > self.max_components:
+            raise v.InvalidParameterError(
+                f"min_components={self.min_components} is larger than "
+                f"max_components={self.max_components}."
+            )
+        v.check_choice("criterion", self.criterion, CRITERIA)
+        v.check_int("verbose", self.verbose, 0)
+        return self._structures()
+
+    def _candidate(self, n_components: int, covariance_type: str) -> GaussianMixture:
+        """An unfitted ``GaussianMixture`` with this grid's settings."""
+        return GaussianMixture(
+            n_components=n_components, covariance_type=covariance_type, tol=self.tol,
+            reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
+            init_params=self.init_params, random_state=self.random_state, dtype=self.dtype,
+            devices=self.devices,
+        )
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every candidate and keep the best sound one.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, used in every fit and criterion.
+
+        Returns
+        -------
+        self : GaussianMixtureIC
+
+        Raises
+        ------
+        ValueError
+            On invalid settings or data (before any fit), on a grid larger
+            than the data support, and when every candidate is degenerate.
+        """
+        names = self._check_parameters()
+        v.check_feature_names(self, X, reset=True)
+        dtype = v.data_dtype(self.dtype, X)
+        X = v.check_array(X, dtype, min_samples=2, copy=False)
+        n_samples = X.shape[0]
+        if self.max_components > n_samples:
+            raise ValueError(
+                f"max_components={self.max_components} is more than the {n_samples} samples; "
+                "lower it."
+            )
+        sizes = list(range(self.min_components, self.max_components + 1))
+        # Settings of the candidates are checked once, before any fit.
+        for name in names:
+            self._candidate(sizes[-1], name)._check_fit_parameters()
+        weights = v.check_sample_weight(sample_weight, n_samples, dtype)
+        rows = []
+        for name in names:
+            if self.verbose:
+                print(f"GaussianMixtureIC: {name}, {len(sizes)} numbers of components")
+            results = driver.fit_sweep(
+                X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
+                reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
+                init_params=self.init_params, random_state=self.random_state, dtype=dtype,
+                devices=self.devices,
+            )
+            for size, result in zip(sizes, results):
+                rows.append(self._evaluate(X, weights, sample_weight, size, name, result))
+        self.results_ = _results_table(rows, self.criterion)
+        chosen = int(np.argmin(self.results_["rank"]))
+        if self.results_["degenerate"][chosen]:
+            raise ValueError(
+                "Every candidate fit is degenerate (see results_['degenerate_reason']); "
+                "increase reg_covar, lower max_components, or try other covariance types."
+            )
+        self._warn_if_degenerate_would_win()
+        model = rows[chosen]["model"]
+        self.best_estimator_ = model
+        self.n_components_ = int(self.results_["param_n_components"][chosen])
+        self.covariance_type_ = str(self.results_["param_covariance_type"][chosen])
+        self.criterion_ = float(self.results_[self.criterion][chosen])
+        self.n_features_in_ = X.shape[1]
+        if not model.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"The chosen fit ({self.covariance_type_}, {self.n_components_} components) did "
+                "not converge. Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _evaluate(self, X, weights, sample_weight, size, name, result) -> dict:
+        """One row of ``results_`` (and its fitted model, or None where the fit failed)."""
+        n_parameters = structures.n_parameters(name, size, X.shape[1])
+        row = dict(
+            n_components=size, covariance_type=name, n_parameters=n_parameters,
+            converged=bool(result.converged), n_iter=int(result.n_iter),
+        )
+        if result.failed:
+            return dict(
+                row, model=None, bic=np.nan, icl=np.nan, aic=np.nan, log_likelihood=np.nan,
+                reason="a covariance became singular: increase reg_covar",
+            )
+        model = self._candidate(size, name)
+        model._set_result(result)
+        log_prob = model.score_samples(X)
+        resp = model.predict_proba(X)
+        # After the passes over X, which is a plain array by now.
+        if hasattr(self, "feature_names_in_"):
+            model.feature_names_in_ = self.feature_names_in_
+        log_likelihood = float(np.sum(weights * log_prob))
+        n_effective = float(np.sum(weights))
+        bic = -2.0 * log_likelihood + n_parameters * np.log(n_effective)
+        entropy = -float(np.sum(weights * np.log(np.max(resp, axis=1))))
+        return dict(
+            row, model=model, log_likelihood=log_likelihood, bic=bic, icl=bic + 2.0 * entropy,
+            aic=-2.0 * log_likelihood + 2.0 * n_parameters,
+            reason=degeneracy(model, n_effective, self.reg_covar),
+        )
+
+    def _warn_if_degenerate_would_win(self) -> None:
+        values = self.results_[self.criterion]
+        if np.all(np.isnan(values)):
+            return
+        lowest = int(np.nanargmin(values))
+        if self.results_["degenerate"][lowest]:
+            warnings.warn(
+                f"The lowest {self.criterion.upper()} ({values[lowest]:.6g}) is of "
+                f"{self.results_['param_covariance_type'][lowest]} with "
+                f"{self.results_['param_n_components'][lowest]} components, which is "
+                f"degenerate ({self.results_['degenerate_reason'][lowest]}); it was not chosen.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    # ----------------------------------------------------------- delegation
+
+    def _best(self) -> GaussianMixture:
+        if not hasattr(self, "best_estimator_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        return self.best_estimator_
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "best_estimator_")
+
+    def predict(self, X):
+        """Labels of ``X`` under the chosen fit; see :meth:`GaussianMixture.predict`."""
+        return self._best().predict(X)
+
+    def predict_proba(self, X):
+        """Responsibilities under the chosen fit; see :meth:`GaussianMixture.predict_proba`."""
+        return self._best().predict_proba(X)
+
+    def score_samples(self, X):
+        """Log-density of each sample under the chosen fit."""
+        return self._best().score_samples(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """(Weighted) mean log-likelihood under the chosen fit."""
+        return self._best().score(X, sample_weight=sample_weight)
+
+    def sample(self, n_samples=1):
+        """Draws from the chosen fit; see :meth:`GaussianMixture.sample`."""
+        return self._best().sample(n_samples)
+
+    def bic(self, X, sample_weight=None):
+        """BIC of the chosen fit on ``X``."""
+        return self._best().bic(X, sample_weight)
+
+    def aic(self, X, sample_weight=None):
+        """AIC of the chosen fit on ``X``."""
+        return self._best().aic(X, sample_weight)
+
+    def icl(self, X, sample_weight=None):
+        """ICL of the chosen fit on ``X``."""
+        return self._best().icl(X, sample_weight)
+
+
+def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> str:
+    """Why a fitted candidate cannot be trusted in model choice, or '' if it can.
+
+    A component with fewer effective points than its covariance needs
+    (:attr:`CovarianceStructure.min_component_points`), or a covariance with
+    an eigenvalue that only ``reg_covar`` keeps above zero (the component
+    collapsed onto tied or collinear values; its likelihood grows without
+    bound as ``reg_covar`` shrinks).
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        Fitted.
+    n_effective : float
+        The weight of the data (the number of samples, unweighted).
+    reg_covar : float
+
+    Returns
+    -------
+    str
+    """
+    structure = structures.get(model.covariance_type)
+    n_components, n_features = model.means_.shape
+    needed = structure.min_component_points(n_features)
+    points = np.asarray(model.weights_, dtype=np.float64) * n_effective
+    small = np.flatnonzero(points < needed)
+    if small.size:
+        k = int(small[0])
+        return (
+            f"component {k} has {points[k]:.3g} effective points, fewer than the {needed} "
+            "its covariance needs"
+        )
+    matrices = structure.full_matrices(model.covariances_, n_components, n_features)
+    eigenvalues = np.linalg.eigvalsh(np.asarray(matrices, dtype=np.float64))
+    resolution = np.sqrt(np.finfo(model.means_.dtype).eps)
+    floor = eigenvalues - reg_covar <= FLOOR_RELATIVE * resolution * eigenvalues[:, -1:]
+    collapsed = np.flatnonzero(floor.any(axis=1))
+    if collapsed.size:
+        k = int(collapsed[0])
+        which = f"component {k}'s covariance" if structure.component_axis else "the covariance"
+        return (
+            f"{which} collapsed to the reg_covar floor (smallest variance "
+            f"{eigenvalues[k, 0]:.3g}): a spurious maximum on tied or collinear values"
+        )
+    return ""
+
+
+def _results_table(rows: list[dict], criterion: str) -> dict:
+    """``results_`` from the candidates' rows, with ranks by ``criterion`` (sound fits first)."""
+    degenerate = np.array([row["reason"] != "" for row in rows])
+    values = np.array([row[criterion] for row in rows], dtype=np.float64)
+    # Sound candidates by value (ties: the earlier, simpler one), then the degenerate ones.
+    order = np.lexsort((np.arange(len(rows)), np.nan_to_num(values, nan=np.inf), degenerate))
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(1, len(rows) + 1)
+    return {
+        "param_n_components": np.array([row["n_components"] for row in rows], dtype=np.int64),
+        "param_covariance_type": np.array([row["covariance_type"] for row in rows], dtype=object),
+        "params": [
+            {"covariance_type": row["covariance_type"], "n_components": row["n_components"]}
+            for row in rows
+        ],
+        "bic": np.array([row["bic"] for row in rows], dtype=np.float64),
+        "icl": np.array([row["icl"] for row in rows], dtype=np.float64),
+        "aic": np.array([row["aic"] for row in rows], dtype=np.float64),
+        "log_likelihood": np.array([row["log_likelihood"] for row in rows], dtype=np.float64),
+        "n_parameters": np.array([row["n_parameters"] for row in rows], dtype=np.int64),
+        "converged": np.array([row["converged"] for row in rows], dtype=bool),
+        "n_iter": np.array([row["n_iter"] for row in rows], dtype=np.int64),
+        "degenerate": degenerate,
+        "degenerate_reason": np.array([row["reason"] for row in rows], dtype=object),
+        "rank": rank,
+    }
+
+
+__all__ = ["CRITERIA", "GaussianMixtureIC", "degeneracy"]
