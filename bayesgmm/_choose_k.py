@@ -31,14 +31,53 @@ from bayesgmm._commands import (
 NOISE_DSE = 2.0
 
 
-def _bic_table(args, X):
-    rows = []
-    for n_components in range(args.min_components, args.max_components + 1):
-        model = _estimator(args, n_components).fit(X)
-        total = float(np.sum(model.score_samples(X)))
-        rows.append((n_components, total, float(model.bic(X)), float(model.aic(X)),
-                     bool(model.converged_)))
-    return rows
+def _grid(args, X):
+    """The fitted :class:`~bayesgmm.GaussianMixtureIC` of the EM grid."""
+    from bayesgmm import GaussianMixtureIC
+
+    return GaussianMixtureIC(
+        args.min_components, args.max_components, covariance_type=args.covariance_type,
+        criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter,
+        random_state=args.seed,
+    ).fit(X)
+
+
+def _criterion_table(choice, criterion: str) -> list[str]:
+    """mclust's layout: a row per K, a column per covariance type; ``!`` marks degenerate fits."""
+    results = choice.results_
+    names = list(dict.fromkeys(results["param_covariance_type"]))
+    sizes = sorted(set(int(k) for k in results["param_n_components"]))
+    cells = {(name, int(k)): index for index, (name, k) in
+             enumerate(zip(results["param_covariance_type"], results["param_n_components"]))}
+    chosen = int(np.argmin(results["rank"]))
+    lines = [f"{criterion.upper()} (lower is better); ! degenerate, never chosen; * chosen",
+             f"{'K':>3}" + "".join(f"  {name:>14}" for name in names)]
+    for k in sizes:
+        row = f"{k:>3}"
+        for name in names:
+            index = cells[(name, k)]
+            value = results[criterion][index]
+            text = "failed" if np.isnan(value) else f"{value:.4f}"
+            mark = "*" if index == chosen else "!" if results["degenerate"][index] else " "
+            row += f"  {text:>13}{mark}"
+        lines.append(row)
+    return lines
+
+
+def _single_type_table(choice, criterion: str) -> list[str]:
+    results = choice.results_
+    chosen = int(np.argmin(results["rank"]))
+    lines = [f"{'K':>3}  {'log-likelihood':>15}  {'BIC':>12}  {'ICL':>12}  {'AIC':>12}  "
+             "converged  degenerate"]
+    for index, k in enumerate(results["param_n_components"]):
+        mark = " *" if index == chosen else "  "
+        lines.append(
+            f"{int(k):>3}  {results['log_likelihood'][index]:>15.4f}  "
+            f"{results['bic'][index]:>12.4f}  {results['icl'][index]:>12.4f}  "
+            f"{results['aic'][index]:>12.4f}  {'yes' if results['converged'][index] else 'NO':>9}"
+            f"  {'yes' if results['degenerate'][index] else 'no':>10}{mark}"
+        )
+    return lines
 
 
 def command_choose_k(args) -> int:
@@ -59,22 +98,34 @@ def command_choose_k(args) -> int:
             f"{X.shape[0]} data rows; lower it."
         )
     if args.method == "mcmc":
+        if len(args.covariance_type) != 1:
+            raise CLIError("--method mcmc compares numbers of components of one covariance type; "
+                           "give one --covariance-type.")
+        args.covariance_type = args.covariance_type[0]
         return _choose_k_mcmc(args, X, directory, paths)
-    rows = _bic_table(args, X)
-    column = 2 if args.criterion == "bic" else 3
-    chosen = min(rows, key=lambda row: row[column])[0]
-    lines = [f"{'K':>3}  {'log-likelihood':>15}  {'BIC':>12}  {'AIC':>12}  converged"]
-    for n_components, total, bic, aic, converged in rows:
-        mark = " *" if n_components == chosen else "  "
-        lines.append(f"{n_components:>3}  {total:>15.4f}  {bic:>12.4f}  {aic:>12.4f}  "
-                     f"{'yes' if converged else 'NO'}{mark}")
-    lines.append(f"Chosen: K = {chosen} (lowest {args.criterion.upper()}, marked *)")
+    try:
+        choice = _grid(args, X)
+    except ValueError as error:
+        raise CLIError(f"{args.data}: {error}") from None
+    results = choice.results_
+    several = len(args.covariance_type) > 1
+    lines = (_criterion_table if several else _single_type_table)(choice, args.criterion)
+    where = f"K = {choice.n_components_}" + (f", {choice.covariance_type_}" if several else "")
+    lines.append(f"Chosen: {where} (lowest {args.criterion.upper()}, marked *)")
+    for index in np.flatnonzero(results["degenerate"]):
+        lines.append(f"Degenerate: {results['param_covariance_type'][index]} K = "
+                     f"{results['param_n_components'][index]}: "
+                     f"{results['degenerate_reason'][index]}")
     if directory:
         from bayesgmm._io import write_csv
 
         _make_directory(directory)
-        write_csv(paths["choose_k.csv"], ["n_components", "log_likelihood", "bic", "aic",
-                                          "converged"], rows)
+        columns = ["covariance_type", "n_components", "log_likelihood", "bic", "icl", "aic",
+                   "n_parameters", "converged", "degenerate", "degenerate_reason"]
+        keys = ["param_covariance_type", "param_n_components"] + columns[2:]
+        write_csv(paths["choose_k.csv"], columns,
+                  ([_plain(results[key][index]) for key in keys]
+                   for index in range(len(results["rank"]))))
         import matplotlib
 
         matplotlib.use("Agg")
@@ -82,13 +133,17 @@ def command_choose_k(args) -> int:
 
         from bayesgmm import plot
 
-        ax = plot.criteria([row[0] for row in rows], [row[2] for row in rows],
-                           [row[3] for row in rows], chosen=chosen)
+        ax = plot.criteria(choice, criterion=args.criterion)
         ax.figure.savefig(paths["choose_k.png"], dpi=110)
         plt.close(ax.figure)
         lines.append(f"Wrote {directory}{os.sep}: choose_k.csv, choose_k.png")
     _echo("\n".join(lines))
     return 0
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value the CSV writer prints plainly."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _warnings_of(label: str, work):

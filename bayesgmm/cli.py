@@ -60,6 +60,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _structure_list(text: str) -> list[str]:
+    """``all`` or a comma-separated list of covariance types (choose-k's grid)."""
+    if text == "all":
+        return list(COVARIANCE_TYPES)
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in COVARIANCE_TYPES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 'all' or a comma-separated list of {', '.join(COVARIANCE_TYPES)}"
+        )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a covariance type twice")
+    return names
+
+
 def _nonnegative_int(text: str) -> int:
     try:
         value = int(text)
@@ -106,15 +121,22 @@ def _add_data_arguments(parser) -> None:
                              "used column, and say how many, instead of stopping")
 
 
-def _add_model_arguments(parser, *, components: bool) -> None:
+def _add_model_arguments(parser, *, components: bool, grid: bool = False) -> None:
     if components:
         parser.add_argument("-k", "--components", type=_positive_int, required=True, metavar="K",
                             help="number of mixture components")
     parser.add_argument("--method", choices=METHODS, default="em",
                         help="em: maximum likelihood by EM (fast); mcmc: Bayesian posterior "
                              "by NUTS, with credible intervals (slower)")
-    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
-                        help="shape of the component covariances")
+    if grid:
+        parser.add_argument("--covariance-type", type=_structure_list, default=["full"],
+                            metavar="TYPES",
+                            help="shapes of the component covariances to compare: 'all' or a "
+                                 f"comma-separated list of {', '.join(COVARIANCE_TYPES)} "
+                                 "(EM only; MCMC compares one)")
+    else:
+        parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
+                            help="shape of the component covariances")
     parser.add_argument("--seed", type=_nonnegative_int, metavar="N", default=0,
                         help="random seed; the same seed gives the same fit")
     em = parser.add_argument_group("EM options")
@@ -190,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare numbers of components (BIC for EM, LOO for MCMC)",
         description=(
             "Fit K = --min-components .. --max-components and print a table of the\n"
-            "criterion, marking the chosen K: the lowest BIC for EM; for MCMC the\n"
+            "criterion, marking the chosen K: the lowest BIC (or ICL, AIC) for EM, over\n"
+            "every covariance type of --covariance-type (e.g. 'all'; fits whose\n"
+            "covariance collapsed, or whose components are too small for it, are\n"
+            "marked degenerate and never chosen); for MCMC the\n"
             "fewest components whose expected log predictive density (PSIS-LOO,\n"
             "arviz.compare) is within 2 dse of the highest (the one-standard-error\n"
             "rule: smaller differences are noise). Warnings name the K of their fit.\n"
@@ -202,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest number of components to try")
     choose.add_argument("--min-components", type=_positive_int, default=1, metavar="K",
                         help="smallest number of components to try")
-    choose.add_argument("--criterion", choices=("bic", "aic"), default="bic",
+    choose.add_argument("--criterion", choices=("bic", "icl", "aic"), default="bic",
                         help="criterion that chooses K with --method em")
-    _add_model_arguments(choose, components=False)
+    _add_model_arguments(choose, components=False, grid=True)
     _add_output_arguments(choose, default_help="directory for choose_k.csv and choose_k.png "
                                                "(default: print only)")
 

@@ -6,7 +6,8 @@
 * :func:`probability_map`: where the model is unsure of the class, i.e. the
   points near a boundary that the source document mentions.
 * :func:`overview`: the two above side by side.
-* :func:`criteria`: BIC and AIC against the number of components.
+* :func:`criteria`: BIC, ICL or AIC against the number of components, a
+  line per covariance type (mclust's ``plot(mclustBIC)``).
 * :func:`two_rows`: the document's "two rows of data sets" with a fitted
   model and its accuracy on each panel.
 * :func:`loo_comparison`, :func:`trace`, :func:`rank`, :func:`pair`,
@@ -388,24 +389,34 @@ def overview(model: Any, X: ArrayLike, *, kind: str = "uncertainty",
 # --------------------------------------------------------------------------
 
 
-def criteria(n_components: Sequence[int], bic: Sequence[float],
-             aic: Sequence[float] | None = None, *, chosen: int | None = None,
-             ax: Axes | None = None) -> Axes:
-    """BIC (and AIC) against the number of components; lower is better.
+def criteria(n_components: Any, bic: Sequence[float] | None = None,
+             aic: Sequence[float] | None = None, *, criterion: str = "bic",
+             chosen: int | None = None, ax: Axes | None = None) -> Axes:
+    """An information criterion against the number of components; lower is better.
+
+    Given a fitted :class:`~bayesgmm.GaussianMixtureIC` (or its ``results_``),
+    one line per covariance type, as mclust's ``plot(mclustBIC)`` draws them
+    (in scikit-learn's sign): degenerate candidates are hollow markers off
+    the line (mclust leaves them out), and the chosen one is ringed. Given
+    arrays, BIC (and AIC) of one covariance type.
 
     Parameters
     ----------
-    n_components : array-like of int of shape (n_candidates,)
-    bic : array-like of shape (n_candidates,)
+    n_components : GaussianMixtureIC, dict, or array-like of int of shape (n_candidates,)
+        A fitted model selection, its ``results_``, or the numbers of components.
+    bic : array-like of shape (n_candidates,), optional
+        With arrays: the BIC of each (required).
     aic : array-like of shape (n_candidates,), optional
+        With arrays: the AIC of each.
+    criterion : {'bic', 'icl', 'aic'}, default='bic'
+        With a model selection: the criterion drawn.
     chosen : int, optional
-        The number of components to mark; the BIC minimum by default.
+        With arrays: the number of components to mark; the BIC minimum by default.
     ax : matplotlib Axes, optional
 
     Returns
     -------
     ax : matplotlib Axes
-        With one line per criterion and a vertical line at ``chosen``.
 
     Examples
     --------
@@ -415,7 +426,12 @@ def criteria(n_components: Sequence[int], bic: Sequence[float],
     >>> [line.get_label() for line in ax.get_lines()]
     ['BIC', 'AIC', 'chosen K = 2']
     """
+    results = getattr(n_components, "results_", n_components)
+    if isinstance(results, dict):
+        return _criteria_grid(results, criterion, ax)
     n_components = np.asarray(n_components)
+    if bic is None:
+        raise ValueError("criteria needs bic with arrays of numbers of components.")
     bic = np.asarray(bic, dtype=float)
     if n_components.ndim != 1 or bic.shape != n_components.shape:
         raise ValueError(
@@ -437,6 +453,41 @@ def criteria(n_components: Sequence[int], bic: Sequence[float],
     ax.set_ylabel("information criterion (lower is better)")
     ax.set_title("Choosing the number of components")
     ax.legend()
+    return ax
+
+
+def _criteria_grid(results: dict, criterion: str, ax) -> Axes:
+    """:func:`criteria` of a ``GaussianMixtureIC.results_``: a line per covariance type."""
+    if criterion not in ("bic", "icl", "aic"):
+        raise ValueError(f"criterion must be 'bic', 'icl' or 'aic', got {criterion!r}.")
+    names = np.asarray(results["param_covariance_type"])
+    sizes = np.asarray(results["param_n_components"])
+    values = np.asarray(results[criterion], dtype=float)
+    degenerate = np.asarray(results["degenerate"], dtype=bool)
+    ax = _new_axes(ax)
+    markers = "osD^v<>ph*XP8dH"
+    for index, name in enumerate(dict.fromkeys(names)):
+        own = names == name
+        sound = own & ~degenerate
+        color = component_color(index)
+        ax.plot(sizes[sound], values[sound], marker=markers[index % len(markers)],
+                color=color, linestyle=_LINESTYLES[index % len(_LINESTYLES)], label=name)
+        off = own & degenerate & np.isfinite(values)
+        if off.any():
+            ax.plot(sizes[off], values[off], marker=markers[index % len(markers)],
+                    linestyle="none", markerfacecolor="none", color=color)
+    chosen = int(np.argmin(results["rank"]))
+    ax.plot([sizes[chosen]], [values[chosen]], marker="o", markersize=16, markerfacecolor="none",
+            color="0.2", linestyle="none",
+            label=f"chosen: {names[chosen]}, K = {sizes[chosen]}")
+    if degenerate.any():
+        ax.plot([], [], marker="o", markerfacecolor="none", color="0.5", linestyle="none",
+                label="degenerate (not chosen)")
+    ax.set_xticks(np.unique(sizes))
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    ax.set_title("Choosing the model")
+    ax.legend(fontsize="small")
     return ax
 
 

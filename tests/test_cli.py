@@ -391,6 +391,44 @@ def test_choose_k_prints_table_and_writes_files(points, tmp_path, capsys):
     assert (out / "choose_k.png").stat().st_size > 0
 
 
+def test_choose_k_over_covariance_types_prints_the_grid_and_marks_degenerate_fits(tmp_path, capsys):
+    # One cluster on a single value of y: its 'diag' component collapses.
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0.0, 1.0, (200, 2)),
+                   np.column_stack([rng.normal(6.0, 1.0, 40), np.full(40, 3.0)])])
+    path = tmp_path / "flat.csv"
+    np.savetxt(path, X, delimiter=",", header="x,y", comments="")
+    out = tmp_path / "grid"
+    assert cli.main(["choose-k", str(path), "--max-components", "4", "--covariance-type",
+                     "diag,full", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    stdout = captured.out
+    assert "which is degenerate" in captured.err and "it was not chosen" in captured.err
+    lines = stdout.splitlines()
+    assert lines[0] == "BIC (lower is better); ! degenerate, never chosen; * chosen"
+    assert lines[1].split() == ["K", "diag", "full"]
+    assert [line.split()[0] for line in lines[2:6]] == ["1", "2", "3", "4"]
+    assert sum(line.count("*") for line in lines[2:6]) == 1
+    assert any("!" in line for line in lines[2:6])
+    assert re.search(r"^Chosen: K = \d, (diag|full) \(lowest BIC, marked \*\)$", stdout, re.M)
+    assert re.search(r"^Degenerate: diag K = \d: component \d's covariance collapsed", stdout, re.M)
+    with open(out / "choose_k.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(row["covariance_type"], row["n_components"]) for row in table] == [
+        (name, str(k)) for name in ("diag", "full") for k in range(1, 5)]
+    flagged = [row for row in table if row["degenerate"] == "True"]
+    assert flagged and all("reg_covar floor" in row["degenerate_reason"] for row in flagged)
+    assert (out / "choose_k.png").stat().st_size > 0
+
+
+def test_choose_k_mcmc_takes_one_covariance_type(points, capsys):
+    path, _ = points
+    assert cli.main(["choose-k", str(path), "--columns", "x,y", "--method", "mcmc",
+                     "--covariance-type", "all"]) == 1
+    assert "--method mcmc compares numbers of components of one covariance type" in (
+        capsys.readouterr().err)
+
+
 def test_warnings_are_one_line(points, tmp_path, capsys):
     path, _ = points
     assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y", "--max-iter", "1",

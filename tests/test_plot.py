@@ -143,6 +143,31 @@ def test_overview_and_given_axes(document):
     assert plot.ellipses(model, XB, ax=ax) is ax
 
 
+def test_criteria_of_a_model_selection_draws_a_line_per_covariance_type():
+    results = {
+        "param_covariance_type": np.array(["full"] * 3 + ["diag"] * 3, dtype=object),
+        "param_n_components": np.array([1, 2, 3] * 2),
+        "bic": np.array([300.0, 250.0, 260.0, 310.0, 240.0, 255.0]),
+        "icl": np.array([300.0, 270.0, 290.0, 310.0, 262.0, 280.0]),
+        "aic": np.zeros(6),
+        "degenerate": np.array([False, False, False, False, True, False]),
+        "rank": np.array([5, 1, 3, 6, 4, 2]),
+    }
+    ax = plot.criteria(results)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_array_equal(lines["full"].get_ydata(), [300.0, 250.0, 260.0])
+    # The degenerate cell is left out of its line (drawn hollow on its own).
+    np.testing.assert_array_equal(lines["diag"].get_ydata(), [310.0, 255.0])
+    assert "chosen: full, K = 2" in lines
+    assert "degenerate (not chosen)" in lines
+    assert ax.get_ylabel() == "BIC (lower is better)"
+    icl = plot.criteria(results, criterion="icl")
+    assert icl.get_ylabel() == "ICL (lower is better)"
+    with pytest.raises(ValueError, match="criterion must be 'bic', 'icl' or 'aic', got 'x'"):
+        plot.criteria(results, criterion="x")
+    plt.close("all")
+
+
 def test_criteria_curve():
     ax = plot.criteria([1, 2, 3, 4], [300.0, 250.0, 255.0, 270.0], [290.0, 230.0, 228.0, 240.0])
     _render(ax.figure)
