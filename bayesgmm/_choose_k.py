@@ -1,9 +1,11 @@
-"""The work of ``bayesgmm choose-k``: numbers of components compared by BIC/AIC or PSIS-LOO.
+"""The work of ``bayesgmm choose-k``: models compared by BIC/ICL/AIC or PSIS-LOO.
 
-By EM, every K in the range is fitted and the lowest criterion wins; by
-MCMC, the fits are compared by :func:`arviz.compare` and the fewest
-components within the noise of the best are kept (the one-standard-error
-rule). Like every ``command_*``, :func:`command_choose_k` takes the parsed
+By EM, :class:`~bayesgmm.GaussianMixtureIC` fits every K in the range for
+every covariance type asked for, and the lowest criterion among the fits
+that are not degenerate wins; by MCMC, the fits are compared by
+:func:`arviz.compare` and the fewest components within the noise of the
+best are kept (:func:`bayesgmm.bayes.comparison.simplest_within_noise`, the
+one-standard-error rule). Like every ``command_*``, :func:`command_choose_k` takes the parsed
 arguments and returns the exit status; bad input raises
 :class:`~bayesgmm._commands.CLIError`.
 """
@@ -11,11 +13,16 @@ arguments and returns the exit status; bad input raises
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from bayesgmm.bayes.comparison import (
+    NOISE_DSE,
+    components_of,
+    labelled_warnings,
+    simplest_within_noise,
+)
 from bayesgmm._commands import (
     CLIError,
     _echo,
@@ -26,9 +33,6 @@ from bayesgmm._commands import (
     _read_table,
 )
 
-# choose-k --method mcmc: elpd differences under this many standard errors of the
-# difference (arviz.compare's dse) are noise, and the simpler model is kept.
-NOISE_DSE = 2.0
 
 
 def _grid(args, X):
@@ -146,57 +150,6 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _warnings_of(label: str, work):
-    """Run ``work()``, re-issuing its warnings with ``label`` in front of each message."""
-    with warnings.catch_warnings(record=True) as caught:
-        result = work()
-    for warning in caught:
-        category = warning.category
-        text = f"{label}: {warning.message}"
-        try:
-            message = category(text)
-        except TypeError:  # a warning class that takes other arguments
-            message = UserWarning(text)
-        warnings.warn(message, stacklevel=2)
-    return result
-
-
-def _n_components_of(name: str) -> int:
-    return int(name[2:])  # "K=3" -> 3
-
-
-def simplest_within_noise(comparison) -> tuple[str, str]:
-    """The model choose-k keeps: the fewest components within the noise of the best.
-
-    Parameters
-    ----------
-    comparison : pandas.DataFrame
-        The output of :func:`arviz.compare`, indexed by ``"K=<n>"`` names, with
-        the columns ``elpd_diff`` (elpd of the best model minus this one's, 0
-        for the best) and ``dse`` (the standard error of that difference).
-
-    Returns
-    -------
-    chosen, best : str
-        The name of the model with the fewest components among the best one
-        (rank 0) and those whose ``elpd_diff`` is under ``NOISE_DSE * dse``
-        (the one-standard-error rule, with arviz's "about 2 dse" as the
-        noise), and the name of the best one.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> comparison = pd.DataFrame({"elpd_diff": [0.0, 0.5, 40.0], "dse": [0.0, 1.89, 6.0]},
-    ...                           index=["K=3", "K=2", "K=1"])
-    >>> simplest_within_noise(comparison)
-    ('K=2', 'K=3')
-    """
-    best = comparison.index[0]
-    within = [name for name, row in comparison.iterrows()
-              if name == best or row["elpd_diff"] < NOISE_DSE * row["dse"]]
-    return min(within, key=_n_components_of), best
-
-
 def _choice_line(comparison, chosen: str, best: str) -> str:
     if chosen != best:
         row = comparison.loc[chosen]
@@ -205,7 +158,7 @@ def _choice_line(comparison, chosen: str, best: str) -> str:
                 f"{NOISE_DSE:g} dse ({NOISE_DSE * row['dse']:.2f}), so the simpler model is kept "
                 "(one-standard-error rule)")
     line = f"Chosen: {best} (highest PSIS-LOO elpd, marked *)"
-    if any(_n_components_of(name) < _n_components_of(best) for name in comparison.index):
+    if any(components_of(name) < components_of(best) for name in comparison.index):
         line += f"; every model with fewer components is more than {NOISE_DSE:g} dse below it"
     return line
 
@@ -217,8 +170,8 @@ def _choose_k_mcmc(args, X, directory, paths) -> int:
     for n_components in range(args.min_components, args.max_components + 1):
         name = f"K={n_components}"
         # Warnings of each fit and of its PSIS-LOO name the K they belong to.
-        model = _warnings_of(name, lambda: _estimator(args, n_components).fit(X))
-        loos[name] = _warnings_of(name, lambda: _loo(model.inference_data_))
+        model = labelled_warnings(name, lambda: _estimator(args, n_components).fit(X))
+        loos[name] = labelled_warnings(name, lambda: _loo(model.inference_data_))
     comparison = az.compare(loos, ic="loo")
     chosen, best = simplest_within_noise(comparison)
     columns = ["rank", "elpd_loo", "p_loo", "elpd_diff", "dse", "weight", "warning"]
@@ -226,12 +179,12 @@ def _choose_k_mcmc(args, X, directory, paths) -> int:
              f"{'dse':>8}  {'weight':>6}  warning"]
     rows = []
     for name, row in comparison.sort_index(
-            key=lambda index: [_n_components_of(k) for k in index]).iterrows():
+            key=lambda index: [components_of(k) for k in index]).iterrows():
         mark = " *" if name == chosen else ""
         lines.append(f"{name:>6}  {int(row['rank']):>4}  {row['elpd_loo']:>12.4f}  "
                      f"{row['p_loo']:>8.2f}  {row['elpd_diff']:>10.4f}  {row['dse']:>8.4f}  "
                      f"{row['weight']:>6.3f}  {'yes' if row['warning'] else 'no'}{mark}")
-        rows.append([_n_components_of(name)] + [row[column] for column in columns])
+        rows.append([components_of(name)] + [row[column] for column in columns])
     lines.append(_choice_line(comparison, chosen, best))
     if directory:
         from bayesgmm._io import write_csv

@@ -9,16 +9,18 @@ evaluates draws and :mod:`bayesgmm.bayes.relabel` resolves label switching
 (for draws you sampled yourself too: :func:`relabel_draws`);
 :mod:`bayesgmm.bayes.diagnostics` builds the ArviZ output;
 :mod:`bayesgmm.bayes.fitting` runs the fits of
-:mod:`bayesgmm.bayes.estimator`, the estimator on top.
+:mod:`bayesgmm.bayes.estimator`, the estimator on top;
+:mod:`bayesgmm.bayes.comparison` compares fitted posteriors by PSIS-LOO
+(:func:`compare`).
 """
 
 from importlib import import_module
 
-__all__ = ["relabel_draws"]
+__all__ = ["compare", "relabel_draws"]
 
 # Imported on first use, so that importing one module of the package (the
 # model alone, say) does not import the samplers.
-_LAZY = {"relabel_draws": "bayesgmm.bayes.relabel"}
+_LAZY = {"relabel_draws": "bayesgmm.bayes.relabel", "compare": "bayesgmm.bayes.comparison"}
 
 
 def __getattr__(name):

@@ -79,7 +79,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         ``rank`` (1 for the chosen fit; degenerate candidates rank after
         every sound one). Criteria are NaN where the fit failed.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Defined only when ``X`` has feature names that are all strings.
 
     Examples
