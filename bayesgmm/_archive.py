@@ -273,7 +273,7 @@ def check_header(reader: Reader) -> None:
 def check_model_header(reader: Reader):
     """covariance_type, n_components, n_features and dtype from the metadata, checked."""
     covariance_type = reader.get("covariance_type", str)
-    if covariance_type not in structures.STRUCTURES:
+    if covariance_type not in structures.NAMES:
         raise reader.fail(f"unknown covariance_type {covariance_type!r} in the metadata.")
     n_components = reader.get("n_components", int)
     n_features = reader.get("n_features", int)

@@ -42,7 +42,7 @@ def test_get_returns_the_entry_and_passes_entries_through(name):
     assert structures.get(entry) is entry
 
 
-@pytest.mark.parametrize("bad", ["Full", "", "VVV", None, 3, ["full"]])
+@pytest.mark.parametrize("bad", ["Full", "", "vvv", "VVX", None, 3, ["full"]])
 def test_get_of_an_unknown_name_names_the_choices(bad):
     with pytest.raises(ValueError, match="must be one of 'full', 'tied', 'diag', 'spherical'"):
         structures.get(bad)

@@ -20,6 +20,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
+from bayesgmm import structures
 from bayesgmm.bayes import diagnostics, fitting, nuts, posterior, priors, svi
 from bayesgmm.bayes.priors import DEFAULT_LKJ_CONCENTRATION
 from bayesgmm.mixture import parameters
@@ -89,6 +90,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         compiled sampler; everything reported is about the real rows.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         As in :class:`bayesgmm.GaussianMixture`.
+        mclust's names 'VVV', 'EEE', 'VVI' and 'VII' name the same four.
     weight_concentration : float, default=1.0
         Concentration of the symmetric Dirichlet prior on the weights. A
         small value (e.g. ``1 / n_components``) lets an over-fitted mixture
@@ -287,6 +289,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
 
+    def _structure_name(self) -> str:
+        """The name of the structure's table entry ('full' for 'VVV'): what the model is given."""
+        return structures.get(self.covariance_type).name
+
     def _check_params(self) -> np.dtype:
         """Validate the constructor arguments (before any data is looked at)."""
         dtype = v.check_dtype(self.dtype)
@@ -396,7 +402,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """Evaluate ``function(X, posterior_params_, covariance_type)`` in the fit's precision."""
         X = self._check_X(X)
         with parameters.precision_scope(X.dtype):
-            return function(X, self.posterior_params_, self.covariance_type)
+            return function(X, self.posterior_params_, self._structure_name())
 
     def predict_proba(self, X, return_std=False):
         """Posterior mean of each point's responsibilities.
@@ -515,7 +521,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         n_samples = v.check_int("n_samples", n_samples, 1)
         return posterior.sample_predictive_points(
             check_random_state(self.random_state), self.posterior_params_, n_samples,
-            self.covariance_type,
+            self._structure_name(),
         )
 
     def sample_posterior_predictive(self, random_state=None):
@@ -553,7 +559,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         n_samples, n_features = self.inference_data_.observed_data["x"].shape
         replicates = posterior.posterior_predictive(
-            jax.random.key(seed), self.posterior_params_, n_samples, self.covariance_type)
+            jax.random.key(seed), self.posterior_params_, n_samples, self._structure_name())
         diagnostics.add_posterior_predictive(self.inference_data_, replicates.reshape(
             self.relabel_permutations_.shape[:2] + (n_samples, n_features)))
         return self.inference_data_

@@ -51,7 +51,7 @@ def em_start(estimator, X, weights, seed, dtype):
     try:
         return chain_start.fit_em(
             X, weights, n_components=estimator.n_components,
-            covariance_type=estimator.covariance_type, random_state=int(seed), dtype=dtype,
+            covariance_type=estimator._structure_name(), random_state=int(seed), dtype=dtype,
             reg_covar=estimator.reg_covar,
         ).params
     except ValueError as error:
@@ -119,7 +119,7 @@ def fit_svi(estimator, X, weights, prior: GMMPrior, dtype) -> FittedPosterior:
                             sample_weight=None if weights is None else jnp.asarray(weights))
         fitted = svi.fit_posterior(
             jax.random.key(int(svi_seed)), X, weights, model_kwargs, em_params,
-            n_components=estimator.n_components, covariance_type=estimator.covariance_type,
+            n_components=estimator.n_components, covariance_type=estimator._structure_name(),
             learning_rate=learning_rate, settings=settings,
         )
     attrs = {"inference": "svi", "guide": guide, "svi_steps": steps,
@@ -128,12 +128,12 @@ def fit_svi(estimator, X, weights, prior: GMMPrior, dtype) -> FittedPosterior:
              "note": svi.NO_RHAT_NOTE}
     return FittedPosterior(
         inference_data=diagnostics.to_inference_data(
-            fitted.samples, None, covariance_type=estimator.covariance_type, X=X,
+            fitted.samples, None, covariance_type=estimator._structure_name(), X=X,
             log_likelihood=fitted.log_likelihood, sample_weight=weights, attrs=attrs,
             feature_names=_feature_names(estimator),
         ),
         raw_inference_data=diagnostics.posterior_dataset(
-            fitted.raw_samples, estimator.covariance_type, _feature_names(estimator)),
+            fitted.raw_samples, estimator._structure_name(), _feature_names(estimator)),
         relabel_permutations=fitted.permutations,
         posterior_params=fitted.params,
         em_params=em_params,
@@ -170,7 +170,7 @@ def _sample(estimator, X, weights, prior, em_params, chain_method, seed):
     ``n_samples`` of a bucket does too. ``X`` and ``weights`` stay the
     real rows here, and so does everything the run returns.
     """
-    covariance_type = estimator.covariance_type
+    covariance_type = estimator._structure_name()
     n_components = int(estimator.n_components)
     n_padded = chain_start.component_bucket(n_components, X.shape[0], X.shape[1],
                                             covariance_type)
@@ -204,7 +204,7 @@ def _sample(estimator, X, weights, prior, em_params, chain_method, seed):
 
 def _nuts_result(estimator, X, weights, run, weight_relabel, em_params, chain_method):
     """Relabel a run's draws and assemble its ``InferenceData`` (raw and relabelled)."""
-    covariance_type = estimator.covariance_type
+    covariance_type = estimator._structure_name()
     samples, params, perms = relabel.relabel_run(run, weight_relabel, covariance_type)
     by_chain = perms.shape[:2]
     log_likelihood = run.log_likelihood if weights is None else run.log_likelihood * weights

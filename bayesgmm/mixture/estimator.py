@@ -47,7 +47,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         'full': each component has its own covariance matrix; 'tied': all
         share one; 'diag': each has a diagonal covariance; 'spherical': each
-        has a single variance.
+        has a single variance. mclust's names of the same structures,
+        'VVV', 'EEE', 'VVI' and 'VII', give the same fits and attributes.
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood.
     reg_covar : float, default=1e-6
@@ -323,7 +324,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # On the host: a JAX op here would compile once per number of components.
         self.precisions_ = np.asarray(
             gaussian.precisions_from_cholesky(
-                np.asarray(params.precisions_cholesky), self.covariance_type
+                np.asarray(params.precisions_cholesky), self._structure_name()
             ),
             dtype=params.means.dtype,
         )
@@ -332,6 +333,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
         self.n_features_in_ = params.means.shape[1]
+
+    def _structure_name(self) -> str:
+        """The name of the structure's table entry ('full' for 'VVV'): what the engine is given."""
+        return structures.get(self.covariance_type).name
 
     def _params(self) -> parameters.GMMParams:
         return parameters.GMMParams(
@@ -356,6 +361,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         large ``X`` is, a memory-mapped array included.
         """
         self._check_fitted()
+        covariance_type = self._structure_name()
         v.check_feature_names(self, X, reset=False)
         dtype = self.means_.dtype
         X = v.check_array(X, dtype, copy=False)
@@ -365,15 +371,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_components = self.weights_.shape[0]
         # Padded like the fits (inactive components have weight zero), so that
         # models of every size in a bucket share one compiled program.
-        n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], self.covariance_type)
+        n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], covariance_type)
         block_size, n_blocks = blocks.block_layout(
-            chunk_rows, n_padded, X.shape[1], X.dtype.itemsize, self.covariance_type
+            chunk_rows, n_padded, X.shape[1], X.dtype.itemsize, covariance_type
         )
         # The E-step expects centred data: shift data and means alike.
         centre = (self.weights_ @ self.means_).astype(dtype)
         params = self._params()._replace(means=self.means_ - centre)
-        form = forms.form_for(params, self.covariance_type, dtype)
-        params = parameters.pad_components(params, n_padded, self.covariance_type)
+        form = forms.form_for(params, covariance_type, dtype)
+        params = parameters.pad_components(params, n_padded, covariance_type)
         parts = []
         with parameters.precision_scope(dtype):
             params = parameters.GMMParams(*(jnp.asarray(leaf) for leaf in params))
@@ -382,7 +388,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 result = engine.predict_blocks(
                     blocks.to_device(blocks.to_blocks(chunk, block_size, n_blocks, offset=centre)),
                     params,
-                    covariance_type=self.covariance_type,
+                    covariance_type=covariance_type,
                     output=output,
                     form=form,
                 )
@@ -436,7 +442,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # --------------------------------------------------------- model choice
 
     def _n_parameters(self) -> int:
-        return gaussian.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+        return gaussian.n_parameters(self._structure_name(), self.n_components, self.n_features_in_)
 
     def _total_log_likelihood(self, X, sample_weight):
         log_prob = self.score_samples(X)

@@ -193,6 +193,7 @@ def partial_fit_batch(
         max_iter=1, n_init=1, init_params=init_params, dtype=dtype,
     )
     dtype, tol, reg_covar = settings.dtype, settings.tol, settings.reg_covar
+    covariance_type = settings.covariance_type
     resume = state is not None and fitted is not None and state.means is fitted.means
     X = v.check_array(X, dtype, min_samples=1 if fitted is not None else 2)
     # Scaled per batch: a batch's statistics are taken per unit of its weight.

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bayesgmm import _validation as v
+from bayesgmm import structures
 from bayesgmm.mixture.blocks import process_max
 
 # The iteration counter of the jitted loop is an int32.
@@ -54,7 +55,9 @@ def check_settings(
     if np.ndim(n_components) == 0:
         n_components = [n_components]
     sizes = [v.check_int("n_components", value, 1) for value in n_components]
-    v.check_choice("covariance_type", covariance_type, v.COVARIANCE_TYPES)
+    v.check_choice("covariance_type", covariance_type, structures.NAMES)
+    # The engine sees the entry's own name: 'VVV' and 'full' share programs.
+    covariance_type = structures.get(covariance_type).name
     v.check_choice("init_params", init_params, v.INIT_PARAMS)
     settings = Settings(
         covariance_type,

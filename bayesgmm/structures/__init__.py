@@ -118,7 +118,7 @@ from bayesgmm.structures._math import (
 )
 
 __all__ = [
-    "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "SITE_KINDS", "STRUCTURES",
+    "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "NAMES", "SITE_KINDS", "STRUCTURES",
     "CovarianceStructure", "Site", "get", "n_parameters", "packed_index",
 ]
 
@@ -463,6 +463,14 @@ _SPHERICAL = CovarianceStructure(
 STRUCTURES = types.MappingProxyType({entry.name: entry for entry in (_FULL, _TIED, _DIAG, _SPHERICAL)})
 """Every structure by name, in a fixed order ('full', 'tied', 'diag', 'spherical'); read-only."""
 
+ALIASES = types.MappingProxyType({"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"})
+"""mclust's names of scikit-learn's four structures (Celeux and Govaert's
+lambda D A D^T: V varying, E equal, I identity, for volume, shape and
+orientation): the same entries, the same fits."""
+
+NAMES = tuple(STRUCTURES) + tuple(ALIASES)
+"""Every name :func:`get` accepts."""
+
 
 def get(name) -> CovarianceStructure:
     """The table entry of a covariance type.
@@ -470,8 +478,9 @@ def get(name) -> CovarianceStructure:
     Parameters
     ----------
     name : str or CovarianceStructure
-        One of ``STRUCTURES``; an entry is returned as it is, so that callers
-        may accept either.
+        One of :data:`NAMES` (an mclust name of :data:`ALIASES` gives the
+        entry it names); an entry is returned as it is, so that callers may
+        accept either.
 
     Returns
     -------
@@ -484,11 +493,11 @@ def get(name) -> CovarianceStructure:
     """
     if isinstance(name, CovarianceStructure):
         return name
-    if isinstance(name, str) and name in STRUCTURES:
-        return STRUCTURES[name]
+    if isinstance(name, str) and ALIASES.get(name, name) in STRUCTURES:
+        return STRUCTURES[ALIASES.get(name, name)]
     raise ValueError(
         f"Invalid value for 'covariance_type': {name!r}. It must be one of "
-        f"{', '.join(repr(choice) for choice in STRUCTURES)}."
+        f"{', '.join(repr(choice) for choice in NAMES)}."
     )
 
 

@@ -11,12 +11,31 @@ from bayesgmm.bayes.comparison import NOISE_DSE, compare, simplest_within_noise
 from bayesgmm.datasets import document_data
 
 
-def test_two_blobs_keep_two_components_and_the_models_are_fitted():
+SETTINGS = dict(num_warmup=150, num_samples=100, num_chains=1, random_state=0, progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def result():
     X = document_data(n_samples=100)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = compare(X, (1, 2), "spherical", num_warmup=150, num_samples=100, num_chains=1,
-                         random_state=0, progress_bar=False)
+        return compare(X, (1, 2), "spherical", **SETTINGS)
+
+
+def test_mclust_name_gives_the_same_posterior(result):
+    X = document_data(n_samples=100)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alias = compare(X, (2,), "VII", **SETTINGS)
+    assert alias.models["K=2"].covariance_type == "VII"
+    np.testing.assert_array_equal(
+        alias.models["K=2"].inference_data_.posterior["means"],
+        result.models["K=2"].inference_data_.posterior["means"],
+    )
+    assert alias.n_parameters["K=2"] == result.n_parameters["K=2"]
+
+
+def test_two_blobs_keep_two_components_and_the_models_are_fitted(result):
     assert sorted(result.table.index) == ["K=1", "K=2"]
     assert result.best == result.chosen == "K=2"
     assert result.table.loc["K=1", "elpd_diff"] > 2 * NOISE_DSE * result.table.loc["K=1", "dse"]
