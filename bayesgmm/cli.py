@@ -42,6 +42,10 @@ from bayesgmm._version import __version__
 __all__ = ["main", "build_parser"]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# mclust's fourteen (bayesgmm.structures.MCLUST_NAMES; this module does not import JAX).
+MCLUST_TYPES = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)
 METHODS = ("em", "mcmc")
 
 
@@ -63,12 +67,13 @@ def _positive_int(text: str) -> int:
 def _structure_list(text: str) -> list[str]:
     """``all`` or a comma-separated list of covariance types (choose-k's grid)."""
     if text == "all":
-        return list(COVARIANCE_TYPES)
+        return list(MCLUST_TYPES)
     names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in COVARIANCE_TYPES]
+    unknown = [name for name in names if name not in COVARIANCE_TYPES + MCLUST_TYPES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not 'all' or a comma-separated list of {', '.join(COVARIANCE_TYPES)}"
+            f"{text!r} is not 'all' or a comma-separated list of "
+            f"{', '.join(COVARIANCE_TYPES + MCLUST_TYPES)}"
         )
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"{text!r} names a covariance type twice")
@@ -131,12 +136,16 @@ def _add_model_arguments(parser, *, components: bool, grid: bool = False) -> Non
     if grid:
         parser.add_argument("--covariance-type", type=_structure_list, default=["full"],
                             metavar="TYPES",
-                            help="shapes of the component covariances to compare: 'all' or a "
-                                 f"comma-separated list of {', '.join(COVARIANCE_TYPES)} "
+                            help="shapes of the component covariances to compare: 'all' "
+                                 "(mclust's fourteen) or a comma-separated list of "
+                                 f"{', '.join(COVARIANCE_TYPES)} or mclust's names "
                                  "(EM only; MCMC compares one)")
     else:
-        parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
-                            help="shape of the component covariances")
+        parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES + MCLUST_TYPES,
+                            default="full", metavar="TYPE",
+                            help=f"shape of the component covariances: {', '.join(COVARIANCE_TYPES)}"
+                                 " or one of mclust's fourteen (EII ... VVV; MCMC: the first "
+                                 "four and VVV, EEE, VVI, VII)")
     parser.add_argument("--seed", type=_nonnegative_int, metavar="N", default=0,
                         help="random seed; the same seed gives the same fit")
     em = parser.add_argument_group("EM options")

@@ -29,7 +29,10 @@ def _random_covariances(rng, name, n_components=N_COMPONENTS, n_features=N_FEATU
 
 def test_table_is_read_only_and_in_a_fixed_order():
     assert isinstance(structures.STRUCTURES, types.MappingProxyType)
-    assert list(structures.STRUCTURES) == NAMES
+    assert list(structures.STRUCTURES_SKLEARN) == NAMES
+    # mclust's other ten follow, each an entry of one of the four representations.
+    assert list(structures.STRUCTURES) == NAMES + [
+        name for name in structures.MCLUST_NAMES if name not in structures.ALIASES]
     assert all(entry.name == name for name, entry in structures.STRUCTURES.items())
     with pytest.raises(TypeError):
         structures.STRUCTURES["other"] = structures.STRUCTURES["full"]

@@ -48,7 +48,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         'full': each component has its own covariance matrix; 'tied': all
         share one; 'diag': each has a diagonal covariance; 'spherical': each
         has a single variance. mclust's names of the same structures,
-        'VVV', 'EEE', 'VVI' and 'VII', give the same fits and attributes.
+        'VVV', 'EEE', 'VVI' and 'VII', give the same fits and attributes;
+        its ten others (Celeux and Govaert's ``lambda_k D_k A_k D_k^T``
+        with Equal or Variable volume, shape and orientation, or I the
+        identity: 'EII', 'EEI', 'VEI', 'EVI', 'VEE', 'EVE', 'VVE', 'EEV',
+        'VEV', 'EVV') are stored like 'spherical' (EII), 'diag' (xxI) or
+        'full' (the others).
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood.
     reg_covar : float, default=1e-6

@@ -50,8 +50,10 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     max_components : int, default=9
         Largest number of components tried (mclust's default ``G = 1:9``).
     covariance_type : 'all', str or list of str, default='all'
-        The structures tried: 'all' for every structure of
-        :data:`bayesgmm.structures.STRUCTURES`, one name, or a list of names.
+        The structures tried: 'all' for mclust's fourteen
+        (:data:`bayesgmm.structures.MCLUST_NAMES`, by mclust's names: 'VVV'
+        is 'full', 'EEE' 'tied', 'VVI' 'diag', 'VII' 'spherical'), one name,
+        or a list of names (each structure once).
     criterion : {'bic', 'icl', 'aic'}, default='bic'
         The criterion minimised (scikit-learn's sign: lower is better).
         ICL (:meth:`GaussianMixture.icl`) is BIC plus twice the entropy of
@@ -130,18 +132,18 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         """The covariance structures of the grid, validated."""
         value = self.covariance_type
         if isinstance(value, str):
-            names = list(structures.STRUCTURES) if value == "all" else [value]
+            names = list(structures.MCLUST_NAMES) if value == "all" else [value]
         elif isinstance(value, (list, tuple)) and len(value) > 0:
             names = list(value)
         else:
             raise v.InvalidParameterError(
                 f"Invalid value for 'covariance_type': {value!r}. It must be 'all', one of "
-                f"{', '.join(repr(name) for name in structures.STRUCTURES)}, or a non-empty "
+                f"{', '.join(repr(name) for name in structures.NAMES)}, or a non-empty "
                 "list of them."
             )
         for name in names:
-            v.check_choice("covariance_type", name, tuple(structures.STRUCTURES))
-        if len(set(names)) != len(names):
+            v.check_choice("covariance_type", name, structures.NAMES)
+        if len({structures.get(name).name for name in names}) != len(names):
             raise v.InvalidParameterError(
                 f"Invalid value for 'covariance_type': {value!r} names a structure twice."
             )

@@ -53,6 +53,7 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from bayesgmm.structures import _constrained as _constrained_math
 from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KINDS, Site
 from bayesgmm.structures._math import (
     LOG_2PI,
@@ -118,7 +119,8 @@ from bayesgmm.structures._math import (
 )
 
 __all__ = [
-    "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "NAMES", "SITE_KINDS", "STRUCTURES",
+    "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "MCLUST_NAMES", "NAMES", "SITE_KINDS",
+    "STRUCTURES", "STRUCTURES_SKLEARN",
     "CovarianceStructure", "Site", "get", "n_parameters", "packed_index",
 ]
 
@@ -460,8 +462,54 @@ _SPHERICAL = CovarianceStructure(
 )
 
 
-STRUCTURES = types.MappingProxyType({entry.name: entry for entry in (_FULL, _TIED, _DIAG, _SPHERICAL)})
-"""Every structure by name, in a fixed order ('full', 'tied', 'diag', 'spherical'); read-only."""
+def _mclust_entry(name: str, min_component_points) -> CovarianceStructure:
+    """One of mclust's other models: the entry of its representation with its own M-step and count.
+
+    Only the M-step and the count differ: the covariances are stored, used
+    and checked in the representation's shapes. The Bayesian sites are the
+    representation's, so the Bayesian half refuses these names (its priors
+    do not express the constraints).
+    """
+    representation, m_step_covariances = _constrained_math.M_STEPS[name]
+    return STRUCTURES_SKLEARN[representation]._replace(
+        name=name,
+        n_covariance_parameters=_constrained_math.N_COVARIANCE_PARAMETERS[name],
+        m_step_covariances=m_step_covariances,
+        min_component_points=min_component_points,
+    )
+
+
+STRUCTURES_SKLEARN = types.MappingProxyType({entry.name: entry for entry in (_FULL, _TIED, _DIAG, _SPHERICAL)})
+"""scikit-learn's four structures by name ('full', 'tied', 'diag', 'spherical'); read-only."""
+
+# A component's own volume or shape needs two points; an own full matrix
+# (EVV: a shape and an orientation from each component's scatter) D + 1; a
+# covariance shared by all components, one.
+_OWN_VARIANCES = lambda n_features: 2  # noqa: E731
+_CONSTRAINED = {
+    "EII": lambda n_features: 1,
+    "EEI": lambda n_features: 1,
+    "VEI": _OWN_VARIANCES,
+    "EVI": _OWN_VARIANCES,
+    "VEE": _OWN_VARIANCES,
+    "EVE": _OWN_VARIANCES,
+    "VVE": _OWN_VARIANCES,
+    "EEV": _OWN_VARIANCES,
+    "VEV": _OWN_VARIANCES,
+    "EVV": lambda n_features: n_features + 1,
+}
+
+STRUCTURES = types.MappingProxyType({
+    **STRUCTURES_SKLEARN,
+    **{name: _mclust_entry(name, points) for name, points in _CONSTRAINED.items()},
+})
+"""Every structure by name: scikit-learn's four, then mclust's ten others; read-only."""
+
+MCLUST_NAMES = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)
+"""mclust's fourteen models of ``Sigma_k = lambda_k D_k A_k D_k^T`` in its order
+(volume, shape, orientation: Equal, Variable, or I the identity)."""
 
 ALIASES = types.MappingProxyType({"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"})
 """mclust's names of scikit-learn's four structures (Celeux and Govaert's

@@ -47,5 +47,12 @@ def test_aliases_name_table_entries():
 
 def test_unknown_name_lists_every_name(X):
     with pytest.raises(ValueError, match="Invalid value for 'covariance_type': 'VVX'. It must be one of "
-                                         "'full', 'tied', 'diag', 'spherical', 'VVV', 'EEE'"):
+                                         "'full', 'tied', 'diag', 'spherical', 'EII', 'EEI'"):
         GaussianMixture(2, covariance_type="VVX").fit(X)
+
+
+def test_the_command_line_knows_the_table_names():
+    from bayesgmm import cli
+
+    assert cli.MCLUST_TYPES == structures.MCLUST_NAMES
+    assert set(cli.COVARIANCE_TYPES) | set(cli.MCLUST_TYPES) == set(structures.NAMES)
