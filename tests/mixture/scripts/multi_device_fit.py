@@ -21,23 +21,26 @@ assert jax.device_count() == 4, jax.devices()
 X, _ = make_blobs(n_samples=1001, centers=3, n_features=3, random_state=0)
 weights = np.random.default_rng(0).uniform(0.2, 2.0, size=len(X))
 report = {}
-for covariance_type in ("full", "tied", "diag", "spherical"):
+# The four representations, and one of mclust's structures with an iterative
+# M-step (pooled over the components of every device's rows).
+for covariance_type in ("full", "tied", "diag", "spherical", "VEV"):
     params = dict(n_components=3, covariance_type=covariance_type, random_state=0, tol=1e-9, max_iter=50)
     single = GaussianMixture(**params).fit(X, sample_weight=weights)
     sharded = GaussianMixture(**params, devices=4).fit(X, sample_weight=weights)
-    restarts = GaussianMixture(**params, n_init=3, devices=3)
-    restarts_single = GaussianMixture(**params, n_init=3)
     difference = max(
         float(np.max(np.abs(getattr(single, name) - getattr(sharded, name))))
         for name in ("weights_", "means_", "covariances_", "precisions_cholesky_")
     )
-    restart_difference = float(np.max(np.abs(restarts.fit(X).means_ - restarts_single.fit(X).means_)))
     report[covariance_type] = {
         "max_parameter_difference": difference,
         "lower_bound_difference": abs(single.lower_bound_ - sharded.lower_bound_),
         "same_n_iter": single.n_iter_ == sharded.n_iter_,
-        "restart_difference": restart_difference,
     }
+# Restarts over 3 of the 4 devices: the path is the same for every structure.
+params = dict(n_components=3, covariance_type="full", random_state=0, tol=1e-9, max_iter=50)
+restarts = GaussianMixture(**params, n_init=3, devices=3).fit(X)
+restarts_single = GaussianMixture(**params, n_init=3).fit(X)
+report["restart_difference"] = float(np.max(np.abs(restarts.means_ - restarts_single.means_)))
 
 # A fit redone in the direct form (a cluster collapsed onto duplicated rows far
 # from the rest) runs sharded too.
