@@ -51,6 +51,25 @@ def test_public_functions_have_type_hints(module):
     assert missing == []
 
 
+@pytest.mark.parametrize("name", ["GaussianMixture", "GaussianMixtureIC", "BayesianGaussianMixture"])
+def test_estimator_methods_have_type_hints(name):
+    import bayesgmm
+
+    cls = getattr(bayesgmm, name)
+    methods = [function for method, function in inspect.getmembers(cls, inspect.isfunction)
+               if not method.startswith("_") and function.__qualname__.startswith(name + ".")
+               and method not in ("get_params", "set_params")]
+    assert len(methods) >= 8
+    missing = [
+        f"{function.__name__}({parameter})"
+        for function in methods
+        for parameter, value in list(inspect.signature(function).parameters.items())[1:]
+        if value.annotation is inspect.Parameter.empty and value.kind != value.VAR_KEYWORD
+    ] + [f"{function.__name__} -> ?" for function in methods
+         if inspect.signature(function).return_annotation is inspect.Signature.empty]
+    assert missing == []
+
+
 def test_installed_wheel_carries_license_and_typing_marker():
     """The installed distribution, when it is a wheel built from a checkout (as in CI)."""
     # The copy in site-packages, not the egg-info that a build leaves in the checkout.

@@ -10,10 +10,14 @@ subsampling); the ArviZ side lives in :mod:`bayesgmm.bayes.diagnostics`.
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Self
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import NotFittedError
@@ -24,6 +28,10 @@ from bayesgmm import structures
 from bayesgmm.bayes import diagnostics, fitting, nuts, posterior, priors, svi
 from bayesgmm.bayes.priors import DEFAULT_LKJ_CONCENTRATION
 from bayesgmm.mixture import parameters
+
+if TYPE_CHECKING:
+    import arviz as az
+    import pandas as pd
 
 # persistence checks loaded priors with it under this name.
 _check_prior_vector = priors.check_prior_vector
@@ -336,7 +344,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
         """Sample the posterior of the mixture parameters given ``X``.
 
         Parameters
@@ -404,7 +412,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         with parameters.precision_scope(X.dtype):
             return function(X, self.posterior_params_, self._structure_name())
 
-    def predict_proba(self, X, return_std=False):
+    def predict_proba(
+        self, X: ArrayLike, return_std: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of each point's responsibilities.
 
         ``E[p(z_n = k | x_n, theta)]`` over the posterior of ``theta``; the
@@ -425,7 +435,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         mean, std = self._on_draws(posterior.responsibility_moments, X)
         return (mean, std) if return_std else mean
 
-    def predict_proba_draws(self, X):
+    def predict_proba_draws(self, X: ArrayLike) -> np.ndarray:
         """The responsibilities under every posterior draw.
 
         Returns
@@ -436,7 +446,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         return np.exp(self._on_draws(posterior.log_responsibilities, X))
 
-    def predict_proba_interval(self, X, prob=0.9):
+    def predict_proba_interval(self, X: ArrayLike, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Equal-tailed credible interval of each point's responsibilities.
 
         Parameters
@@ -457,7 +467,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
         return lower, upper
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The component of highest posterior mean responsibility for each point.
 
         Returns
@@ -466,7 +476,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         return np.argmax(self.predict_proba(X), axis=1)
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray:
         """Fit, then return the labels of ``X``.
 
         Returns
@@ -475,7 +486,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Log posterior predictive density of each point.
 
         ``log((1/S) sum_s p(x | theta_s))``, the log of the mixture density
@@ -489,7 +500,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         n_draws = log_likelihood.shape[0]
         return logsumexp(log_likelihood, axis=0) - np.log(n_draws)
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> float:
         """(Weighted) mean log posterior predictive density of ``X``.
 
         Returns
@@ -500,7 +511,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         return mean_log_predictive_density(self, X, sample_weight)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw points from the posterior predictive distribution.
 
         Each point takes a posterior draw at random, a component by that
@@ -524,7 +535,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             self._structure_name(),
         )
 
-    def sample_posterior_predictive(self, random_state=None):
+    def sample_posterior_predictive(
+        self, random_state: int | np.random.RandomState | None = None
+    ) -> az.InferenceData:
         """Add replicated data to ``inference_data_``, for posterior predictive checks.
 
         One replicated data set per posterior draw, of the size of the
@@ -564,7 +577,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             self.relabel_permutations_.shape[:2] + (n_samples, n_features)))
         return self.inference_data_
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model as a netCDF file that ``arviz.from_netcdf`` also reads.
 
         Load it back with :func:`bayesgmm.load`.
@@ -573,7 +586,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         write_bayesian(self, path)
 
-    def summary(self, var_names=("weights", "means", "covariances"), **kwargs):
+    def summary(
+        self, var_names: Sequence[str] = ("weights", "means", "covariances"), **kwargs: Any
+    ) -> pd.DataFrame:
         """ArviZ summary of the relabelled posterior.
 
         For an SVI fit (``inference='svi'``) the summary defaults to

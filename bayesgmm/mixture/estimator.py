@@ -6,10 +6,13 @@ half. It never imports NumPyro or ArviZ.
 
 from __future__ import annotations
 
+import os
 import warnings
+from typing import Self
 
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
@@ -178,7 +181,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
         """Estimate the parameters with EM.
 
         Parameters
@@ -233,7 +236,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray:
         """Fit, then return the labels of ``X`` (consistent with ``predict``).
 
         Returns
@@ -242,7 +246,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Update the model with one batch by stepwise online EM.
 
         For streams seen once (Cappé & Moulines 2009): the model keeps
@@ -402,7 +407,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # A writable array of the rows the caller gave (device buffers are read-only).
         return np.array(parts[0]) if len(parts) == 1 else np.concatenate(parts)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Log of the weighted sum of the component densities, per sample.
 
         Parameters
@@ -415,7 +420,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._predict_blocks(X, "log_prob_norm")
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> float:
         """(Weighted) mean log-likelihood of ``X``.
 
         Returns
@@ -426,7 +431,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         return mean_log_predictive_density(self, X, sample_weight)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Posterior probability of each component for each sample.
 
         Returns
@@ -435,7 +440,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._predict_blocks(X, "proba")
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable component of each sample.
 
         Returns
@@ -454,7 +459,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = v.check_sample_weight(sample_weight, log_prob.shape[0], log_prob.dtype)
         return float(np.sum(weights * log_prob)), float(np.sum(weights))
 
-    def bic(self, X, sample_weight=None):
+    def bic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Bayesian information criterion; lower is better.
 
         With ``sample_weight`` the log-likelihood is weighted and the sample
@@ -467,7 +472,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log_likelihood, n_effective = self._total_log_likelihood(X, sample_weight)
         return -2.0 * log_likelihood + self._n_parameters() * np.log(n_effective)
 
-    def aic(self, X, sample_weight=None):
+    def aic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Akaike information criterion; lower is better.
 
         Returns
@@ -477,7 +482,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
         return -2.0 * log_likelihood + 2.0 * self._n_parameters()
 
-    def icl(self, X, sample_weight=None):
+    def icl(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Integrated completed likelihood (Biernacki, Celeux and Govaert 2000); lower is better.
 
         BIC plus twice the entropy of the hard classification,
@@ -503,7 +508,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ---------------------------------------------------------- persistence
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model to ``path`` (.npz with JSON metadata, no pickle).
 
         Load it back with :func:`bayesgmm.load`.
@@ -514,7 +519,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------- sampling
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture (the same draws as scikit-learn).
 
         Parameters

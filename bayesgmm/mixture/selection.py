@@ -13,8 +13,10 @@ from a component with too few points for its covariance is reported in
 from __future__ import annotations
 
 import warnings
+from typing import Self
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
@@ -170,7 +172,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             devices=self.devices,
         )
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
         """Fit every candidate and keep the best sound one.
 
         Parameters
@@ -294,35 +296,35 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "best_estimator_")
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Labels of ``X`` under the chosen fit; see :meth:`GaussianMixture.predict`."""
         return self._best().predict(X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Responsibilities under the chosen fit; see :meth:`GaussianMixture.predict_proba`."""
         return self._best().predict_proba(X)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Log-density of each sample under the chosen fit."""
         return self._best().score_samples(X)
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> float:
         """(Weighted) mean log-likelihood under the chosen fit."""
         return self._best().score(X, sample_weight=sample_weight)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draws from the chosen fit; see :meth:`GaussianMixture.sample`."""
         return self._best().sample(n_samples)
 
-    def bic(self, X, sample_weight=None):
+    def bic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """BIC of the chosen fit on ``X``."""
         return self._best().bic(X, sample_weight)
 
-    def aic(self, X, sample_weight=None):
+    def aic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """AIC of the chosen fit on ``X``."""
         return self._best().aic(X, sample_weight)
 
-    def icl(self, X, sample_weight=None):
+    def icl(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """ICL of the chosen fit on ``X``."""
         return self._best().icl(X, sample_weight)
 
