@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import (
 # scikit-learn's names and mclust's names of the same four structures
 # (bayesgmm.structures.NAMES; this module does not import JAX).
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical", "VVV", "EEE", "VVI", "VII")
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
 DTYPES = ("float64", "float32")
 
 

@@ -17,6 +17,7 @@ MODULES = {
     "bayesgmm.mixture.streaming": 1,
     "bayesgmm.mixture.online": 1,
     "bayesgmm.mixture.selection": 1,
+    "bayesgmm.mixture.hierarchical": 1,
     "bayesgmm.structures": 1,
     "bayesgmm.datasets": 1,
     "bayesgmm.metrics": 4,

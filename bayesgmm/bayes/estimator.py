@@ -305,6 +305,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """Validate the constructor arguments (before any data is looked at)."""
         dtype = v.check_dtype(self.dtype)
         v.check_int("n_components", self.n_components, 1)
+        if self.covariance_type in structures.NAMES and self.covariance_type not in v.COVARIANCE_TYPES:
+            raise v.InvalidParameterError(
+                f"Invalid value for 'covariance_type': {self.covariance_type!r} is one of mclust's "
+                "constrained structures, which GaussianMixture fits; the Bayesian model's priors "
+                f"cover {', '.join(repr(name) for name in v.COVARIANCE_TYPES)}."
+            )
         v.check_choice("covariance_type", self.covariance_type, v.COVARIANCE_TYPES)
         v.check_nonnegative_float("weight_concentration", self.weight_concentration, strict=True)
         v.check_nonnegative_float("lkj_concentration", self.lkj_concentration, strict=True)

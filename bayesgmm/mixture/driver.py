@@ -41,7 +41,12 @@ from bayesgmm.mixture.engine import (
     wants_progress_bar,
 )
 from bayesgmm.mixture.forms import DIRECT, EXPANDED
-from bayesgmm.mixture.initialisation import initial_params, initial_responsibilities
+from bayesgmm.mixture.initialisation import (
+    copy_random_state,
+    hierarchical_start,
+    initial_params,
+    initial_responsibilities,
+)
 from bayesgmm.mixture.parameters import (
     EMResult,
     EMState,
@@ -378,7 +383,7 @@ def fit_candidates(
         def attempt(indices, form, states):
             """Best (state, failed) per size, and each size's random state before its draws."""
             if warm_start is not None or data.shared_start is not None:
-                before = [_copy_random_state(states[0])]
+                before = [copy_random_state(states[0])]
                 starts = _given_start(data, problem, sizes[0], warm_start, states[0])
                 return [_best(data.run(*starts, form, reporter))], before
             return _fresh_candidates(
@@ -424,14 +429,6 @@ def fit_candidates(
         return results
     finally:
         reporter.close()
-
-
-def _copy_random_state(random_state: np.random.RandomState) -> np.random.RandomState:
-    """An independent RandomState at the same point of its stream (faster than
-    ``copy.deepcopy``, which is a noticeable share of a small fit)."""
-    copied = np.random.RandomState(0)
-    copied.set_state(random_state.get_state())
-    return copied
 
 
 def _best(states: EMState):
@@ -507,17 +504,21 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
     n_init = settings.n_init if needs_responsibilities(given) else 1
     candidates = [(group, restart) for group in range(len(sizes)) for restart in range(n_init)]
     finals, failures = [[] for _ in sizes], [False] * len(sizes)
+    # One tree serves every size (and every restart: the start is deterministic).
+    tree_cuts = None
+    if settings.init_params == "hierarchical" and needs_responsibilities(given):
+        tree_cuts = hierarchical_start(data.rows, data.row_weights, sizes, random_states[0])
     before = [None] * len(sizes)
     for batch_start in range(0, len(candidates), data.batch_size):
         batch = candidates[batch_start : batch_start + data.batch_size]
         resp = []
         for group, restart in batch:
             if restart == 0:
-                before[group] = _copy_random_state(random_states[group])
+                before[group] = copy_random_state(random_states[group])
             if problem.verbose:
                 print(f"Initialization {restart}", flush=True)
             if needs_responsibilities(given):
-                drawn = initial_responsibilities(
+                drawn = tree_cuts[sizes[group]] if tree_cuts is not None else initial_responsibilities(
                     data.rows, data.row_weights, sizes[group], settings.init_params,
                     random_states[group],
                 )

@@ -67,8 +67,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best is kept. Restarts run batched on
         the device.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are drawn (as in scikit-learn).
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hierarchical'}, default='kmeans'
+        How the initial responsibilities are drawn (as in scikit-learn), or
+        'hierarchical': mclust's model-based hierarchical agglomeration
+        (VVV, on mclust's SVD-transformed variables, on a random subset of
+        2,000 rows for larger data) cut at ``n_components`` clusters, the
+        start R's ``mclustBIC`` uses; deterministic, so restarts repeat it
+        (:func:`bayesgmm.mixture.initialisation.hierarchical_start`).
     weights_init : array-like of shape (n_components,), default=None
     means_init : array-like of shape (n_components, n_features), default=None
     precisions_init : array-like, default=None

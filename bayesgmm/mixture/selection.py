@@ -60,7 +60,17 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         The criterion minimised (scikit-learn's sign: lower is better).
         ICL (:meth:`GaussianMixture.icl`) is BIC plus twice the entropy of
         the classification: it prefers well-separated clusters.
-    tol, reg_covar, max_iter, n_init, init_params, random_state, dtype, devices
+    init_params : str or sequence of str, default=('hierarchical', 'kmeans')
+        The starts tried in every cell, each a value of
+        :class:`~bayesgmm.GaussianMixture`'s ``init_params``; each cell keeps
+        the fit of highest likelihood among its sound ones (mclust's
+        hierarchical start finds better optima where k-means starts fail, on
+        elongated or nested clusters, and the reverse happens too).
+        ``n_init`` restarts apply to the random starts; the hierarchical
+        start is deterministic and runs once (on data above 2,000 rows, on a
+        random subset: see
+        :func:`bayesgmm.mixture.initialisation.hierarchical_start`).
+    tol, reg_covar, max_iter, n_init, random_state, dtype, devices
         As in :class:`~bayesgmm.GaussianMixture`, for every candidate.
     verbose : int, default=0
         0: silent; 1: one line per structure.
@@ -79,6 +89,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         ``param_n_components``, ``param_covariance_type``, ``params`` (a list
         of dicts), ``bic``, ``icl``, ``aic``, ``log_likelihood`` (the total,
         weighted), ``n_parameters``, ``converged``, ``n_iter``,
+        ``init_params`` (the start of the fit kept),
         ``degenerate``, ``degenerate_reason`` ('' for a sound fit) and
         ``rank`` (1 for the chosen fit; degenerate candidates rank after
         every sound one). Criteria are NaN where the fit failed.
@@ -108,7 +119,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         reg_covar=1e-6,
         max_iter=100,
         n_init=1,
-        init_params="kmeans",
+        init_params=("hierarchical", "kmeans"),
         random_state=None,
         dtype=None,
         devices=None,
@@ -161,15 +172,31 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         v.check_choice("criterion", self.criterion, CRITERIA)
         v.check_int("verbose", self.verbose, 0)
+        self._starts()
         return self._structures()
 
-    def _candidate(self, n_components: int, covariance_type: str) -> GaussianMixture:
-        """An unfitted ``GaussianMixture`` with this grid's settings."""
+    def _starts(self) -> list[str]:
+        """The values of ``init_params`` tried, validated."""
+        value = self.init_params
+        starts = [value] if isinstance(value, str) else list(value) if isinstance(
+            value, (list, tuple)) else None
+        if not starts or len(set(starts)) != len(starts):
+            raise v.InvalidParameterError(
+                f"Invalid value for 'init_params': {value!r}. It must be one of "
+                f"{', '.join(repr(choice) for choice in v.INIT_PARAMS)} or a non-empty list of "
+                "them, each once."
+            )
+        for start in starts:
+            v.check_choice("init_params", start, v.INIT_PARAMS)
+        return starts
+
+    def _candidate(self, n_components: int, covariance_type: str, start: str) -> GaussianMixture:
+        """An unfitted ``GaussianMixture`` with this grid's settings and one start."""
         return GaussianMixture(
             n_components=n_components, covariance_type=covariance_type, tol=self.tol,
-            reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
-            init_params=self.init_params, random_state=self.random_state, dtype=self.dtype,
-            devices=self.devices,
+            reg_covar=self.reg_covar, max_iter=self.max_iter,
+            n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
+            random_state=self.random_state, dtype=self.dtype, devices=self.devices,
         )
 
     def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
@@ -203,22 +230,22 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 "lower it."
             )
         sizes = list(range(self.min_components, self.max_components + 1))
+        starts = self._starts()
         # Settings of the candidates are checked once, before any fit.
         for name in names:
-            self._candidate(sizes[-1], name)._check_fit_parameters()
+            self._candidate(sizes[-1], name, starts[0])._check_fit_parameters()
         weights = v.check_sample_weight(sample_weight, n_samples, dtype)
         rows = []
         for name in names:
             if self.verbose:
                 print(f"GaussianMixtureIC: {name}, {len(sizes)} numbers of components")
-            results = driver.fit_sweep(
-                X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
-                reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
-                init_params=self.init_params, random_state=self.random_state, dtype=dtype,
-                devices=self.devices,
-            )
-            for size, result in zip(sizes, results):
-                rows.append(self._evaluate(X, weights, sample_weight, size, name, result))
+            cells = [[] for _ in sizes]
+            for start in starts:
+                results = self._sweep(X, sample_weight, sizes, name, start, dtype,
+                                      others=len(starts) > 1)
+                for cell, size, result in zip(cells, sizes, results or []):
+                    cell.append(self._evaluate(X, weights, size, name, start, result))
+            rows.extend(_best_start(cell) for cell in cells)
         self.results_ = _results_table(rows, self.criterion)
         chosen = int(np.argmin(self.results_["rank"]))
         if self.results_["degenerate"][chosen]:
@@ -242,19 +269,39 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         return self
 
-    def _evaluate(self, X, weights, sample_weight, size, name, result) -> dict:
+    def _sweep(self, X, sample_weight, sizes, name, start, dtype, others: bool):
+        """Every size of one structure from one start (one batched run), or None.
+
+        None when the hierarchical start cannot be built for these data
+        (fewer distinct rows than components, no more rows than features)
+        and other starts remain: a warning says why.
+        """
+        try:
+            return driver.fit_sweep(
+                X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
+                reg_covar=self.reg_covar, max_iter=self.max_iter,
+                n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
+                random_state=self.random_state, dtype=dtype, devices=self.devices,
+            )
+        except ValueError as error:
+            if start != "hierarchical" or not others:
+                raise
+            warnings.warn(f"The hierarchical start was skipped: {error}", UserWarning, stacklevel=4)
+            return None
+
+    def _evaluate(self, X, weights, size, name, start, result) -> dict:
         """One row of ``results_`` (and its fitted model, or None where the fit failed)."""
         n_parameters = structures.n_parameters(name, size, X.shape[1])
         row = dict(
             n_components=size, covariance_type=name, n_parameters=n_parameters,
-            converged=bool(result.converged), n_iter=int(result.n_iter),
+            converged=bool(result.converged), n_iter=int(result.n_iter), init_params=start,
         )
         if result.failed:
             return dict(
                 row, model=None, bic=np.nan, icl=np.nan, aic=np.nan, log_likelihood=np.nan,
                 reason="a covariance became singular: increase reg_covar",
             )
-        model = self._candidate(size, name)
+        model = self._candidate(size, name, start)
         model._set_result(result)
         log_prob = model.score_samples(X)
         resp = model.predict_proba(X)
@@ -376,6 +423,12 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
     return ""
 
 
+def _best_start(cell: list[dict]) -> dict:
+    """The row a cell keeps among its starts: sound fits first, then the highest likelihood."""
+    return min(cell, key=lambda row: (row["reason"] != "", -np.nan_to_num(row["log_likelihood"],
+                                                                        nan=-np.inf)))
+
+
 def _results_table(rows: list[dict], criterion: str) -> dict:
     """``results_`` from the candidates' rows, with ranks by ``criterion`` (sound fits first)."""
     degenerate = np.array([row["reason"] != "" for row in rows])
@@ -398,6 +451,7 @@ def _results_table(rows: list[dict], criterion: str) -> dict:
         "n_parameters": np.array([row["n_parameters"] for row in rows], dtype=np.int64),
         "converged": np.array([row["converged"] for row in rows], dtype=bool),
         "n_iter": np.array([row["n_iter"] for row in rows], dtype=np.int64),
+        "init_params": np.array([row["init_params"] for row in rows], dtype=object),
         "degenerate": degenerate,
         "degenerate_reason": np.array([row["reason"] for row in rows], dtype=object),
         "rank": rank,

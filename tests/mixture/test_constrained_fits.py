@@ -126,5 +126,6 @@ def test_streamed_and_float32_fits_of_an_iterative_structure():
 def test_bayesian_half_refuses_the_constrained_structures():
     from bayesgmm import BayesianGaussianMixture
 
-    with pytest.raises(ValueError, match="Invalid value for 'covariance_type': 'VEV'"):
+    with pytest.raises(ValueError, match="Invalid value for 'covariance_type': 'VEV' is one of mclust's "
+                                         "constrained structures, which GaussianMixture fits"):
         BayesianGaussianMixture(2, covariance_type="VEV").fit(np.zeros((10, 2)))

@@ -266,3 +266,50 @@ def test_merge_tree_and_labels_errors():
         labels_for_sizes(np.zeros((3, 3), dtype=int), [1])
     with pytest.raises(ValueError, match="outside 0 <= a < b < n_samples"):
         labels_for_sizes(np.array([[1, 0], [0, 2]]), [1])
+
+
+# -- The start in GaussianMixture (init_params="hierarchical") -----------------
+
+
+def _initial_means(X, labels, n_components):
+    return np.array([X[labels == k].mean(axis=0) for k in range(n_components)])
+
+
+def test_gaussian_mixture_starts_from_the_cut_tree():
+    import warnings
+
+    from bayesgmm import GaussianMixture
+
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(0, 1, (80, 2)), rng.normal(6, 1, (60, 2)), rng.normal([0, 8], 1, (50, 2))])
+    labels = hierarchical_labels(X, [3]).labels[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=0: no EM step, "not converged"
+        model = GaussianMixture(3, init_params="hierarchical", max_iter=0).fit(X)
+    np.testing.assert_allclose(model.means_, _initial_means(X, labels, 3), rtol=1e-12)
+    # Rows of zero weight take no part in the tree or the initial M-step.
+    weights = np.ones(len(X))
+    weights[::7] = 0.0
+    kept = weights > 0
+    labels = hierarchical_labels(X[kept], [3]).labels[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = GaussianMixture(3, init_params="hierarchical", max_iter=0).fit(X, sample_weight=weights)
+    np.testing.assert_allclose(weighted.means_, _initial_means(X[kept], labels, 3), rtol=1e-12)
+
+
+def test_gaussian_mixture_builds_the_tree_on_a_subset_of_large_data():
+    import warnings
+
+    from bayesgmm import GaussianMixture
+    from bayesgmm.mixture.hierarchical import MCLUST_SUBSET
+
+    rng = np.random.default_rng(4)
+    X = np.vstack([rng.normal(0, 1, (1500, 2)), rng.normal(7, 1, (1200, 2))])
+    assert len(X) > MCLUST_SUBSET
+    start = hierarchical_labels(X, [2], random_state=np.random.RandomState(0))
+    assert len(start.rows) == MCLUST_SUBSET
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixture(2, init_params="hierarchical", max_iter=0, random_state=0).fit(X)
+    np.testing.assert_allclose(model.means_, _initial_means(X[start.rows], start.labels[2], 2), rtol=1e-12)

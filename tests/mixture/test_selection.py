@@ -56,7 +56,9 @@ def test_each_candidate_is_the_gaussian_mixture_fit(blobs, fitted):
     for index in (1, 2, 8):
         n_components = int(results["param_n_components"][index])
         covariance_type = results["param_covariance_type"][index]
-        single = GaussianMixture(n_components, covariance_type=covariance_type, **SETTINGS).fit(X)
+        start = results["init_params"][index]
+        single = GaussianMixture(n_components, covariance_type=covariance_type, init_params=start,
+                                 **SETTINGS).fit(X)
         assert results["n_iter"][index] == single.n_iter_
         np.testing.assert_allclose(results["bic"][index], single.bic(X), rtol=1e-12)
         np.testing.assert_allclose(results["aic"][index], single.aic(X), rtol=1e-12)
@@ -64,7 +66,8 @@ def test_each_candidate_is_the_gaussian_mixture_fit(blobs, fitted):
         np.testing.assert_allclose(
             results["log_likelihood"][index], np.sum(single.score_samples(X)), rtol=1e-12
         )
-    best = GaussianMixture(fitted.n_components_, covariance_type=fitted.covariance_type_, **SETTINGS)
+    best = GaussianMixture(fitted.n_components_, covariance_type=fitted.covariance_type_,
+                           init_params=fitted.best_estimator_.init_params, **SETTINGS)
     best.fit(X)
     np.testing.assert_allclose(fitted.best_estimator_.means_, best.means_, rtol=1e-12)
 
@@ -153,7 +156,8 @@ def test_sample_weight_enters_every_fit_and_criterion(blobs):
     X, _ = blobs
     weights = np.random.default_rng(1).uniform(0.2, 3.0, len(X))
     model = GaussianMixtureIC(2, 3, covariance_type="tied", **SETTINGS).fit(X, sample_weight=weights)
-    single = GaussianMixture(model.n_components_, covariance_type="tied", **SETTINGS)
+    single = GaussianMixture(model.n_components_, covariance_type="tied",
+                             init_params=model.best_estimator_.init_params, **SETTINGS)
     single.fit(X, sample_weight=weights)
     np.testing.assert_allclose(model.best_estimator_.means_, single.means_, rtol=1e-12)
     np.testing.assert_allclose(model.criterion_, single.bic(X, weights), rtol=1e-12)
@@ -164,6 +168,34 @@ def test_iris_agrees_with_mclust_where_both_reach_the_same_optimum():
     X = load_iris().data
     model = GaussianMixtureIC(2, 2, covariance_type="full", n_init=5, **SETTINGS).fit(X)
     np.testing.assert_allclose(-model.criterion_, -574.0178, atol=0.01)
+
+
+def test_each_cell_keeps_the_better_of_the_hierarchical_and_k_means_starts():
+    # Elongated, rotated clusters (scikit-learn's k-means assumptions example).
+    X, _ = make_blobs(n_samples=450, random_state=170)
+    X = X @ np.array([[0.6, -0.64], [-0.41, 0.85]])
+    kwargs = dict(min_components=1, max_components=5, covariance_type=["VVV", "EEV"], **SETTINGS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        both = GaussianMixtureIC(**kwargs).fit(X)
+        kmeans = GaussianMixtureIC(init_params="kmeans", **kwargs).fit(X)
+        tree = GaussianMixtureIC(init_params="hierarchical", **kwargs).fit(X)
+    assert set(both.results_["init_params"]) <= {"hierarchical", "kmeans"}
+    assert set(kmeans.results_["init_params"]) == {"kmeans"}
+    sound = ~both.results_["degenerate"]
+    best_single = np.maximum(kmeans.results_["log_likelihood"], tree.results_["log_likelihood"])
+    np.testing.assert_allclose(both.results_["log_likelihood"][sound], best_single[sound], rtol=1e-12)
+    # The start matters on these data: in some cell the two reach different optima.
+    assert np.max(np.abs(kmeans.results_["log_likelihood"] - tree.results_["log_likelihood"])) > 1.0
+    assert both.n_components_ == 3
+
+
+def test_hierarchical_start_reaches_mclusts_optimum_on_iris():
+    # mclust 6.0 mclustBIC(iris[, 1:4], G = 3, modelNames = "VVV"): -580.8399 (its tol is 1e-5).
+    X = load_iris().data
+    model = GaussianMixture(3, covariance_type="VVV", init_params="hierarchical", tol=1e-8,
+                            max_iter=1000).fit(X)
+    np.testing.assert_allclose(-model.bic(X), -580.8399, atol=0.01)
 
 
 def test_clone_and_params():
