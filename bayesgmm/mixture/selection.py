@@ -27,11 +27,14 @@ from bayesgmm.mixture.estimator import GaussianMixture
 
 CRITERIA = ("bic", "icl", "aic")
 
-# An eigenvalue of a covariance, less reg_covar, below this multiple of the
-# square root of the dtype's epsilon times its largest one: the covariance
-# collapsed onto a subspace (tied or collinear values) and only reg_covar
-# keeps it positive definite, so its likelihood grows as reg_covar shrinks.
-FLOOR_RELATIVE = 1.0
+# An eigenvalue of a covariance, less reg_covar, below this many epsilons of
+# the dtype times its largest one: the covariance collapsed onto a subspace
+# (tied or collinear values), where only reg_covar and rounding keep it
+# positive definite, so its likelihood grows as reg_covar shrinks. Rounding
+# leaves a collapsed direction a few hundred epsilons of the largest
+# variance; features of very different scales (a ratio of standard
+# deviations of 1e6) stay above it.
+FLOOR_RELATIVE = 1e3
 
 
 class GaussianMixtureIC(DensityMixin, BaseEstimator):
@@ -410,7 +413,7 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
         )
     matrices = structure.full_matrices(model.covariances_, n_components, n_features)
     eigenvalues = np.linalg.eigvalsh(np.asarray(matrices, dtype=np.float64))
-    resolution = np.sqrt(np.finfo(model.means_.dtype).eps)
+    resolution = np.finfo(model.means_.dtype).eps
     floor = eigenvalues - reg_covar <= FLOOR_RELATIVE * resolution * eigenvalues[:, -1:]
     collapsed = np.flatnonzero(floor.any(axis=1))
     if collapsed.size:
