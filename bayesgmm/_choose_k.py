@@ -17,12 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesgmm.bayes.comparison import (
-    NOISE_DSE,
-    components_of,
-    labelled_warnings,
-    simplest_within_noise,
-)
 from bayesgmm._commands import (
     CLIError,
     _echo,
@@ -32,7 +26,12 @@ from bayesgmm._commands import (
     _prepare_outputs,
     _read_table,
 )
-
+from bayesgmm.bayes.comparison import (
+    NOISE_DSE,
+    components_of,
+    labelled_warnings,
+    simplest_within_noise,
+)
 
 
 def _grid(args, X):
@@ -102,7 +101,7 @@ def command_choose_k(args) -> int:
             f"{X.shape[0]} data rows; lower it."
         )
     if args.method == "mcmc":
-        if len(args.covariance_type) != 1:
+        if args.covariance_type == "all" or len(args.covariance_type) != 1:
             raise CLIError("--method mcmc compares numbers of components of one covariance type; "
                            "give one --covariance-type.")
         args.covariance_type = args.covariance_type[0]
@@ -112,7 +111,7 @@ def command_choose_k(args) -> int:
     except ValueError as error:
         raise CLIError(f"{args.data}: {error}") from None
     results = choice.results_
-    several = len(args.covariance_type) > 1
+    several = args.covariance_type == "all" or len(args.covariance_type) > 1
     lines = (_criterion_table if several else _single_type_table)(choice, args.criterion)
     where = f"K = {choice.n_components_}" + (f", {choice.covariance_type_}" if several else "")
     lines.append(f"Chosen: {where} (lowest {args.criterion.upper()}, marked *)")

@@ -46,6 +46,7 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 MCLUST_TYPES = (
     "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
 )
+ONE_FEATURE_TYPES = ("E", "V")  # mclust's names for one feature
 METHODS = ("em", "mcmc")
 
 
@@ -64,12 +65,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _structure_list(text: str) -> list[str]:
-    """``all`` or a comma-separated list of covariance types (choose-k's grid)."""
+def _structure_list(text: str) -> list[str] | str:
+    """``all`` (kept as it is: mclust's grid for the data's dimension) or a list of covariance types."""
     if text == "all":
-        return list(MCLUST_TYPES)
+        return "all"
     names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in COVARIANCE_TYPES + MCLUST_TYPES]
+    unknown = [name for name in names
+               if name not in COVARIANCE_TYPES + MCLUST_TYPES + ONE_FEATURE_TYPES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not 'all' or a comma-separated list of "
@@ -141,7 +143,8 @@ def _add_model_arguments(parser, *, components: bool, grid: bool = False) -> Non
                                  f"{', '.join(COVARIANCE_TYPES)} or mclust's names "
                                  "(EM only; MCMC compares one)")
     else:
-        parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES + MCLUST_TYPES,
+        parser.add_argument("--covariance-type",
+                            choices=COVARIANCE_TYPES + MCLUST_TYPES + ONE_FEATURE_TYPES,
                             default="full", metavar="TYPE",
                             help=f"shape of the component covariances: {', '.join(COVARIANCE_TYPES)}"
                                  " or one of mclust's fourteen (EII ... VVV; MCMC: the first "

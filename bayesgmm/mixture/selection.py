@@ -57,8 +57,9 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     covariance_type : 'all', str or list of str, default='all'
         The structures tried: 'all' for mclust's fourteen
         (:data:`bayesgmm.structures.MCLUST_NAMES`, by mclust's names: 'VVV'
-        is 'full', 'EEE' 'tied', 'VVI' 'diag', 'VII' 'spherical'), one name,
-        or a list of names (each structure once).
+        is 'full', 'EEE' 'tied', 'VVI' 'diag', 'VII' 'spherical'), or for
+        one feature mclust's two, 'E' and 'V' (one variance, a variance per
+        component); one name, or a list of names (each structure once).
     criterion : {'bic', 'icl', 'aic'}, default='bic'
         The criterion minimised (scikit-learn's sign: lower is better).
         ICL (:meth:`GaussianMixture.icl`) is BIC plus twice the entropy of
@@ -144,11 +145,13 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def _structures(self) -> list[str]:
-        """The covariance structures of the grid, validated."""
+    def _structures(self, n_features: int | None = None) -> list[str]:
+        """The covariance structures of the grid, validated ('all': mclust's, for ``n_features``)."""
         value = self.covariance_type
         if isinstance(value, str):
-            names = list(structures.MCLUST_NAMES) if value == "all" else [value]
+            names = [value]
+            if value == "all":
+                names = ["E", "V"] if n_features == 1 else list(structures.MCLUST_NAMES)
         elif isinstance(value, (list, tuple)) and len(value) > 0:
             names = list(value)
         else:
@@ -233,6 +236,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 "lower it."
             )
         sizes = list(range(self.min_components, self.max_components + 1))
+        names = self._structures(X.shape[1])
         starts = self._starts()
         # Settings of the candidates are checked once, before any fit.
         for name in names:

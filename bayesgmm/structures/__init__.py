@@ -54,7 +54,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesgmm.structures import _constrained as _constrained_math
-from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KINDS, Site
 from bayesgmm.structures._math import (
     LOG_2PI,
     _coefficients_of,
@@ -117,6 +116,7 @@ from bayesgmm.structures._math import (
     _variance_sites_from_covariances,
     packed_index,
 )
+from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KINDS, Site
 
 __all__ = [
     "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "MCLUST_NAMES", "NAMES", "SITE_KINDS",
@@ -511,10 +511,13 @@ MCLUST_NAMES = (
 """mclust's fourteen models of ``Sigma_k = lambda_k D_k A_k D_k^T`` in its order
 (volume, shape, orientation: Equal, Variable, or I the identity)."""
 
-ALIASES = types.MappingProxyType({"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"})
+ALIASES = types.MappingProxyType({
+    "VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical", "E": "EII", "V": "spherical",
+})
 """mclust's names of scikit-learn's four structures (Celeux and Govaert's
 lambda D A D^T: V varying, E equal, I identity, for volume, shape and
-orientation): the same entries, the same fits."""
+orientation), and its names for one feature, 'E' (one variance) and 'V'
+(a variance per component): the same entries, the same fits."""
 
 NAMES = tuple(STRUCTURES) + tuple(ALIASES)
 """Every name :func:`get` accepts."""

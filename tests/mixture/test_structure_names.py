@@ -55,4 +55,5 @@ def test_the_command_line_knows_the_table_names():
     from bayesgmm import cli
 
     assert cli.MCLUST_TYPES == structures.MCLUST_NAMES
-    assert set(cli.COVARIANCE_TYPES) | set(cli.MCLUST_TYPES) == set(structures.NAMES)
+    assert set(cli.COVARIANCE_TYPES) | set(cli.MCLUST_TYPES) | set(cli.ONE_FEATURE_TYPES) == set(
+        structures.NAMES)
