@@ -110,6 +110,7 @@ def fit_sweep(
     verbose: int = 0,
     verbose_interval: int = 10,
     devices=None,
+    start_labels: dict | None = None,
 ) -> list[EMResult]:
     """Fit mixtures of several sizes, each with ``n_init`` restarts, in one compiled run.
 
@@ -145,6 +146,10 @@ def fit_sweep(
         (one run, no restarts).
     verbose, verbose_interval : int
         Progress printing as in scikit-learn.
+    start_labels : dict of int to ndarray of shape (n_samples,), optional
+        With ``init_params='hierarchical'``: the start of each size, as
+        :func:`~bayesgmm.mixture.initialisation.hierarchical_start` returns it
+        for these data, so that a grid over structures builds the tree once.
     devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh
         Shard the samples over these devices (see :func:`resolve_mesh`).
         Results equal the single-device fit up to rounding. With several
@@ -198,7 +203,7 @@ def fit_sweep(
     # Initialisation sees the data as given (scikit-learn's draws); EM runs on
     # data centred at their weighted mean, and the means are shifted back.
     centre = (totals[2:-1] / totals[-1]).astype(dtype)
-    problem = Problem(settings, centre, given, verbose, verbose_interval)
+    problem = Problem(settings, centre, given, verbose, verbose_interval, start_labels)
     with precision_scope(dtype):
         data = in_memory_pass(
             X, weights if sample_weight is not None else None, weights, problem, sizes, mesh,
@@ -311,6 +316,9 @@ class Problem(NamedTuple):
     given: dict  # weights_init, means_init (not centred), precisions_init: validated or None
     verbose: int
     verbose_interval: int
+    # size -> initial labels (n_rows,), -1 for none: the hierarchical start
+    # built once for a whole grid (GaussianMixtureIC); None: built per fit.
+    start_labels: dict | None = None
 
 
 class DataPass(NamedTuple):
@@ -505,8 +513,8 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
     candidates = [(group, restart) for group in range(len(sizes)) for restart in range(n_init)]
     finals, failures = [[] for _ in sizes], [False] * len(sizes)
     # One tree serves every size (and every restart: the start is deterministic).
-    tree_cuts = None
-    if settings.init_params == "hierarchical" and needs_responsibilities(given):
+    tree_cuts = problem.start_labels
+    if tree_cuts is None and settings.init_params == "hierarchical" and needs_responsibilities(given):
         tree_cuts = hierarchical_start(data.rows, data.row_weights, sizes, random_states[0])
     before = [None] * len(sizes)
     for batch_start in range(0, len(candidates), data.batch_size):

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bayesgmm import _validation as v
 from bayesgmm import structures
-from bayesgmm.mixture import driver
+from bayesgmm.mixture import driver, initialisation
 from bayesgmm.mixture.estimator import GaussianMixture
 
 CRITERIA = ("bic", "icl", "aic")
@@ -242,6 +242,12 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         for name in names:
             self._candidate(sizes[-1], name, starts[0])._check_fit_parameters()
         weights = v.check_sample_weight(sample_weight, n_samples, dtype)
+        # The hierarchical start does not depend on the structure: one tree for the grid.
+        cuts = None
+        if "hierarchical" in starts:
+            cuts = self._hierarchical_cuts(X, sample_weight, sizes, others=len(starts) > 1)
+            if cuts is None:
+                starts = [start for start in starts if start != "hierarchical"]
         rows = []
         for name in names:
             if self.verbose:
@@ -249,8 +255,8 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             cells = [[] for _ in sizes]
             for start in starts:
                 results = self._sweep(X, sample_weight, sizes, name, start, dtype,
-                                      others=len(starts) > 1)
-                for cell, size, result in zip(cells, sizes, results or []):
+                                      cuts if start == "hierarchical" else None)
+                for cell, size, result in zip(cells, sizes, results):
                     cell.append(self._evaluate(X, weights, size, name, start, result))
             rows.extend(_best_start(cell) for cell in cells)
         self.results_ = _results_table(rows, self.criterion)
@@ -276,25 +282,33 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         return self
 
-    def _sweep(self, X, sample_weight, sizes, name, start, dtype, others: bool):
-        """Every size of one structure from one start (one batched run), or None.
+    def _hierarchical_cuts(self, X, sample_weight, sizes, others: bool):
+        """The hierarchical start of every size, or None when it cannot be built and others remain.
 
-        None when the hierarchical start cannot be built for these data
-        (fewer distinct rows than components, no more rows than features)
-        and other starts remain: a warning says why.
+        It cannot be built on fewer distinct rows than components or on no
+        more rows than features; a warning then says why.
         """
+        from sklearn.utils import check_random_state
+
+        weights = None if sample_weight is None else v.check_sample_weight(
+            sample_weight, X.shape[0], X.dtype)
         try:
-            return driver.fit_sweep(
-                X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
-                reg_covar=self.reg_covar, max_iter=self.max_iter,
-                n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
-                random_state=self.random_state, dtype=dtype, devices=self.devices,
-            )
+            return initialisation.hierarchical_start(
+                X, weights, sizes, check_random_state(self.random_state))
         except ValueError as error:
-            if start != "hierarchical" or not others:
+            if not others:
                 raise
-            warnings.warn(f"The hierarchical start was skipped: {error}", UserWarning, stacklevel=4)
+            warnings.warn(f"The hierarchical start was skipped: {error}", UserWarning, stacklevel=3)
             return None
+
+    def _sweep(self, X, sample_weight, sizes, name, start, dtype, cuts):
+        """Every size of one structure from one start, in one batched run."""
+        return driver.fit_sweep(
+            X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
+            reg_covar=self.reg_covar, max_iter=self.max_iter,
+            n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
+            random_state=self.random_state, dtype=dtype, devices=self.devices, start_labels=cuts,
+        )
 
     def _evaluate(self, X, weights, size, name, start, result) -> dict:
         """One row of ``results_`` (and its fitted model, or None where the fit failed)."""

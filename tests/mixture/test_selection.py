@@ -241,3 +241,24 @@ def test_every_candidate_degenerate_raises():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             GaussianMixtureIC(1, 2, covariance_type="full", **SETTINGS).fit(X)
+
+
+def test_the_hierarchical_tree_is_built_once_for_the_grid(blobs, monkeypatch):
+    from bayesgmm.mixture import hierarchical
+
+    X, _ = blobs
+    calls = []
+    original = hierarchical.merge_tree
+    monkeypatch.setattr(hierarchical, "merge_tree", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = GaussianMixtureIC(1, 3, covariance_type=["VII", "EEE", "VVV"], **SETTINGS).fit(X)
+    assert len(calls) == 1
+    # The same start as a fit of one cell, which builds its own tree.
+    index = 5
+    single = GaussianMixture(int(model.results_["param_n_components"][index]),
+                             covariance_type=model.results_["param_covariance_type"][index],
+                             init_params="hierarchical", **SETTINGS).fit(X)
+    assert len(calls) == 2
+    # The cell kept the better of its starts, so at least this fit's likelihood.
+    assert model.results_["log_likelihood"][index] >= np.sum(single.score_samples(X)) - 1e-9
+    if model.results_["init_params"][index] == "hierarchical":
+        np.testing.assert_allclose(model.results_["bic"][index], single.bic(X), rtol=1e-12)
