@@ -146,10 +146,10 @@ def fit_sweep(
         (one run, no restarts).
     verbose, verbose_interval : int
         Progress printing as in scikit-learn.
-    start_labels : dict of int to ndarray of shape (n_samples,), optional
-        With ``init_params='hierarchical'``: the start of each size, as
-        :func:`~bayesgmm.mixture.initialisation.hierarchical_start` returns it
-        for these data, so that a grid over structures builds the tree once.
+    start_labels : dict of int to list of ndarray, optional
+        The initial labels of each size's restarts, drawn as this fit would
+        draw them (:func:`initial_start_labels`), so that a grid over
+        structures draws them once; they replace the draws.
     devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh
         Shard the samples over these devices (see :func:`resolve_mesh`).
         Results equal the single-device fit up to rounding. With several
@@ -215,6 +215,42 @@ def fit_sweep(
             data, problem, sizes, [check_random_state(random_state) for _ in sizes], warm_start,
             n_samples=int(totals[0]),
         )
+
+
+def initial_start_labels(X, sample_weight, sizes, *, n_init: int, init_params: str,
+                         random_state) -> dict:
+    """The initial labels :func:`fit_sweep` would draw for each size and restart.
+
+    They depend on the data, the sizes and the start, not on the covariance
+    structure: a grid over structures (``GaussianMixtureIC``) draws them once
+    and passes them to each structure's sweep as ``start_labels``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : array-like of shape (n_samples,) or None
+    sizes : list of int
+    n_init : int
+        Restarts per size (the hierarchical start has one).
+    init_params : str
+    random_state : None, int or numpy.random.RandomState
+        As :func:`fit_sweep` takes it.
+
+    Returns
+    -------
+    dict of int to list of ndarray
+        Per size, the restarts' labels (``(n_samples,)`` int32, -1 for none)
+        or dense responsibilities (``'random'``).
+    """
+    from sklearn.utils import check_random_state
+
+    weights = None if sample_weight is None else fit_sample_weight(sample_weight, X.shape[0], X.dtype)
+    states = [check_random_state(random_state) for _ in sizes]
+    if init_params == "hierarchical":
+        return {size: [labels] for size, labels in
+                hierarchical_start(X, weights, sizes, states[0]).items()}
+    return {size: [initial_responsibilities(X, weights, size, init_params, state)
+                   for _ in range(n_init)] for size, state in zip(sizes, states)}
 
 
 def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, multi_process) -> "DataPass":
@@ -316,8 +352,10 @@ class Problem(NamedTuple):
     given: dict  # weights_init, means_init (not centred), precisions_init: validated or None
     verbose: int
     verbose_interval: int
-    # size -> initial labels (n_rows,), -1 for none: the hierarchical start
-    # built once for a whole grid (GaussianMixtureIC); None: built per fit.
+    # size -> initial labels of each restart (a list of (n_rows,) int arrays,
+    # -1 for none, or dense (n_rows, size) responsibilities), drawn once for a
+    # whole grid (GaussianMixtureIC: they do not depend on the structure);
+    # None: drawn per fit.
     start_labels: dict | None = None
 
 
@@ -513,9 +551,10 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
     candidates = [(group, restart) for group in range(len(sizes)) for restart in range(n_init)]
     finals, failures = [[] for _ in sizes], [False] * len(sizes)
     # One tree serves every size (and every restart: the start is deterministic).
-    tree_cuts = problem.start_labels
-    if tree_cuts is None and settings.init_params == "hierarchical" and needs_responsibilities(given):
-        tree_cuts = hierarchical_start(data.rows, data.row_weights, sizes, random_states[0])
+    drawn_once = problem.start_labels
+    if drawn_once is None and settings.init_params == "hierarchical" and needs_responsibilities(given):
+        drawn_once = {size: [labels] for size, labels in hierarchical_start(
+            data.rows, data.row_weights, sizes, random_states[0]).items()}
     before = [None] * len(sizes)
     for batch_start in range(0, len(candidates), data.batch_size):
         batch = candidates[batch_start : batch_start + data.batch_size]
@@ -526,10 +565,14 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
             if problem.verbose:
                 print(f"Initialization {restart}", flush=True)
             if needs_responsibilities(given):
-                drawn = tree_cuts[sizes[group]] if tree_cuts is not None else initial_responsibilities(
-                    data.rows, data.row_weights, sizes[group], settings.init_params,
-                    random_states[group],
-                )
+                if drawn_once is not None:
+                    own = drawn_once[sizes[group]]
+                    drawn = own[restart % len(own)]
+                else:
+                    drawn = initial_responsibilities(
+                        data.rows, data.row_weights, sizes[group], settings.init_params,
+                        random_states[group],
+                    )
                 # Dense ('random') responsibilities are zero for inactive components.
                 resp.append(_padded(drawn, n_padded, 0.0, axis=1) if drawn.ndim == 2 else drawn)
         active = np.stack([active_components(sizes[group], n_padded) for group, _ in batch])

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bayesgmm import _validation as v
 from bayesgmm import structures
-from bayesgmm.mixture import driver, initialisation
+from bayesgmm.mixture import driver
 from bayesgmm.mixture.estimator import GaussianMixture
 
 CRITERIA = ("bic", "icl", "aic")
@@ -242,20 +242,17 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         for name in names:
             self._candidate(sizes[-1], name, starts[0])._check_fit_parameters()
         weights = v.check_sample_weight(sample_weight, n_samples, dtype)
-        # The hierarchical start does not depend on the structure: one tree for the grid.
-        cuts = None
-        if "hierarchical" in starts:
-            cuts = self._hierarchical_cuts(X, sample_weight, sizes, others=len(starts) > 1)
-            if cuts is None:
-                starts = [start for start in starts if start != "hierarchical"]
+        # The starts do not depend on the structure: drawn once for the grid.
+        labels = {start: self._start_labels(X, sample_weight, sizes, start, len(starts) > 1)
+                  for start in starts}
+        starts = [start for start in starts if labels[start] is not None]
         rows = []
         for name in names:
             if self.verbose:
                 print(f"GaussianMixtureIC: {name}, {len(sizes)} numbers of components")
             cells = [[] for _ in sizes]
             for start in starts:
-                results = self._sweep(X, sample_weight, sizes, name, start, dtype,
-                                      cuts if start == "hierarchical" else None)
+                results = self._sweep(X, sample_weight, sizes, name, start, dtype, labels[start])
                 for cell, size, result in zip(cells, sizes, results):
                     cell.append(self._evaluate(X, weights, size, name, start, result))
             rows.extend(_best_start(cell) for cell in cells)
@@ -282,32 +279,32 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         return self
 
-    def _hierarchical_cuts(self, X, sample_weight, sizes, others: bool):
-        """The hierarchical start of every size, or None when it cannot be built and others remain.
+    def _start_labels(self, X, sample_weight, sizes, start, others: bool):
+        """Every size's initial labels from one start, drawn once for the grid; None if impossible.
 
-        It cannot be built on fewer distinct rows than components or on no
-        more rows than features; a warning then says why.
+        The hierarchical start cannot be built on fewer distinct rows than
+        components or on no more rows than features: where other starts
+        remain, a warning says so and the start is skipped.
         """
-        from sklearn.utils import check_random_state
-
-        weights = None if sample_weight is None else v.check_sample_weight(
-            sample_weight, X.shape[0], X.dtype)
         try:
-            return initialisation.hierarchical_start(
-                X, weights, sizes, check_random_state(self.random_state))
+            return driver.initial_start_labels(
+                X, sample_weight, sizes, n_init=1 if start == "hierarchical" else self.n_init,
+                init_params=start, random_state=self.random_state,
+            )
         except ValueError as error:
-            if not others:
+            if start != "hierarchical" or not others:
                 raise
             warnings.warn(f"The hierarchical start was skipped: {error}", UserWarning, stacklevel=3)
             return None
 
-    def _sweep(self, X, sample_weight, sizes, name, start, dtype, cuts):
+    def _sweep(self, X, sample_weight, sizes, name, start, dtype, start_labels):
         """Every size of one structure from one start, in one batched run."""
         return driver.fit_sweep(
             X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
             reg_covar=self.reg_covar, max_iter=self.max_iter,
             n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
-            random_state=self.random_state, dtype=dtype, devices=self.devices, start_labels=cuts,
+            random_state=self.random_state, dtype=dtype, devices=self.devices,
+            start_labels=start_labels,
         )
 
     def _evaluate(self, X, weights, size, name, start, result) -> dict:
