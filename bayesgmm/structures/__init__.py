@@ -243,8 +243,9 @@ class CovarianceStructure(NamedTuple):
     min_component_points : callable ``(n_features) -> int``
         The effective number of points (summed responsibilities) a component
         needs to support the covariance parameters it does not share with
-        the others: ``D + 1`` for its own full matrix, 2 for its own
-        variances, 1 where the covariance is shared. A fit with a smaller
+        the others: ``D + 1`` for its own orientation (a scatter of ``D``
+        points or fewer has a null direction), 2 for its own variances
+        (volume or shape), 1 where the covariance is shared. A fit with a smaller
         component is degenerate in model choice: its likelihood comes from a
         covariance fitted to too few points.
     correlate_noise : callable ``(noise (..., D), labels (...), precisions_cholesky) -> (..., D)``
@@ -482,9 +483,11 @@ def _mclust_entry(name: str, min_component_points) -> CovarianceStructure:
 STRUCTURES_SKLEARN = types.MappingProxyType({entry.name: entry for entry in (_FULL, _TIED, _DIAG, _SPHERICAL)})
 """scikit-learn's four structures by name ('full', 'tied', 'diag', 'spherical'); read-only."""
 
-# A component's own volume or shape needs two points; an own full matrix
-# (EVV: a shape and an orientation from each component's scatter) D + 1; a
-# covariance shared by all components, one.
+# A component's own volume or shape needs two points; its own orientation
+# (EEV, VEV, EVV, VVV) D + 1: a scatter of D points or fewer has a null
+# direction, which the orientation turns onto the smallest axis of the
+# shape, however small the other components make it; a covariance shared by
+# all components, one.
 _OWN_VARIANCES = lambda n_features: 2  # noqa: E731
 _CONSTRAINED = {
     "EII": lambda n_features: 1,
@@ -494,8 +497,8 @@ _CONSTRAINED = {
     "VEE": _OWN_VARIANCES,
     "EVE": _OWN_VARIANCES,
     "VVE": _OWN_VARIANCES,
-    "EEV": _OWN_VARIANCES,
-    "VEV": _OWN_VARIANCES,
+    "EEV": lambda n_features: n_features + 1,
+    "VEV": lambda n_features: n_features + 1,
     "EVV": lambda n_features: n_features + 1,
 }
 

@@ -141,6 +141,24 @@ def test_degeneracy_of_a_component_with_too_few_points():
     )
 
 
+def test_own_orientations_need_more_points_than_features():
+    # Ten points of noise in 3-D: EEV with 3 components turns each small
+    # cluster's plane onto the shared shape's smallest axis (measured: BIC
+    # 0.4 against 80.8 for one component); each component has fewer than 4 points.
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixtureIC(1, 3, covariance_type=["EEV", "VEV"], **SETTINGS).fit(X)
+    results = model.results_
+    for index in np.flatnonzero(results["param_n_components"] == 3):
+        assert "fewer than the 4 its covariance needs" in results["degenerate_reason"][index]
+    assert model.n_components_ < 3
+    # Exactly two points per component are enough for their own variances.
+    two = GaussianMixture(2, covariance_type="VVI", random_state=0).fit(
+        np.array([[0.0, 0.0], [0.1, 0.3], [9.0, 9.0], [9.2, 9.1]]))
+    assert degeneracy(two, 4, 1e-6) == ""
+
+
 def test_feature_names_are_kept_and_checked(blobs):
     pd = pytest.importorskip("pandas")
     X, _ = blobs
