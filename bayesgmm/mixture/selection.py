@@ -24,6 +24,7 @@ from bayesgmm import _validation as v
 from bayesgmm import structures
 from bayesgmm.mixture import driver
 from bayesgmm.mixture.estimator import GaussianMixture
+from bayesgmm.mixture.settings import check_settings
 
 CRITERIA = ("bic", "icl", "aic")
 
@@ -173,7 +174,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         return names
 
-    def _check_parameters(self) -> list[str]:
+    def _check_parameters(self) -> None:
         v.check_int("min_components", self.min_components, 1)
         v.check_int("max_components", self.max_components, 1)
         if self.min_components > self.max_components:
@@ -184,7 +185,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         v.check_choice("criterion", self.criterion, CRITERIA)
         v.check_int("verbose", self.verbose, 0)
         self._starts()
-        return self._structures()
+        self._structures()
 
     def _starts(self) -> list[str]:
         """The values of ``init_params`` tried, validated."""
@@ -230,7 +231,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             On invalid settings or data (before any fit), on a grid larger
             than the data support, and when every candidate is degenerate.
         """
-        names = self._check_parameters()
+        self._check_parameters()
         v.check_feature_names(self, X, reset=True)
         dtype = v.data_dtype(self.dtype, X)
         X = v.check_array(X, dtype, min_samples=2, copy=False)
@@ -243,9 +244,13 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         sizes = list(range(self.min_components, self.max_components + 1))
         names = self._structures(X.shape[1])
         starts = self._starts()
-        # Settings of the candidates are checked once, before any fit.
+        # Every candidate's settings are checked before any start is drawn.
         for name in names:
             self._candidate(sizes[-1], name, starts[0])._check_fit_parameters()
+            for start in starts:
+                check_settings(sizes, covariance_type=name, tol=self.tol, reg_covar=self.reg_covar,
+                               max_iter=self.max_iter, n_init=self.n_init, init_params=start,
+                               dtype=dtype)
         weights = v.check_sample_weight(sample_weight, n_samples, dtype)
         # The starts do not depend on the structure: drawn once for the grid.
         labels = {start: self._start_labels(X, sample_weight, sizes, start, len(starts) > 1)
