@@ -343,5 +343,36 @@ def main(argv=None) -> int:
             return EXIT_ERROR
 
 
+def run() -> None:
+    """The console script: :func:`main`, then leave the process at once.
+
+    Once the command has written its files and its output, the process ends
+    with ``os._exit`` instead of the interpreter's shutdown: under load,
+    XLA's runtime can abort (``terminate called without an active
+    exception``, status -6) while the interpreter tears it down, after the
+    work is done, and a script that checks the status would see a failure.
+    Standard output and error are flushed first; every file the commands
+    write is closed before they return.
+    """
+    try:
+        status = main()
+    except SystemExit as exit_:  # argparse's status 2, --help's and --version's 0
+        status = exit_.code
+        if status is None:
+            status = 0
+        elif not isinstance(status, int):
+            print(status, file=sys.stderr)
+            status = 1
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    try:
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -64,8 +64,16 @@ def _read_labels(path):
 
 def test_console_script_is_declared():
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "bayesgmm"]
-    assert script.value == "bayesgmm.cli:main"
-    assert script.load() is cli.main
+    assert script.value == "bayesgmm.cli:run"
+    assert script.load() is cli.run
+
+
+def test_the_command_keeps_argparse_exit_statuses(tmp_path):
+    # run() leaves by os._exit: the status of a usage error and of --help
+    # must still be argparse's, and its message must reach standard error.
+    usage = _run("fit", "x.csv", "-k", "zero", cwd=tmp_path)
+    assert usage.returncode == 2 and "'zero' is not a whole number" in usage.stderr
+    assert _run("--version", cwd=tmp_path).returncode == 0
 
 
 def test_fit_predict_and_no_overwrite_end_to_end(points, tmp_path):
