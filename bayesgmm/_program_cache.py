@@ -10,8 +10,15 @@ maps (``vm.max_map_count``), and LLVM then crashes the process while it
 compiles the next program.
 
 Every jitted function of bayesgmm is registered here. Before each call, if
-together they hold ``MAX_PROGRAMS`` programs or more, the caches of the
-functions used least recently are dropped until at most half the bound is
+together they hold ``MAX_PROGRAMS`` programs or more, the process's memory
+maps are counted (``/proc/self/maps``): while they stay below
+``MAP_SHARE`` of the system's limit (``vm.max_map_count``) and fewer than
+``CEILING * MAX_PROGRAMS`` programs are held, everything is kept and the
+next look comes ``MAX_PROGRAMS // 2`` programs later, since dropping
+programs that a model-selection grid calls again (14 structures, each K a
+program of its own on large data) costs their compilation a second time.
+Otherwise, or where the maps cannot be counted, the caches of the functions
+used least recently are dropped until at most half of ``MAX_PROGRAMS`` is
 held (the next call of each recompiles; programs in use are kept alive by
 their callers). The function about to be called goes last, so a sweep that
 keeps calling the same few functions (EM over padded components compiles
@@ -27,16 +34,38 @@ import threading
 
 MAX_PROGRAMS = 96
 
+# Programs are kept past MAX_PROGRAMS while the process holds fewer than
+# this share of the system's memory maps, up to CEILING * MAX_PROGRAMS.
+MAP_SHARE = 0.25
+CEILING = 4
+
+_MAPS = "/proc/self/maps"
+_MAP_LIMIT = "/proc/sys/vm/max_map_count"
+
 # Registered jitted functions and the tick of their last call; the lock
 # keeps registration, calls and release consistent across threads.
 _LOCK = threading.RLock()
 _REGISTERED: list = []
 _LAST_USED: dict[int, int] = {}
 _CLOCK = itertools.count()
+# Programs allowed above MAX_PROGRAMS before the maps are counted again.
+_HEADROOM = [0]
 
 
 def _held() -> int:
     return sum(fn._cache_size() for fn in _REGISTERED)
+
+
+def _maps_have_room() -> bool:
+    """Whether the process holds fewer than ``MAP_SHARE`` of the system's memory maps."""
+    try:
+        with open(_MAP_LIMIT) as handle:
+            limit = int(handle.read())
+        with open(_MAPS) as handle:
+            in_use = sum(1 for _ in handle)
+    except (OSError, ValueError):
+        return False
+    return in_use < MAP_SHARE * limit
 
 
 def release_if_full(calling=None) -> None:
@@ -52,8 +81,12 @@ def release_if_full(calling=None) -> None:
         if calling is not None:
             _LAST_USED[id(calling)] = next(_CLOCK)
         held = _held()
-        if held < MAX_PROGRAMS:
+        if held < MAX_PROGRAMS + _HEADROOM[0]:
             return
+        if held < CEILING * MAX_PROGRAMS and _maps_have_room():
+            _HEADROOM[0] = held - MAX_PROGRAMS + MAX_PROGRAMS // 2
+            return
+        _HEADROOM[0] = 0
         oldest_first = sorted(_REGISTERED, key=lambda fn: _LAST_USED.get(id(fn), -1))
         for fn in oldest_first:
             if held <= MAX_PROGRAMS // 2:

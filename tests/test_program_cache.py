@@ -28,6 +28,7 @@ def test_programs_are_dropped_at_the_bound_and_fits_stay_the_same(monkeypatch):
     X = np.random.default_rng(0).normal(size=(300, 8))
     reference = GaussianMixture(2, random_state=0).fit(X[:, :3])
     monkeypatch.setattr(_program_cache, "MAX_PROGRAMS", 4)
+    monkeypatch.setattr(_program_cache, "MAP_SHARE", 0.0)  # as if the maps were short
     held = []
     for n_features in range(2, 9):
         GaussianMixture(2, random_state=0).fit(X[:, :n_features]).predict(X[:, :n_features])
@@ -45,6 +46,7 @@ def test_many_shapes_do_not_accumulate_memory_maps(monkeypatch):
     # About 180 maps per new shape without the bound: 300 shapes would pass
     # Linux's default limit of 65530 and crash the next compilation.
     monkeypatch.setattr(_program_cache, "MAX_PROGRAMS", 6)
+    monkeypatch.setattr(_program_cache, "MAP_SHARE", 0.0)
     X = np.random.default_rng(1).normal(size=(200, 12))
     GaussianMixture(2).fit(X[:, :2])
     start = _memory_maps()
@@ -77,9 +79,53 @@ def test_the_least_recently_used_functions_are_dropped_first(monkeypatch):
     monkeypatch.setattr(_program_cache, "_REGISTERED", [in_use, old, other])
     monkeypatch.setattr(_program_cache, "_LAST_USED", {})
     monkeypatch.setattr(_program_cache, "MAX_PROGRAMS", 10)
+    monkeypatch.setattr(_program_cache, "MAP_SHARE", 0.0)
+    monkeypatch.setattr(_program_cache, "_HEADROOM", [0])
     _program_cache.release_if_full(old)
     _program_cache.release_if_full(other)
     assert (old.n, other.n) == (6, 3)
     in_use.n = 4  # it compiled (a sweep's padded programs)
     _program_cache.release_if_full(in_use)  # 13 held: drop the oldest until at most 5
     assert (old.n, other.n, in_use.n) == (0, 0, 4)
+
+
+def _fake_registry(monkeypatch, *functions):
+    monkeypatch.setattr(_program_cache, "_REGISTERED", list(functions))
+    monkeypatch.setattr(_program_cache, "_LAST_USED", {})
+    monkeypatch.setattr(_program_cache, "_HEADROOM", [0])
+    monkeypatch.setattr(_program_cache, "MAX_PROGRAMS", 10)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux only")
+def test_programs_are_kept_while_the_memory_maps_have_room(monkeypatch):
+    # A model-selection grid calls its programs again: dropping them at
+    # MAX_PROGRAMS would compile them twice, so they stay while maps allow.
+    old, in_use = _FakeJitted(8), _FakeJitted(4)
+    _fake_registry(monkeypatch, old, in_use)
+    _program_cache.release_if_full(old)
+    _program_cache.release_if_full(in_use)  # 12 held, past MAX_PROGRAMS = 10
+    assert (old.n, in_use.n) == (8, 4)
+    assert _program_cache._HEADROOM[0] == 12 - 10 + 5  # next look 5 programs later
+    in_use.n = 16  # 24 held: still below CEILING * MAX_PROGRAMS = 40
+    _program_cache.release_if_full(in_use)
+    assert (old.n, in_use.n) == (8, 16)
+    in_use.n = 33  # 41 held: at the ceiling, drop until at most 5 are held
+    _program_cache.release_if_full(in_use)
+    assert (old.n, in_use.n) == (0, 0) and _program_cache._HEADROOM[0] == 0
+
+
+def test_programs_are_dropped_when_the_memory_maps_run_short(monkeypatch, tmp_path):
+    limit = tmp_path / "max_map_count"
+    limit.write_text("40\n")  # this process already holds more than a quarter of 40 maps
+    monkeypatch.setattr(_program_cache, "_MAP_LIMIT", str(limit))
+    old, in_use = _FakeJitted(8), _FakeJitted(0)
+    _fake_registry(monkeypatch, old, in_use)
+    _program_cache.release_if_full(old)
+    in_use.n = 4  # 12 held, past MAX_PROGRAMS = 10
+    _program_cache.release_if_full(in_use)
+    assert (old.n, in_use.n) == (0, 4)
+    # Where the maps cannot be counted (not Linux), the bound is MAX_PROGRAMS.
+    monkeypatch.setattr(_program_cache, "_MAP_LIMIT", str(tmp_path / "absent"))
+    old.n = 8
+    _program_cache.release_if_full(in_use)
+    assert (old.n, in_use.n) == (0, 4)
