@@ -12,6 +12,7 @@ from bayesgmm._version import __version__
 
 if TYPE_CHECKING:  # what type checkers see; at run time every name is imported on first use
     from bayesgmm import alignment, datasets, metrics
+    from bayesgmm._compilation_cache import enable_compilation_cache
     from bayesgmm.mixture.estimator import GaussianMixture
     from bayesgmm.mixture.selection import GaussianMixtureIC
 
@@ -30,6 +31,7 @@ _LAZY = {
     "load": ("bayesgmm.persistence", "load"),
     "save": ("bayesgmm.persistence", "save"),
     "distributed": ("bayesgmm.distributed", None),
+    "enable_compilation_cache": ("bayesgmm._compilation_cache", "enable_compilation_cache"),
 }
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "datasets",
     "metrics",
     "load",
+    "enable_compilation_cache",
     "__version__",
 ]
 

@@ -32,7 +32,13 @@ import functools
 import itertools
 import threading
 
+from bayesgmm._compilation_cache import enable_from_environment
+
 MAX_PROGRAMS = 96
+
+# Every jitted module of bayesgmm imports this one, so the environment's
+# cache directory is set before bayesgmm compiles its first program.
+enable_from_environment()
 
 # Programs are kept past MAX_PROGRAMS while the process holds fewer than
 # this share of the system's memory maps, up to CEILING * MAX_PROGRAMS.
