@@ -26,7 +26,7 @@ from bayesgmm import _program_cache, _progress, structures
 from bayesgmm.mixture import quadratic
 from bayesgmm.mixture.blocks import _axis_name, _over_mesh
 from bayesgmm.mixture.forms import EXPANDED, EStepForm, accumulate_statistics, normalise
-from bayesgmm.mixture.mstep import m_step
+from bayesgmm.mixture.mstep import m_step, prior_about
 from bayesgmm.mixture.parameters import EMState, GMMParams, SufficientStats
 from bayesgmm.mixture.rounding import all_finite
 
@@ -79,7 +79,7 @@ def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMSt
 
 def em_step(
     state: EMState, stats: SufficientStats, *, covariance_type: str, tol: float, reg_covar: float,
-    shift=None, active=None,
+    shift=None, active=None, prior=None,
 ) -> EMState:
     """One EM update of one restart from the statistics of its E-step.
 
@@ -88,9 +88,10 @@ def em_step(
     scikit-learn. Shared by the in-memory loop and the streaming fit.
     ``shift`` (n_components, n_features): the points the statistics' moments
     were taken about (:func:`centred_sums`), added back to the means.
-    ``active`` (n_components,): the active components (:func:`m_step`).
+    ``active`` (n_components,): the active components, ``prior`` the
+    candidate's PriorValues or None (:func:`m_step`).
     """
-    params = m_step(stats, reg_covar, covariance_type, active)
+    params = m_step(stats, reg_covar, covariance_type, active, prior_about(prior, shift))
     if shift is not None:
         params = params._replace(means=params.means + shift)
     lower_bound = stats.log_likelihood / stats.total_weight
@@ -165,7 +166,7 @@ FIRST_STRETCH = 16
 
 
 def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, active,
-            report_token=_progress.NO_REPORTER, *, max_iter: int, **settings) -> EMState:
+            report_token=_progress.NO_REPORTER, prior=None, *, max_iter: int, **settings) -> EMState:
     """Run EM for a batch of candidates to convergence, in interruptible stretches.
 
     Takes the arguments of :func:`run_em` with the initial ``params`` and
@@ -181,7 +182,7 @@ def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, act
     while True:
         stop = min(stop + stretch, max_iter)
         start = time.perf_counter()
-        states = run_em(X_blocks, weight_blocks, states, active, np.int32(stop), report_token,
+        states = run_em(X_blocks, weight_blocks, states, active, np.int32(stop), report_token, prior,
                         max_iter=max_iter, **settings)
         running = (
             (np.asarray(states.n_iter) < max_iter)
@@ -202,6 +203,7 @@ def _em_loop(
     active,
     stop_at,
     report_token,
+    prior,
     *,
     covariance_type: str,
     tol: float,
@@ -217,7 +219,7 @@ def _em_loop(
         )
         new_state = em_step(
             state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
-            shift=state.params.means if form.centred else None, active=active,
+            shift=state.params.means if form.centred else None, active=active, prior=prior,
         )
         if report:
             change = new_state.lower_bound - state.lower_bound
@@ -243,6 +245,7 @@ def _run_em(
     active,
     stop_at,
     report_token=_progress.NO_REPORTER,
+    prior=None,
     *,
     covariance_type: str,
     tol: float,
@@ -274,6 +277,10 @@ def _run_em(
     report_token : int or Array of shape ()
         The run's reporter (:func:`bayesgmm._progress.registered`), data
         rather than a static argument so that runs share the program.
+    prior : PriorValues, optional
+        Each candidate's conjugate prior (leaves with a leading axis
+        n_init, batched like ``active``): MAP-EM (:func:`m_step`). None, an
+        empty pytree, traces the maximum-likelihood program unchanged.
     covariance_type, tol, reg_covar, max_iter, report : static
         ``report`` sends every iteration's bound to the reporter of
         ``report_token`` on the host (verbose printing, progress bar).
@@ -306,10 +313,10 @@ def _run_em(
         axis_name=_axis_name(mesh),
         form=form,
     )
-    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, None, None))
-    return _over_mesh(batched, mesh, 2, 4)(
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, None, None, 0))
+    return _over_mesh(batched, mesh, 2, 5)(
         X_blocks, weight_blocks, states, active, jnp.asarray(stop_at, jnp.int32),
-        jnp.asarray(report_token, jnp.int32),
+        jnp.asarray(report_token, jnp.int32), prior,
     )
 
 

@@ -184,6 +184,7 @@ def initial_params(
     means_init=None,
     precisions_init=None,
     form: EStepForm = EXPANDED,
+    prior=None,
 ) -> GMMParams:
     """Initial parameters for a batch of candidates, user-given values taking precedence.
 
@@ -202,6 +203,9 @@ def initial_params(
         Of the active components (one candidate's ``n_components``); padded here.
     form : EStepForm, default=EXPANDED
         A ``centred`` form takes the second moments about the initial means.
+    prior : PriorValues, optional
+        Each candidate's prior (leading axis n_candidates): the initial
+        M-step is then MAP, as mclust's ``me`` starts from ``z``.
 
     Returns
     -------
@@ -216,6 +220,7 @@ def initial_params(
             weight_blocks,
             layout.put(resp),
             jnp.asarray(active),
+            prior,
             reg_covar=reg_covar,
             covariance_type=covariance_type,
             n_components=n_padded,

@@ -22,9 +22,9 @@ from bayesgmm.mixture.parameters import GMMParams, SufficientStats
 
 
 def m_step(
-    stats: SufficientStats, reg_covar: float, covariance_type: str, active=None
+    stats: SufficientStats, reg_covar: float, covariance_type: str, active=None, prior=None
 ) -> GMMParams:
-    """Maximum-likelihood parameters from sufficient statistics.
+    """Maximum-likelihood (or, with ``prior``, MAP) parameters from sufficient statistics.
 
     Parameters
     ----------
@@ -36,6 +36,12 @@ def m_step(
         The active components (default: all). Inactive ones keep weight
         exactly zero, mean zero and identity covariance, whatever their
         statistics (see :func:`pad_components`).
+    prior : PriorValues, optional
+        One candidate's conjugate prior (:mod:`bayesgmm.mixture.prior`), its
+        mean in the coordinates of ``stats``: the MAP M-step, the entry's
+        ML M-step on prior-augmented statistics (its ``prior_form``). The
+        weights have no prior, as in mclust. Without it, nothing of the
+        prior is traced.
 
     Returns
     -------
@@ -48,10 +54,14 @@ def m_step(
     if active is not None:
         nk = jnp.where(active, nk, 0.0)
         divisor = jnp.where(active, nk, 1.0)
-    means = stats.first / divisor[:, None]
-    covariances = structures.get(covariance_type).m_step_covariances(
-        nk, means, stats.second, reg_covar, active
-    )
+    structure = structures.get(covariance_type)
+    if prior is None:
+        means = stats.first / divisor[:, None]
+        covariances = structure.m_step_covariances(nk, means, stats.second, reg_covar, active)
+    else:
+        means, counts, second = structure.prior_form.augment(nk, stats.first, stats.second, prior, active)
+        # The augmented moments are about zero: the ML M-step divides them by mclust's denominators.
+        covariances = structure.m_step_covariances(counts, jnp.zeros_like(means), second, reg_covar, active)
     precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
         covariances, covariance_type
     )
@@ -68,6 +78,7 @@ def params_from_responsibilities(
     axis_name=None,
     form: EStepForm = EXPANDED,
     active=None,
+    prior=None,
 ) -> GMMParams:
     """M-step from given responsibilities (the initialisation).
 
@@ -75,7 +86,7 @@ def params_from_responsibilities(
     or (n_blocks, block_size) integer labels (-1: no component), expanded to
     one-hot rows one block at a time. With a ``centred`` form, a second pass takes
     the second moments about the means of the first (:func:`centred_sums`),
-    as the direct-form EM loop does. ``active``: see :func:`m_step`.
+    as the direct-form EM loop does. ``active``, ``prior``: see :func:`m_step`.
     """
     def dense(resp):
         if jnp.issubdtype(resp.dtype, jnp.integer):
@@ -90,7 +101,7 @@ def params_from_responsibilities(
         axis_name=axis_name,
     )
     params = m_step(
-        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active, prior
     )
     if not form.centred:
         return params
@@ -105,9 +116,18 @@ def params_from_responsibilities(
         axis_name=axis_name,
     )
     params = m_step(
-        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active,
+        prior_about(prior, shift),
     )
     return params._replace(means=params.means + shift)
+
+
+def prior_about(prior, shift):
+    """``prior`` for moments taken about ``shift`` (n_components, n_features): its mean moved by it.
+
+    None (no prior, or moments about the origin) leaves it as it is.
+    """
+    return prior if prior is None or shift is None else prior._replace(mean=prior.mean - shift)
 
 
 @_program_cache.bounded
@@ -119,6 +139,7 @@ def initial_params_from_responsibilities(
     weight_blocks,
     resp_blocks,
     active,
+    prior=None,
     *,
     reg_covar: float,
     covariance_type: str,
@@ -131,16 +152,17 @@ def initial_params_from_responsibilities(
     ``resp_blocks`` has shape (n_blocks, block_size, n_init, n_components), or
     (n_blocks, block_size, n_init) integer labels, so that it shards along the
     block axis like the data; ``active`` (n_init, n_components) marks each
-    restart's active components (:func:`m_step`).
+    restart's active components and ``prior`` (PriorValues with a leading
+    axis n_init, or None) its prior (:func:`m_step`).
     """
 
-    def batched(X_blocks, weight_blocks, resp_blocks, active):
+    def batched(X_blocks, weight_blocks, resp_blocks, active, prior):
         return jax.vmap(
-            lambda resp, mask: params_from_responsibilities(
+            lambda resp, mask, own_prior: params_from_responsibilities(
                 X_blocks, weight_blocks, resp, reg_covar, covariance_type, n_components,
-                _axis_name(mesh), form, mask,
+                _axis_name(mesh), form, mask, own_prior,
             ),
-            in_axes=(2, 0),
-        )(resp_blocks, active)
+            in_axes=(2, 0, 0),
+        )(resp_blocks, active, prior)
 
-    return _over_mesh(batched, mesh, 3, 1)(X_blocks, weight_blocks, resp_blocks, active)
+    return _over_mesh(batched, mesh, 3, 2)(X_blocks, weight_blocks, resp_blocks, active, prior)

@@ -116,6 +116,7 @@ from bayesgmm.structures._math import (
     _variance_sites_from_covariances,
     packed_index,
 )
+from bayesgmm.structures._prior import PRIOR_FORMS, PriorForm
 from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KINDS, Site
 
 __all__ = [
@@ -255,6 +256,11 @@ class CovarianceStructure(NamedTuple):
         The same on the host from covariances, through their Cholesky
         factors: ``covariances`` has a leading axis of points (each point's
         posterior draw) before the parameter shape.
+    prior_form : PriorForm or None
+        The MAP M-step under mclust's conjugate prior, as augmented
+        statistics for :attr:`m_step_covariances`
+        (:mod:`bayesgmm.structures._prior`); None where mclust has no prior
+        (VEE, EVE, VVE, EVV).
     """
 
     name: str
@@ -293,6 +299,7 @@ class CovarianceStructure(NamedTuple):
     min_component_points: Callable[[int], int]
     correlate_noise: Callable
     correlate_noise_host: Callable
+    prior_form: PriorForm | None = None
 
 
 # -- The table ---------------------------------------------------------------
@@ -336,6 +343,7 @@ _FULL = CovarianceStructure(
         noise, precisions_cholesky[labels]
     ),
     correlate_noise_host=_full_correlate_noise_host,
+    prior_form=PRIOR_FORMS["full"],
 )
 
 
@@ -378,6 +386,7 @@ _TIED = CovarianceStructure(
         noise, precisions_cholesky
     ),
     correlate_noise_host=_tied_correlate_noise_host,
+    prior_form=PRIOR_FORMS["tied"],
 )
 
 
@@ -418,6 +427,7 @@ _DIAG = CovarianceStructure(
     min_component_points=lambda n_features: 2,
     correlate_noise=lambda noise, labels, precisions_cholesky: noise / precisions_cholesky[labels],
     correlate_noise_host=_diag_correlate_noise_host,
+    prior_form=PRIOR_FORMS["diag"],
 )
 
 
@@ -460,6 +470,7 @@ _SPHERICAL = CovarianceStructure(
     min_component_points=lambda n_features: 2,
     correlate_noise=lambda noise, labels, precisions_cholesky: noise / precisions_cholesky[labels][..., None],
     correlate_noise_host=_spherical_correlate_noise_host,
+    prior_form=PRIOR_FORMS["spherical"],
 )
 
 
@@ -477,6 +488,7 @@ def _mclust_entry(name: str, min_component_points) -> CovarianceStructure:
         n_covariance_parameters=_constrained_math.N_COVARIANCE_PARAMETERS[name],
         m_step_covariances=m_step_covariances,
         min_component_points=min_component_points,
+        prior_form=PRIOR_FORMS.get(name),
     )
 
 
