@@ -57,6 +57,7 @@ from bayesgmm.mixture.parameters import (
     pad_components,
     precision_scope,
 )
+from bayesgmm.mixture.prior import prior_values, stacked
 from bayesgmm.mixture.rounding import covariances_resolved, expanded_form_is_accurate
 from bayesgmm.mixture.settings import (
     Settings,
@@ -111,6 +112,7 @@ def fit_sweep(
     verbose_interval: int = 10,
     devices=None,
     start_labels: dict | None = None,
+    prior=None,
 ) -> list[EMResult]:
     """Fit mixtures of several sizes, each with ``n_init`` restarts, in one compiled run.
 
@@ -150,6 +152,10 @@ def fit_sweep(
         The initial labels of each size's restarts, drawn as this fit would
         draw them (:func:`initial_start_labels`), so that a grid over
         structures draws them once; they replace the draws.
+    prior : None, 'default', ConjugatePrior or dict
+        mclust's conjugate prior: MAP-EM (:mod:`bayesgmm.mixture.prior`),
+        its defaults computed from ``X`` for each size. Not with several
+        processes.
     devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh
         Shard the samples over these devices (see :func:`resolve_mesh`).
         Results equal the single-device fit up to rounding. With several
@@ -174,12 +180,17 @@ def fit_sweep(
         n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params, dtype=dtype,
         warm_start=warm_start, weights_init=weights_init, means_init=means_init,
-        precisions_init=precisions_init,
+        precisions_init=precisions_init, prior=prior,
     )
     dtype = settings.dtype
     X, data_mesh = local_rows(X)
     mesh = resolve_mesh(devices) if devices is not None else data_mesh
     multi_process = mesh is not None and jax.process_count() > 1
+    if multi_process and settings.prior is not None:
+        raise ValueError(
+            "A multi-process fit takes no prior (its defaults need every process's rows). "
+            "Fit in one process, or set prior=None."
+        )
     if multi_process and len(sizes) != 1:
         raise ValueError(
             f"A multi-process fit takes one number of components; got n_components={sizes}. "
@@ -203,7 +214,11 @@ def fit_sweep(
     # Initialisation sees the data as given (scikit-learn's draws); EM runs on
     # data centred at their weighted mean, and the means are shifted back.
     centre = (totals[2:-1] / totals[-1]).astype(dtype)
-    problem = Problem(settings, centre, given, verbose, verbose_interval, start_labels)
+    values = None
+    if settings.prior is not None:
+        values = prior_values(settings.prior, X, weights if sample_weight is not None else None, sizes,
+                              settings.covariance_type, centre, dtype)
+    problem = Problem(settings, centre, given, verbose, verbose_interval, start_labels, values)
     with precision_scope(dtype):
         data = in_memory_pass(
             X, weights if sample_weight is not None else None, weights, problem, sizes, mesh,
@@ -283,11 +298,11 @@ def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, m
         max_iter=settings.max_iter, mesh=mesh,
     )
 
-    def run(params, bounds, active, form, reporter):
+    def run(params, bounds, active, form, reporter, prior=None):
         bounds, active = np.asarray(bounds, X_blocks.dtype), np.asarray(active)
         with _progress.registered(reporter if reporter.active else None) as token:
             states = iterate(
-                X_blocks, weight_blocks, params, bounds, active, token, form=form,
+                X_blocks, weight_blocks, params, bounds, active, token, prior, form=form,
                 report=reporter.active, **run_settings,
             )
             return jax.tree_util.tree_map(to_host, states)
@@ -357,6 +372,12 @@ class Problem(NamedTuple):
     # whole grid (GaussianMixtureIC: they do not depend on the structure);
     # None: drawn per fit.
     start_labels: dict | None = None
+    # size -> PriorValues (bayesgmm.mixture.prior.prior_values), or None: maximum likelihood.
+    prior_values: dict | None = None
+
+    def candidate_priors(self, sizes):
+        """The stacked PriorValues of candidates of these sizes (one per candidate), or None."""
+        return None if self.prior_values is None else stacked(self.prior_values, sizes)
 
 
 class DataPass(NamedTuple):
@@ -373,8 +394,9 @@ class DataPass(NamedTuple):
     init_layout: DataLayout
     init_blocks: jax.Array
     init_weight_blocks: jax.Array
-    # (params, bounds, active, form, reporter) -> EMState of every candidate, on the host:
-    # EM from ``params`` (leading axis n_candidates) until each candidate stops.
+    # (params, bounds, active, form, reporter, prior=None) -> EMState of every candidate, on
+    # the host: EM from ``params`` (leading axis n_candidates) until each candidate stops;
+    # ``prior`` the candidates' stacked PriorValues (Problem.candidate_priors).
     run: Callable
     batch_size: int  # candidates per run
     # (n_components, random_state) -> GMMParams (centred, unpadded): one start computed
@@ -431,7 +453,8 @@ def fit_candidates(
             if warm_start is not None or data.shared_start is not None:
                 before = [copy_random_state(states[0])]
                 starts = _given_start(data, problem, sizes[0], warm_start, states[0])
-                return [_best(data.run(*starts, form, reporter))], before
+                prior = problem.candidate_priors(sizes[:1])
+                return [_best(data.run(*starts, form, reporter, prior))], before
             return _fresh_candidates(
                 data, problem, [sizes[i] for i in indices], [states[i] for i in indices], form,
                 reporter,
@@ -576,13 +599,14 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
                 # Dense ('random') responsibilities are zero for inactive components.
                 resp.append(_padded(drawn, n_padded, 0.0, axis=1) if drawn.ndim == 2 else drawn)
         active = np.stack([active_components(sizes[group], n_padded) for group, _ in batch])
+        prior = problem.candidate_priors([sizes[group] for group, _ in batch])
         params = initial_params(
             data.init_layout, data.init_blocks, data.init_weight_blocks,
             np.stack(resp, axis=1) if resp else None, active,
             covariance_type=settings.covariance_type, reg_covar=settings.reg_covar,
-            form=form, **given,
+            form=form, prior=prior, **given,
         )
-        states = data.run(params, np.full((len(batch),), -np.inf), active, form, reporter)
+        states = data.run(params, np.full((len(batch),), -np.inf), active, form, reporter, prior)
         for index, (group, _) in enumerate(batch):
             finals[group].append(jax.tree_util.tree_map(lambda leaf: leaf[index], states))
             failures[group] = failures[group] or bool(states.failed[index])

@@ -29,6 +29,7 @@ from bayesgmm.mixture import (
     sources,
     streaming,
 )
+from bayesgmm.mixture.prior import check_prior
 
 # Rows per device call of predict / predict_proba / score_samples.
 PREDICT_CHUNK_ROWS = 1 << 20
@@ -114,6 +115,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``jax.distributed.initialize``, 'all' spans every process and each
         process passes its own rows to ``fit`` (see
         ``examples/multi_process_fit.py``).
+    prior : None, 'default', ConjugatePrior or dict, default=None
+        mclust's conjugate prior (``priorControl()``; Fraley and Raftery
+        2007): the fit is then MAP-EM, whose M-step shrinks the means
+        towards the prior mean and adds the prior's scale to every scatter.
+        'default' is mclust's ``defaultPrior`` (shrinkage 0.01, the data's
+        mean, ``n_features + 2`` degrees of freedom, a scale from the data's
+        covariance and ``n_components``); a :class:`bayesgmm.ConjugatePrior`
+        or a dict of its fields sets some of them. Every structure but VEE,
+        EVE, VVE and EVV, which mclust has no prior for (refused). As in
+        mclust, ``lower_bound_``, :meth:`score`, :meth:`bic`, :meth:`aic` and
+        :meth:`icl` use the log-likelihood at the MAP estimate, not the
+        penalised one, and the weights have no prior. Sample weights count
+        as observations after scaling to a largest weight of 1. Not for
+        chunked data, ``partial_fit`` or several processes: fit in memory.
 
     Attributes
     ----------
@@ -166,6 +181,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval=10,
         dtype=None,
         devices=None,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -183,6 +199,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.dtype = dtype
         self.devices = devices
+        self.prior = prior
 
     # ------------------------------------------------------------------ fit
 
@@ -218,11 +235,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if warm:
             self._check_n_features(X)
         v.check_feature_names(self, X, reset=True)
-        fit_function = streaming.fit_streaming if sources.is_chunked(X) else driver.fit_gmm
+        chunked = sources.is_chunked(X)
+        if chunked and self.prior is not None:
+            raise ValueError(
+                "A prior is not supported for chunked (streamed) data. Fit an in-memory array "
+                "(numpy.asarray(X)), or set prior=None."
+            )
+        fit_function, options = (streaming.fit_streaming, {}) if chunked else (driver.fit_gmm, {"prior": self.prior})
         result = fit_function(
             X,
             sample_weight,
             **self._model_options(X),
+            **options,
             max_iter=self.max_iter,
             n_init=self.n_init,
             warm_start=(self._params(), self.lower_bound_) if warm else None,
@@ -281,6 +305,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             and ``converged_`` says whether it changed by less than ``tol``.
         """
         self._check_fit_parameters()
+        if self.prior is not None:
+            raise ValueError(
+                "partial_fit does not support a prior (online EM has no MAP form here). Use fit, "
+                "or set prior=None."
+            )
         if hasattr(self, "means_"):
             self._check_n_features(X)
         v.check_feature_names(self, X, reset=not hasattr(self, "means_"))
@@ -312,6 +341,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         v.check_int("verbose", self.verbose, 0)
         v.check_int("verbose_interval", self.verbose_interval, 1)
         v.check_bool("warm_start", self.warm_start)
+        check_prior(self.prior)
         if isinstance(self.devices, (bool, np.bool_)):
             raise v.InvalidParameterError(
                 f"Invalid value for 'devices': {self.devices!r}. It must be None, 'all', an "

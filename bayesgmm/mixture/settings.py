@@ -15,6 +15,7 @@ import numpy as np
 from bayesgmm import _validation as v
 from bayesgmm import structures
 from bayesgmm.mixture.blocks import process_max
+from bayesgmm.mixture.prior import check_prior, check_prior_structure
 
 # The iteration counter of the jitted loop is an int32.
 MAX_ITER_LIMIT = int(np.iinfo(np.int32).max)
@@ -30,11 +31,13 @@ class Settings(NamedTuple):
     n_init: int
     init_params: str
     dtype: np.dtype
+    # The validated conjugate prior (bayesgmm.mixture.prior), None for maximum likelihood.
+    prior: object = None
 
 
 def check_settings(
     n_components, *, covariance_type, tol, reg_covar, max_iter, n_init, init_params, dtype,
-    warm_start=None, weights_init=None, means_init=None, precisions_init=None,
+    warm_start=None, weights_init=None, means_init=None, precisions_init=None, prior=None,
 ) -> tuple[list[int], Settings]:
     """Validate a fit's settings before any data are read.
 
@@ -48,7 +51,9 @@ def check_settings(
     ------
     ValueError
         On an invalid value, on initial values or a warm start with several
-        sizes, and on a warm start of another number of components.
+        sizes, on a warm start of another number of components, and on a
+        ``prior`` that is not a conjugate prior or is given for a structure
+        mclust has none for (:mod:`bayesgmm.mixture.prior`).
     """
 
     dtype = v.check_dtype(dtype)
@@ -59,6 +64,8 @@ def check_settings(
     # The engine sees the entry's own name: 'VVV' and 'full' share programs.
     covariance_type = structures.get(covariance_type).name
     v.check_choice("init_params", init_params, v.INIT_PARAMS)
+    prior = check_prior(prior)
+    check_prior_structure(prior, covariance_type)
     settings = Settings(
         covariance_type,
         v.check_nonnegative_float("tol", tol),
@@ -67,6 +74,7 @@ def check_settings(
         v.check_int("n_init", n_init, 1),
         init_params,
         dtype,
+        prior,
     )
     given = (weights_init, means_init, precisions_init)
     if len(sizes) != 1 and (warm_start is not None or any(value is not None for value in given)):

@@ -13,16 +13,26 @@ prior mean, ``c_k = kappa nk / (nk + kappa)`` and ``d_k = xbar_k - mu_P``:
 - the counts the M-step divides by become mclust's denominators, which add
   the degrees of freedom and small constants.
 
-An :class:`PriorForm` returns the means and, for the ML M-step, counts and
+The formulas are those of the M-step inside mclust's EM (``me*p`` in
+``src/mclust.f``, what ``me``, ``mclustBIC`` and ``Mclust`` fit), including
+its quirks, each reproduced and marked ``mclust:`` where it is. mclust's
+separate ``mstep`` function (``ms*p``) agrees with them for VII, VEI, VVI,
+EEE, VEV, VVV, E and V, but not for four models, where ``me`` is followed:
+EII (``mseiip`` takes the scatter about the shrunk means and adds ``G D``
+to the denominator only for a positive shrinkage), EEI and EVI (``mseeip``
+and ``msevip`` divide by ``nu + n + 2 [+ G]`` where ``meeeip`` and
+``meevip`` divide by ``nu + n + 1 [+ 1]``), and EEV (``mseevp`` begins with
+``if (pshrnk .gt. zero) pshrnk = zero``, a ``.gt.`` where its siblings have
+``.lt.``, so that it never shrinks; ``meeevp`` does).
+
+A :class:`PriorForm` returns the means and, for the ML M-step, counts and
 raw moments about a zero mean (``second = B_k``), so the ML M-step computes
 the MAP covariances without knowing of the prior; ``reg_covar`` is still
-added as it is without a prior. The formulas are mclust's Fortran (``ms*p``
-and, for one component, ``mn*p``/``mvn1p`` in ``src/mclust.f``), including
-its quirks, each reproduced and marked ``mclust:`` where it is.
+added as it is without a prior.
 
 One component: ``mclustBIC`` fits G = 1 with ``mvn`` (``mnxiip`` for EII and
 VII, ``mnxxip`` for the diagonal models, ``mnxxxp`` for the full ones),
-whose formulas differ from the G-component M-steps for EII, EEI, VEI, EEV
+whose formulas differ from the G-component M-steps for EII, EEI, VEI, EVI
 and VEV; the forms switch to them where one component is active, so that
 every cell of a grid is mclust's.
 
@@ -74,8 +84,8 @@ class _Terms(NamedTuple):
     total: object  # () n, the summed weight of the active components
 
 
-def _terms(nk, first, values, active, shrinkage=None) -> _Terms:
-    kappa = values.shrinkage if shrinkage is None else shrinkage
+def _terms(nk, first, values, active) -> _Terms:
+    kappa = values.shrinkage
     xbar = first / _divisor(nk, active)[:, None]
     # Safe divisions: an inactive component (nk = 0) with kappa = 0 gives 0 / 0.
     together = nk + kappa
@@ -109,7 +119,7 @@ def _per_feature(traces, n_features: int):
 
 
 def _vii(nk, first, second, values, active=None):
-    # msviip: (Lambda + tr W_k + c_k |d_k|^2) / (nu + D nk + 2 [+ D]); in one
+    # msviip and meviip: (Lambda + tr W_k + c_k |d_k|^2) / (nu + D nk + 2 [+ D]); in one
     # dimension ms1vp's (nu + nk + 2 [+ 1]), and at G = 1 mnxiip's, the same formula.
     n_features = first.shape[1]
     terms = _terms(nk, first, values, active)
@@ -123,20 +133,19 @@ def _eii(nk, first, second, values, active=None):
     terms = _terms(nk, first, values, active)
     traces = _traces(nk, first, second, terms)
     if n_features == 1:
-        # 'E' (ms1ep): (Lambda + sum_k (W_k + c_k d_k^2)) / (nu + n + 2 [+ G]);
+        # 'E' (me1ep): (Lambda + sum_k (W_k + c_k d_k^2)) / (nu + n + 2 [+ G]);
         # mvn1p at G = 1 is the same formula.
         traces = traces + values.scale / terms.n_active
         counts = _spread(values.dof + 2.0 + terms.n_active * terms.positive, nk, terms)
         return terms.shrunk, counts, traces[:, None]
     single = terms.n_active == 1
-    # mclust (mseiip): the scale is never added, and each component's scatter
-    # is taken about its shrunk mean m_k (adding nk |xbar_k - m_k|^2) as well
-    # as getting the c_k |d_k|^2 term. At G = 1 mclustBIC uses mnxiip, VII's formula.
-    about_shrunk = nk * jnp.sum(jnp.square(terms.xbar - terms.shrunk), axis=1)
-    traces = traces + jnp.where(single, values.scale, about_shrunk)
-    # (nu + D n + 2 [+ G D]) pooled, as D times counts summed over the active components.
-    counts = _spread((values.dof + 2.0) / n_features + terms.n_active * terms.positive, nk, terms)
-    return terms.shrunk, counts, _per_feature(traces, n_features)
+    # mclust (meeiip): the scale is never added, and the denominator
+    # nu + (n + G) D + 2 adds G D whatever the shrinkage. At G = 1 mclustBIC
+    # uses mnxiip, VII's formula: with the scale, nu + D n + 2 [+ D].
+    traces = traces + jnp.where(single, values.scale, 0.0)
+    # The pooled denominator, as D times the counts summed over the active components.
+    extra = (values.dof + 2.0) / n_features + jnp.where(single, terms.positive, terms.n_active)
+    return terms.shrunk, _spread(extra, nk, terms), _per_feature(traces, n_features)
 
 
 # -- Diagonal representation (EEI, VEI, EVI, VVI) ---------------------------------
@@ -149,33 +158,37 @@ def _diagonals(nk, first, second, terms: _Terms):
 
 
 def _vvi(nk, first, second, values, active=None):
-    # msvvip (and mnxxip at G = 1): (Lambda + diag(W_k) + c_k d_k^2) / (nu + nk + 2 [+ 1]).
+    # mevvip (and mnxxip at G = 1): (Lambda + diag(W_k) + c_k d_k^2) / (nu + nk + 2 [+ 1]).
     terms = _terms(nk, first, values, active)
     counts = values.dof + nk + 2.0 + terms.positive
     return terms.shrunk, counts, values.scale + _diagonals(nk, first, second, terms)
 
 
+def _equal_volume_counts(nk, values, terms: _Terms):
+    """EEI's and EVI's pooled denominator: meeeip's and meevip's nu + n + 1 [+ 1], mnxxip's nu + n + 2 [+ 1]."""
+    single = (terms.n_active == 1).astype(nk.dtype)
+    return _spread(values.dof + 1.0 + single + terms.positive, nk, terms)
+
+
 def _eei(nk, first, second, values, active=None):
-    # mseeip: (Lambda + sum_k (diag(W_k) + c_k d_k^2)) / (nu + n + 2 [+ G]).
+    # meeeip: (Lambda + sum_k (diag(W_k) + c_k d_k^2)) / (nu + n + 1 [+ 1]).
     terms = _terms(nk, first, values, active)
     diagonals = _diagonals(nk, first, second, terms) + values.scale / terms.n_active
-    counts = _spread(values.dof + 2.0 + terms.n_active * terms.positive, nk, terms)
-    # mclust: mseeip never shrinks the means (it returns xbar_k, though the
+    # mclust: meeeip never shrinks the means (it keeps xbar_k, though the
     # scatter gets the c_k d_k^2 term); mnxxip, used at G = 1, does.
     means = jnp.where(terms.n_active == 1, terms.shrunk, terms.xbar)
-    return means, counts, diagonals
+    return means, _equal_volume_counts(nk, values, terms), diagonals
 
 
 def _evi(nk, first, second, values, active=None):
-    # msevip: B_k = Lambda + diag(W_k) + c_k d_k^2 (the scale in every
-    # component), volume sum_k det(B_k)^(1/D) / (nu + n + 2 [+ G]).
+    # meevip: B_k = Lambda + diag(W_k) + c_k d_k^2 (the scale in every
+    # component), volume sum_k det(B_k)^(1/D) / (nu + n + 1 [+ 1]).
     terms = _terms(nk, first, values, active)
-    counts = _spread(values.dof + 2.0 + terms.n_active * terms.positive, nk, terms)
-    return terms.shrunk, counts, values.scale + _diagonals(nk, first, second, terms)
+    return terms.shrunk, _equal_volume_counts(nk, values, terms), values.scale + _diagonals(nk, first, second, terms)
 
 
 def _vei(nk, first, second, values, active=None):
-    # msveip: volumes sum_j B_kj / a_j / (nu + D nk + 2 [+ 1]) (mclust adds 1,
+    # meveip: volumes sum_j B_kj / a_j / (nu + D nk + 2 [+ 1]) (mclust adds 1,
     # not D, for the shrinkage); at G = 1 mnxxip's B / (nu + n + 2 [+ 1]).
     n_features = first.shape[1]
     terms = _terms(nk, first, values, active)
@@ -201,43 +214,35 @@ def _matrices(nk, second, terms: _Terms):
 
 
 def _vvv(nk, first, second, values, active=None):
-    # msvvvp (and mnxxxp at G = 1): (Lambda + W_k + c_k d_k d_k^T) / (nu + nk + D + 1 [+ 1]).
+    # mevvvp (and mnxxxp at G = 1): (Lambda + W_k + c_k d_k d_k^T) / (nu + nk + D + 1 [+ 1]).
     n_features = first.shape[1]
     terms = _terms(nk, first, values, active)
     counts = values.dof + nk + n_features + 1.0 + terms.positive
     return terms.shrunk, counts, values.scale + _matrices(nk, second, terms)
 
 
-def _pooled_full(nk, first, second, values, active, shrinkage=None):
-    """EEE's and EEV's ``Lambda + W_k + c_k d_k d_k^T`` and counts pooling to ``nu + n + D + 1 [+ G]``."""
-    n_features = first.shape[1]
-    terms = _terms(nk, first, values, active, shrinkage)
-    counts = _spread(values.dof + n_features + 1.0 + terms.n_active * terms.positive, nk, terms)
-    return terms, counts
-
-
 def _eee(nk, first, second, values, active=None):
-    # mseeep: (Lambda + sum_k (W_k + c_k d_k d_k^T)) / (nu + n + D + 1 [+ G]);
+    # meeeep: (Lambda + sum_k (W_k + c_k d_k d_k^T)) / (nu + n + D + 1 [+ G]);
     # 'tied' moments are already summed over the components.
-    terms, counts = _pooled_full(nk, first, second, values, active)
+    n_features = first.shape[1]
+    terms = _terms(nk, first, values, active)
+    counts = _spread(values.dof + n_features + 1.0 + terms.n_active * terms.positive, nk, terms)
     pooled = jnp.einsum("k,kd,ke->de", _pooled_weights(nk, active), terms.xbar, terms.xbar)
     shrinkage = jnp.einsum("k,kd,ke->de", terms.weight, terms.difference, terms.difference)
     return terms.shrunk, counts, values.scale + second - pooled + shrinkage
 
 
 def _eev(nk, first, second, values, active=None):
-    # mclust: mseevp begins with `if (pshrnk .gt. zero) pshrnk = zero` (.gt.
-    # where its siblings have .lt.), so for G > 1 the shrinkage is always 0:
-    # the means are not shrunk and the denominator is nu + n + D + 1. mnxxxp,
-    # used at G = 1, keeps it.
-    n_active = nk.shape[0] if active is None else jnp.sum(active)
-    shrinkage = jnp.where(n_active == 1, values.shrinkage, 0.0)
-    terms, counts = _pooled_full(nk, first, second, values, active, shrinkage)
+    # meeevp (and mnxxxp at G = 1): eigenvalues of B_k = Lambda + W_k + c_k d_k d_k^T
+    # pooled over nu + n + D + 1 [+ 1]. (mclust's mstep never shrinks here, see the module docstring.)
+    n_features = first.shape[1]
+    terms = _terms(nk, first, values, active)
+    counts = _spread(values.dof + n_features + 1.0 + terms.positive, nk, terms)
     return terms.shrunk, counts, values.scale + _matrices(nk, second, terms)
 
 
 def _vev(nk, first, second, values, active=None):
-    # mclust: msvevp never uses the degrees of freedom (its volumes divide by
+    # mclust: mevevp never uses the degrees of freedom (its volumes divide by
     # D nk, as without a prior); mnxxxp at G = 1 divides by nu + n + D + 1 [+ 1].
     n_features = first.shape[1]
     terms = _terms(nk, first, values, active)

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesgmm import structures
+from bayesgmm import GaussianMixture, structures
+from bayesgmm.mixture import driver
 from bayesgmm.mixture import prior as prior_module
 from bayesgmm.mixture.mstep import initial_params_from_responsibilities
 from bayesgmm.mixture.parameters import precision_scope
@@ -27,8 +28,8 @@ def _case(name):
     return X, z, json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def _cells():
-    return [(name, model) for name in CASES for model in _case(name)[2]["models"]]
+def _cells(names=("mixture", "one_d")):
+    return [(name, model) for name in names for model in _case(name)[2]["models"]]
 
 
 def _map_m_steps(X, z, model):
@@ -62,13 +63,21 @@ def _map_m_steps(X, z, model):
 
 @pytest.mark.parametrize("name, model", _cells())
 def test_map_m_step_equals_mclust(name, model):
-    """mstep(model, X, z, prior = priorControl()) to 1e-10, and mvn() for one component (mclustBIC's G = 1)."""
+    """The M-step of mclust's EM with priorControl() to 1e-10, and mvn() for one component (mclustBIC's G = 1).
+
+    mclust's ``me`` makes that M-step (``me_step``: me(..., itmax = 1)); its
+    ``mstep`` function agrees except for EII, EEI, EVI and EEV (see
+    bayesgmm/structures/_prior.py), checked below for the others.
+    """
     X, z, reference = _case(name)
     (weights, means, covariances), (one_weight, one_mean, one_covariance) = _map_m_steps(X, z, model)
-    expected = reference["mstep"][model]
+    expected = reference["me_step"][model]
     np.testing.assert_allclose(covariances, np.array(expected["sigma"]), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(means, np.array(expected["mean"]), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(weights, np.array(expected["pro"]), rtol=1e-12)
+    if model not in ("EII", "EEI", "EVI", "EEV"):
+        np.testing.assert_allclose(covariances, np.array(reference["mstep"][model]["sigma"]), rtol=1e-10,
+                                   atol=1e-12)
     expected = reference["mvn"][model]
     np.testing.assert_allclose(one_covariance, np.array(expected["sigma"]), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(one_mean, np.array(expected["mean"]), rtol=1e-10, atol=1e-12)
@@ -154,3 +163,28 @@ def test_conjugate_prior_is_a_frozen_value():
     assert value.to_dict() == {"shrinkage": 0.5, "mean": [1.0, 2.0], "dof": None, "scale": None}
     with pytest.raises(AttributeError):
         value.dof = 3.0
+
+
+@pytest.mark.parametrize("name, model", [("mixture", "EEI"), ("mixture", "EEV"), ("iris", "VEV"), ("one_d", "E")])
+def test_fit_from_mclust_z_reaches_mclust_loglik(name, model):
+    """EM from mclust's z reaches me()'s log-likelihood (at the MAP estimate) and parameters."""
+    X, z, reference = _case(name)
+    expected = reference["me"][model]
+    (result,) = driver.fit_sweep(X, n_components=[z.shape[1]], covariance_type=model, prior="default",
+                                 tol=1e-13, max_iter=5000, reg_covar=0.0, start_labels={z.shape[1]: [z]})
+    assert result.converged
+    assert abs(result.lower_bound * X.shape[0] - expected["loglik"]) < 1e-6
+    np.testing.assert_allclose(result.params.means, np.array(expected["mean"]), rtol=1e-6, atol=1e-8)
+    covariances = structures.get(model).full_matrices(result.params.covariances, z.shape[1], X.shape[1])
+    np.testing.assert_allclose(covariances, np.array(expected["sigma"]), rtol=1e-6, atol=1e-8)
+
+
+def test_prior_none_leaves_the_fit_unchanged():
+    X, _, _ = _case("mixture")
+    settings = dict(n_components=3, covariance_type="VEV", random_state=0, tol=1e-6)
+    plain = GaussianMixture(**settings).fit(X)
+    explicit = GaussianMixture(**settings, prior=None).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_"):
+        np.testing.assert_array_equal(getattr(explicit, name), getattr(plain, name))
+    mapped = GaussianMixture(**settings, prior="default").fit(X)
+    assert not np.array_equal(mapped.means_, plain.means_)
