@@ -54,6 +54,10 @@ PRECISION_LOSS_MESSAGE = (
     "(for instance with sklearn.preprocessing.StandardScaler) or increase reg_covar "
     "if the component has collapsed."
 )
+MISSING_HINT = (
+    "Remove or impute non-finite values before fitting, or pass missing='marginalize' to "
+    "treat NaN as values missing at random."
+)
 FLOAT32_HINT = (
     " The numerical accuracy can also be improved by passing dtype='float64' "
     "instead of float32."
@@ -141,7 +145,8 @@ def check_nonnegative_float(name: str, value, strict: bool = False) -> float:
 
 
 def check_array(
-    X, dtype: np.dtype, name: str = "X", min_samples: int = 1, copy: bool = True
+    X, dtype: np.dtype, name: str = "X", min_samples: int = 1, copy: bool = True,
+    missing: str = "raise",
 ) -> np.ndarray:
     """Validate a data matrix and return a 2-D array of ``dtype``.
 
@@ -227,17 +232,24 @@ def check_array(
     source = array
     with np.errstate(over="ignore"):
         array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
+    finite = np.isfinite(array)
+    if missing == "marginalize":
+        finite |= np.isnan(array)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
         if np.isfinite(source[tuple(bad)]):
             raise ValueError(
                 f"{name} holds {float(source[tuple(bad)]):g} (first at row {bad[0]}, column "
                 f"{bad[1]}), outside the range of {np.dtype(dtype).name} (largest "
                 f"{np.finfo(dtype).max:g}). Pass dtype='float64' or scale the data."
             )
-        kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
+        if np.isnan(array[tuple(bad)]):
+            raise ValueError(
+                f"{name} contains NaN (first at row {bad[0]}, column {bad[1]}). "
+                + MISSING_HINT
+            )
         raise ValueError(
-            f"{name} contains {kind} (first at row {bad[0]}, column {bad[1]}). "
+            f"{name} contains infinity (first at row {bad[0]}, column {bad[1]}). "
             "Remove or impute non-finite values before fitting."
         )
     if copy and not array.flags.writeable:

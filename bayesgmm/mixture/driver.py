@@ -24,6 +24,7 @@ import numpy as np
 
 from bayesgmm import _progress, structures
 from bayesgmm import _validation as v
+from bayesgmm.mixture import incomplete
 from bayesgmm.mixture.blocks import (
     DataLayout,
     block_layout,
@@ -113,6 +114,7 @@ def fit_sweep(
     devices=None,
     start_labels: dict | None = None,
     prior=None,
+    missing: str = "raise",
 ) -> list[EMResult]:
     """Fit mixtures of several sizes, each with ``n_init`` restarts, in one compiled run.
 
@@ -196,12 +198,22 @@ def fit_sweep(
             f"A multi-process fit takes one number of components; got n_components={sizes}. "
             "Fit each size on its own."
         )
-    X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False)
+    missing = incomplete.check_missing(missing)
+    X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False, missing=missing)
     n_samples, n_features = X.shape
     weights = fit_sample_weight(sample_weight, n_samples, dtype)
+    has_missing = missing == "marginalize" and bool(np.isnan(X).any())
+    if has_missing:
+        if mesh is not None:
+            raise ValueError(incomplete.SHARDED_MESSAGE)
+        X, weights = incomplete.usable_rows(X, weights)
+        n_samples = X.shape[0]
     totals = process_sum(
         np.concatenate(
-            [[n_samples, np.count_nonzero(weights)], weighted_column_sum(weights, X), [weights.sum()]]
+            [[n_samples, np.count_nonzero(weights)],
+             weighted_column_sum(weights, incomplete.mean_imputed(X, incomplete.observed_mean(X, weights))
+                                 if has_missing else X),
+             [weights.sum()]]
         )
     )
     largest = max(sizes)
@@ -220,7 +232,7 @@ def fit_sweep(
                               settings.covariance_type, centre, dtype)
     problem = Problem(settings, centre, given, verbose, verbose_interval, start_labels, values)
     with precision_scope(dtype):
-        data = in_memory_pass(
+        data = (incomplete.in_memory_pass if has_missing else in_memory_pass)(
             X, weights if sample_weight is not None else None, weights, problem, sizes, mesh,
             multi_process,
         )
@@ -293,20 +305,7 @@ def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, m
     )
     X_blocks = layout.put(X, offset=problem.centre)
     weight_blocks = layout.put(weights)
-    run_settings = dict(
-        covariance_type=settings.covariance_type, tol=settings.tol, reg_covar=settings.reg_covar,
-        max_iter=settings.max_iter, mesh=mesh,
-    )
-
-    def run(params, bounds, active, form, reporter, prior=None):
-        bounds, active = np.asarray(bounds, X_blocks.dtype), np.asarray(active)
-        with _progress.registered(reporter if reporter.active else None) as token:
-            states = iterate(
-                X_blocks, weight_blocks, params, bounds, active, token, prior, form=form,
-                report=reporter.active, **run_settings,
-            )
-            return jax.tree_util.tree_map(to_host, states)
-
+    run = in_memory_run(X_blocks, weight_blocks, settings, mesh=mesh)
     shared_start = None
     if multi_process:
         shared_start = functools.partial(
@@ -319,6 +318,28 @@ def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, m
         ),
         shared_start,
     )
+
+
+def in_memory_run(X_blocks, weight_blocks, settings: Settings, **run_settings) -> Callable:
+    """The ``run`` of a :class:`DataPass` over data on the device: :func:`iterate`, states to the host.
+
+    ``run_settings`` go to :func:`bayesgmm.mixture.engine.run_em` (``mesh``, ``statistics``).
+    """
+    run_settings = dict(
+        covariance_type=settings.covariance_type, tol=settings.tol, reg_covar=settings.reg_covar,
+        max_iter=settings.max_iter, **run_settings,
+    )
+
+    def run(params, bounds, active, form, reporter, prior=None):
+        bounds, active = np.asarray(bounds, X_blocks.dtype), np.asarray(active)
+        with _progress.registered(reporter if reporter.active else None) as token:
+            states = iterate(
+                X_blocks, weight_blocks, params, bounds, active, token, prior, form=form,
+                report=reporter.active, **run_settings,
+            )
+            return jax.tree_util.tree_map(to_host, states)
+
+    return run
 
 
 def _process_zero_initialisation(X, sample_weight, weights, problem, n_components: int, random_state):

@@ -212,9 +212,10 @@ def _em_loop(
     report: bool,
     axis_name=None,
     form: EStepForm = EXPANDED,
+    statistics=accumulate_statistics,
 ):
     def body(state: EMState):
-        stats = accumulate_statistics(
+        stats = statistics(
             X_blocks, weight_blocks, state.params, covariance_type, axis_name, form
         )
         new_state = em_step(
@@ -254,6 +255,7 @@ def _run_em(
     report: bool = False,
     mesh=None,
     form: EStepForm = EXPANDED,
+    statistics=accumulate_statistics,
 ):
     """Run EM for a batch of candidates, each to its own convergence (or ``stop_at``).
 
@@ -294,6 +296,11 @@ def _run_em(
         current means) for fits whose components lie too far from the data's
         centre, in units of their spread, for the expanded square
         (:func:`precision_loss`).
+    statistics : callable, default=accumulate_statistics (static)
+        The E-step over the data: ``(X_blocks, weight_blocks, params,
+        covariance_type, axis_name, form) -> SufficientStats``;
+        :func:`bayesgmm.mixture.incomplete.incomplete_statistics` for data
+        with missing values (``X_blocks`` is then its ``IncompleteData``).
 
     Returns
     -------
@@ -312,6 +319,7 @@ def _run_em(
         report=report,
         axis_name=_axis_name(mesh),
         form=form,
+        statistics=statistics,
     )
     batched = jax.vmap(loop, in_axes=(None, None, 0, 0, None, None, 0))
     return _over_mesh(batched, mesh, 2, 5)(
@@ -347,7 +355,7 @@ def best_candidate(lower_bounds) -> int:
     return int(np.argmax(ties))
 
 
-_RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "form")
+_RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "form", "statistics")
 
 _YNN = "xla_cpu_experimental_ynn_fusion_type"
 

@@ -24,6 +24,7 @@ from bayesgmm.mixture import (
     driver,
     engine,
     forms,
+    incomplete,
     online,
     parameters,
     sources,
@@ -129,6 +130,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         penalised one, and the weights have no prior. Sample weights count
         as observations after scaling to a largest weight of 1. Not for
         chunked data, ``partial_fit`` or several processes: fit in memory.
+    missing : {'raise', 'marginalize'}, default='raise'
+        What NaN entries of ``X`` mean. 'raise' refuses them. 'marginalize'
+        treats them as values missing at random: EM uses each row's marginal
+        density on its observed coordinates and the conditional expectations
+        of the missing ones (:mod:`bayesgmm.mixture.incomplete`); ``predict``,
+        ``predict_proba``, ``score_samples`` and ``score`` use the marginal
+        too (also for a model fitted on complete data), and :meth:`impute`
+        fills them in. A row with every value missing is refused unless its
+        ``sample_weight`` is 0 (it is then left out); a column with no
+        observed value is refused. Complete data take the usual path, with
+        the same result as 'raise'. Fits with missing values run on one
+        device (not with ``devices``).
 
     Attributes
     ----------
@@ -182,6 +195,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         dtype=None,
         devices=None,
         prior=None,
+        missing="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -200,6 +214,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.dtype = dtype
         self.devices = devices
         self.prior = prior
+        self.missing = missing
 
     # ------------------------------------------------------------------ fit
 
@@ -342,6 +357,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         v.check_int("verbose_interval", self.verbose_interval, 1)
         v.check_bool("warm_start", self.warm_start)
         check_prior(self.prior)
+        incomplete.check_missing(self.missing)
         if isinstance(self.devices, (bool, np.bool_)):
             raise v.InvalidParameterError(
                 f"Invalid value for 'devices': {self.devices!r}. It must be None, 'all', an "
@@ -355,7 +371,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         names = (
             "n_components", "covariance_type", "tol", "reg_covar", "init_params",
-            "random_state", "weights_init", "means_init", "precisions_init",
+            "random_state", "weights_init", "means_init", "precisions_init", "missing",
         )
         options = {name: getattr(self, name) for name in names}
         return dict(options, dtype=v.data_dtype(self.dtype, X))
@@ -407,13 +423,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         self._check_fitted()
         covariance_type = self._structure_name()
+        n_components = self.weights_.shape[0]
         v.check_feature_names(self, X, reset=False)
         dtype = self.means_.dtype
-        X = v.check_array(X, dtype, copy=False)
+        missing = incomplete.check_missing(self.missing)
+        X = v.check_array(X, dtype, copy=False, missing=missing)
         v.check_n_features(X, self.n_features_in_, type(self).__name__)
+        if missing == "marginalize" and np.isnan(X).any():
+            result = incomplete.predict(self._params(), X, covariance_type, output)
+            return result[:, :n_components] if output == "proba" else result
         n_samples = X.shape[0]
         chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
-        n_components = self.weights_.shape[0]
         # Padded like the fits (inactive components have weight zero), so that
         # models of every size in a bucket share one compiled program.
         n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], covariance_type)
@@ -483,6 +503,50 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
         """
         return self._predict_blocks(X, "labels").astype(np.intp, copy=False)
+
+    def impute(self, X: ArrayLike, n_draws: int | None = None, random_state=None) -> np.ndarray:
+        """Fill in the missing (NaN) entries of ``X`` from the fitted mixture.
+
+        Each missing entry becomes its conditional mean given the row's
+        observed values, ``sum_k p(k | x_o) E[x_m | x_o, k]``; with
+        ``n_draws``, each of ``n_draws`` completed copies draws the component
+        from ``p(k | x_o)`` and the missing values from their conditional
+        Gaussian (multiple imputation). Observed entries are kept as given.
+        Needs ``missing='marginalize'`` only to fit incomplete data: any
+        fitted model imputes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_draws : int, optional
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bayesgmm import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.multivariate_normal([0, 0], [[1, 0.9], [0.9, 1]], size=500)
+        >>> model = GaussianMixture(1, missing="marginalize").fit(X)
+        >>> filled = model.impute([[1.0, np.nan]])
+        >>> bool(0.7 < filled[0, 1] < 1.1)
+        True
+        """
+        self._check_fitted()
+        v.check_feature_names(self, X, reset=False)
+        X = v.check_array(X, self.means_.dtype, missing="marginalize")
+        v.check_n_features(X, self.n_features_in_, type(self).__name__)
+        if n_draws is not None:
+            n_draws = v.check_int("n_draws", n_draws, 1)
+        if np.isnan(X).all(axis=1).any():
+            row = int(np.flatnonzero(np.isnan(X).all(axis=1))[0])
+            raise ValueError(f"Row {row} of X has every value missing: there is nothing to condition on.")
+        return incomplete.impute(self._params(), X, self._structure_name(), n_draws, random_state)
 
     # --------------------------------------------------------- model choice
 

@@ -34,6 +34,7 @@ from bayesgmm.mixture import (
     blocks,
     driver,
     forms,
+    incomplete,
     initialisation,
     mstep,
     parameters,
@@ -96,7 +97,7 @@ def step_size(
 
 
 @_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type", "reg_covar"))
+@functools.partial(jax.jit, static_argnames=("covariance_type", "reg_covar", "statistics_of"))
 def stepwise_update(
     statistics,
     X_blocks,
@@ -106,6 +107,7 @@ def stepwise_update(
     *,
     covariance_type: str,
     reg_covar: float,
+    statistics_of=forms.accumulate_statistics,
 ):
     """``s <- (1 - step) s + step * s_batch / batch_weight``, then the M-step.
 
@@ -118,13 +120,15 @@ def stepwise_update(
     params : GMMParams
         The parameters of the E-step on the batch.
     step : Array of shape ()
+    statistics_of : callable (static)
+        The batch's E-step (:func:`bayesgmm.mixture.engine.run_em`'s ``statistics``).
 
     Returns
     -------
     statistics : SufficientStats
     params : GMMParams
     """
-    batch = forms.accumulate_statistics(X_blocks, weight_blocks, params, covariance_type)
+    batch = statistics_of(X_blocks, weight_blocks, params, covariance_type)
     batch = jax.tree_util.tree_map(lambda leaf: leaf / batch.total_weight, batch)
     statistics = jax.tree_util.tree_map(
         lambda old, new: (1 - step) * old + step * new, statistics, batch
@@ -150,6 +154,7 @@ def partial_fit_batch(
     dtype="float64",
     exponent: float = STEP_SIZE_EXPONENT,
     offset: float = STEP_SIZE_OFFSET,
+    missing: str = "raise",
 ) -> tuple[parameters.EMResult, OnlineState]:
     """One step of stepwise online EM (Cappé & Moulines 2009) on a batch.
 
@@ -177,6 +182,10 @@ def partial_fit_batch(
         (change of the running mean log-likelihood below ``tol``).
     exponent, offset : float
         The step-size schedule (see :func:`step_size`).
+    missing : {'raise', 'marginalize'}, default='raise'
+        As in :func:`bayesgmm.mixture.driver.fit_sweep`: NaN entries are
+        values missing at random; the first batch is initialised from its
+        rows mean-imputed.
 
     Returns
     -------
@@ -195,9 +204,13 @@ def partial_fit_batch(
     dtype, tol, reg_covar = settings.dtype, settings.tol, settings.reg_covar
     covariance_type = settings.covariance_type
     resume = state is not None and fitted is not None and state.means is fitted.means
-    X = v.check_array(X, dtype, min_samples=1 if fitted is not None else 2)
+    missing = incomplete.check_missing(missing)
+    X = v.check_array(X, dtype, min_samples=1 if fitted is not None else 2, missing=missing)
     # Scaled per batch: a batch's statistics are taken per unit of its weight.
     weights = fit_sample_weight(sample_weight, X.shape[0], dtype)
+    has_missing = missing == "marginalize" and bool(np.isnan(X).any())
+    if has_missing:
+        X, weights = incomplete.usable_rows(X, weights)
     if fitted is not None:
         v.check_n_features(X, np.shape(fitted.means)[1])
     else:
@@ -206,6 +219,8 @@ def partial_fit_batch(
     step = step_size(len(state.lower_bounds) if resume else 0, exponent, offset)
     if resume:
         centre = state.centre
+    elif has_missing:
+        centre = incomplete.observed_mean(X, weights)
     else:
         centre = (blocks.weighted_column_sum(weights, X) / weights.sum()).astype(dtype)
     with parameters.precision_scope(dtype):
@@ -217,8 +232,9 @@ def partial_fit_batch(
                 settings, n_components, X.shape[1],
                 weights_init=weights_init, means_init=means_init, precisions_init=precisions_init,
             )
+            rows = incomplete.mean_imputed(X, centre) if has_missing else X
             params = _first_batch_params(
-                X, None if sample_weight is None else weights, weights, centre, settings,
+                rows, None if sample_weight is None else weights, weights, centre, settings,
                 n_components, check_random_state(random_state), given,
             )
         if resume:
@@ -227,15 +243,20 @@ def partial_fit_batch(
             )
         else:
             statistics = zero_statistics(n_components, X.shape[1], covariance_type, dtype)
-        layout = blocks.DataLayout.create(X.shape[0], n_components, X.shape[1])
+        if has_missing:
+            X_blocks, weight_blocks = incomplete.put_incomplete(X, weights, centre, n_components, covariance_type)
+        else:
+            layout = blocks.DataLayout.create(X.shape[0], n_components, X.shape[1])
+            X_blocks, weight_blocks = layout.put(X, offset=centre), layout.put(weights)
         statistics, params = stepwise_update(
             statistics,
-            layout.put(X, offset=centre),
-            layout.put(weights),
+            X_blocks,
+            weight_blocks,
             params,
             jnp.asarray(step, dtype),
             covariance_type=covariance_type,
             reg_covar=reg_covar,
+            statistics_of=incomplete.incomplete_statistics if has_missing else forms.accumulate_statistics,
         )
         if not bool(rounding.all_finite(params)):
             raise ValueError(

@@ -419,6 +419,7 @@ def fit_streaming(
     devices=None,
     chunk_size: int | None = None,
     init_size: int | None = None,
+    missing: str = "raise",
 ) -> parameters.EMResult:
     """Exact EM over data read chunk by chunk: the out-of-core :func:`bayesgmm.mixture.driver.fit_gmm`.
 
