@@ -17,6 +17,15 @@ parameters, so the SBC argument holds exactly for them.)
 
 Run with ``python validation/calibration.py [--replicates 200]``; it prints the
 coverage per quantity and overall, and a rank-uniformity test.
+
+``--missing 0.2`` removes that share of the entries from every data set
+before the fit (never a whole row), which is fitted with
+``missing='marginalize'``: the posterior given the observed entries must be
+calibrated in the same way, since values missing at random leave the
+likelihood of the observed data the model's. ``--mechanism mcar`` removes
+entries completely at random; ``mar`` removes the second coordinate with a
+probability that grows with the first (logistic in it, averaging the share
+asked for), which is missing at random but not completely at random.
 """
 
 from __future__ import annotations
@@ -28,13 +37,13 @@ import warnings
 
 import jax
 import numpy as np
-from bayesgmm.mixture.parameters import precision_scope
 from numpyro import handlers
 from scipy import stats
 
 from bayesgmm import BayesianGaussianMixture
 from bayesgmm.bayes.diagnostics import SamplingWarning, posterior_variables
 from bayesgmm.bayes.model import gmm_model
+from bayesgmm.mixture.parameters import precision_scope
 
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 150, 2, 2
 PRIOR = dict(weight_concentration=2.0, mean_prior_loc=0.0, mean_prior_scale=3.0,
@@ -83,15 +92,36 @@ QUANTITY_NAMES = ["weight(1)"] + [
 ]
 
 
-def one_replicate(seed):
+def remove_entries(X, share, mechanism, seed):
+    """``X`` with about ``share`` of its entries set to NaN, never a whole row."""
+    if share == 0:
+        return X
+    rng = np.random.default_rng([seed, 1])
+    X = X.copy()
+    if mechanism == "mcar":
+        mask = rng.random(X.shape) < share
+    else:
+        # Only the second coordinate goes missing, more often where the first is large.
+        centred = (X[:, 0] - X[:, 0].mean()) / X[:, 0].std()
+        logit = np.log(2 * share / (1 - 2 * share)) + 1.5 * centred
+        mask = np.zeros(X.shape, bool)
+        mask[:, 1] = rng.random(len(X)) < 1 / (1 + np.exp(-logit))
+    mask[mask.all(axis=1), 0] = False
+    X[mask] = np.nan
+    return X
+
+
+def one_replicate(seed, share=0.0, mechanism="mcar"):
     truth, X = draw_replicate(seed)
+    X = remove_entries(X, share, mechanism, seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
         warnings.simplefilter("ignore", UserWarning)
         model = BayesianGaussianMixture(
             N_COMPONENTS, weight_concentration=PRIOR["weight_concentration"],
             mean_prior=PRIOR["mean_prior_loc"], mean_prior_scale=PRIOR["mean_prior_scale"],
-            scale_prior=PRIOR["scale_prior_median"], random_state=seed, **FIT,
+            scale_prior=PRIOR["scale_prior_median"], random_state=seed,
+            missing="marginalize" if share else "raise", **FIT,
         ).fit(X)
     posterior = model.inference_data_.posterior
     draws = {name: posterior[name].values.reshape((-1,) + posterior[name].shape[2:])
@@ -110,7 +140,7 @@ def one_replicate(seed):
     }
 
 
-def report(results):
+def report(results, share=0.0, mechanism="mcar"):
     n = len(results)
     in50 = np.array([r["in50"] for r in results])
     in90 = np.array([r["in90"] for r in results])
@@ -119,7 +149,10 @@ def report(results):
     se50, se90 = np.sqrt(0.25 / n), np.sqrt(0.09 / n)
     print(f"{n} replicates; N = {N_SAMPLES}, D = {N_FEATURES}, K = {N_COMPONENTS}, 'full'; "
           f"{FIT['num_chains']} chains x {FIT['num_samples']} draws; "
-          f"{sum(r['warned'] for r in results)} fits raised a sampling warning.\n")
+          f"{sum(r['warned'] for r in results)} fits raised a sampling warning.")
+    if share:
+        print(f"{share:.0%} of the entries missing ({mechanism}), fitted with missing='marginalize'.")
+    print()
     print(f"{'quantity':<14} {'50% coverage':>12} {'90% coverage':>12} {'rank chi2 p':>11}")
     for j, name in enumerate(QUANTITY_NAMES):
         histogram = np.histogram(ranks[:, j], bins=RANK_BINS, range=(0, n_ranks + 1))[0]
@@ -134,10 +167,15 @@ def report(results):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--missing", type=float, default=0.0,
+                        help="share of entries removed before each fit (0 to 0.5)")
+    parser.add_argument("--mechanism", choices=("mcar", "mar"), default="mcar")
     args = parser.parse_args(argv)
+    if not 0 <= args.missing < 0.5:
+        parser.error("--missing must be in [0, 0.5)")
     start = time.perf_counter()
-    results = [one_replicate(seed) for seed in range(args.replicates)]
-    report(results)
+    results = [one_replicate(seed, args.missing, args.mechanism) for seed in range(args.replicates)]
+    report(results, args.missing, args.mechanism)
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

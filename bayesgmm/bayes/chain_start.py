@@ -57,17 +57,19 @@ PADDING_WORK_LIMIT = 1 << 15
 
 
 def fit_em(X, sample_weight, *, n_components, covariance_type, random_state, dtype,
-           reg_covar=1e-6) -> parameters.EMResult:
+           reg_covar=1e-6, missing="raise") -> parameters.EMResult:
     """The maximum-likelihood fit that starts the chains and seeds the relabelling.
 
     The best of :data:`EM_START_RESTARTS` k-means starts: chains (and SVI's
     guide) stay in the mode they start in, and a single k-means start was
     seen to land in a poor local optimum (two true clusters merged) at
-    N = 100k; restarts are batched, so they cost little.
+    N = 100k; restarts are batched, so they cost little. ``missing='marginalize'``
+    fits data with NaN entries by EM on the observed coordinates.
     """
     return driver.fit_gmm(
         X, sample_weight, n_components=n_components, covariance_type=covariance_type,
         reg_covar=reg_covar, random_state=random_state, dtype=dtype, n_init=EM_START_RESTARTS,
+        missing=missing,
     )
 
 

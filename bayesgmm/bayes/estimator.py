@@ -27,6 +27,7 @@ from bayesgmm import _validation as v
 from bayesgmm import structures
 from bayesgmm.bayes import diagnostics, fitting, nuts, posterior, priors, svi
 from bayesgmm.bayes.priors import DEFAULT_LKJ_CONCENTRATION
+from bayesgmm.mixture import incomplete as em_incomplete
 from bayesgmm.mixture import parameters
 
 if TYPE_CHECKING:
@@ -185,6 +186,20 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         as scikit-learn does: float32 for float32 arrays, float64 for
         everything else. float64 is computed in JAX's x64 mode inside a
         scoped context; the global JAX setting is never changed.
+    missing : {'raise', 'marginalize'}, default='raise'
+        What NaN entries of ``X`` mean. 'raise' refuses them. 'marginalize'
+        treats them as values missing at random: each row's likelihood is
+        its mixture density on its observed coordinates (the assignments and
+        the missing values both integrated out), so NUTS and SVI sample the
+        posterior given the observed entries; the EM start, the default
+        priors and the relabelling use the observed entries too.
+        :meth:`predict_proba` (and its intervals), :meth:`score_samples` and
+        ``log_likelihood`` (for ``az.loo``) use the marginal on each row's
+        observed coordinates, and :meth:`impute_draws` draws the missing
+        values from their posterior. A row with every value missing is
+        refused unless its ``sample_weight`` is 0 (it is then left out); a
+        column with no observed value is refused. Complete data give the
+        same fit as 'raise'.
 
     Attributes
     ----------
@@ -267,6 +282,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         random_state=None,
         progress_bar=True,
         dtype=None,
+        missing="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -294,6 +310,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.progress_bar = progress_bar
         self.dtype = dtype
+        self.missing = missing
 
     # ------------------------------------------------------------ validation
 
@@ -331,17 +348,23 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         v.check_nonnegative_float("reg_covar", self.reg_covar)
         v.check_choice("inference", self.inference, INFERENCES)
         v.check_bool("progress_bar", self.progress_bar)
+        em_incomplete.check_missing(self.missing)
         svi.check_options(svi_steps=self.svi_steps, svi_subsample_size=self.svi_subsample_size,
                           svi_learning_rate=self.svi_learning_rate, guide=self.guide,
                           svi_num_draws=self.svi_num_draws)
         return dtype
 
     def _check_data(self, X, sample_weight, dtype):
-        X = v.check_array(X, dtype, min_samples=2)
+        X = v.check_array(X, dtype, min_samples=2, missing=self.missing)
         v.check_n_samples(X.shape[0], self.n_components)
         weights = None
         if sample_weight is not None:
             weights = v.check_sample_weight(sample_weight, X.shape[0], dtype)
+        if np.isnan(X).any():
+            X, usable = em_incomplete.usable_rows(X, np.ones(X.shape[0], dtype) if weights is None else weights)
+            weights = None if weights is None else usable
+            v.check_n_samples(X.shape[0], self.n_components)
+        if weights is not None:
             v.check_positive_weight_count(weights, self.n_components)
         prior = priors.checked_prior(X, weights, mean_prior=self.mean_prior,
                                      mean_prior_scale=self.mean_prior_scale,
@@ -408,8 +431,14 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
         v.check_feature_names(self, X, reset=False)
-        X = v.check_array(X, self.means_.dtype)
+        X = v.check_array(X, self.means_.dtype, missing=self.missing)
         v.check_n_features(X, self.n_features_in_, type(self).__name__)
+        empty = np.isnan(X).all(axis=1)
+        if empty.any():
+            raise ValueError(
+                f"Row {int(np.flatnonzero(empty)[0])} of X has every value missing: there is "
+                "nothing to predict from."
+            )
         return X
 
     def _on_draws(self, function, X):
@@ -582,6 +611,53 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         diagnostics.add_posterior_predictive(self.inference_data_, replicates.reshape(
             self.relabel_permutations_.shape[:2] + (n_samples, n_features)))
         return self.inference_data_
+
+    def impute_draws(self, X: ArrayLike | None = None,
+                     random_state: int | np.random.RandomState | None = None):
+        """Posterior multiple imputation: for each posterior draw, a draw of the missing values.
+
+        For draw ``s`` of the parameters, each row's component is drawn from
+        its responsibilities on its observed coordinates, then its missing
+        values from that component's conditional Gaussian given the observed
+        ones (:func:`bayesgmm.bayes.posterior.imputation_draws`); the spread
+        of the imputations over draws carries the uncertainty of the
+        parameters as well as that of the values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Data with NaN marking missing values; default: the training data
+            (``inference_data_.observed_data``).
+        random_state : int, RandomState instance or None, default=None
+            None takes the estimator's ``random_state``.
+
+        Returns
+        -------
+        imputations : xarray.DataArray
+            Named ``x``, dims (``chain``, ``draw``, ``observation``,
+            ``feature``), shape (num_chains, num_samples, n_samples,
+            n_features): completed copies of ``X`` (observed entries equal in
+            every draw). ``imputations.mean(("chain", "draw"))`` is the
+            posterior mean imputation.
+        """
+        import xarray as xr
+
+        if not hasattr(self, "posterior_params_"):
+            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
+        observed = self.inference_data_.observed_data["x"]
+        X = observed.values if X is None else self._check_X(X)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        with parameters.precision_scope(X.dtype):
+            draws = posterior.imputation_draws(jax.random.key(seed), X, self.posterior_params_,
+                                               self._structure_name())
+        by_chain = self.relabel_permutations_.shape[:2]
+        return xr.DataArray(
+            draws.reshape(by_chain + X.shape), name="x",
+            dims=("chain", "draw", "observation", "feature"),
+            coords={"chain": np.arange(by_chain[0]), "draw": np.arange(by_chain[1]),
+                    "observation": np.arange(X.shape[0]), "feature": observed.coords["feature"].values},
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model as a netCDF file that ``arviz.from_netcdf`` also reads.

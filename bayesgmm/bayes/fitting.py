@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
-from bayesgmm.bayes import chain_start, diagnostics, nuts, relabel, svi
+from bayesgmm.bayes import chain_start, diagnostics, incomplete, nuts, relabel, svi
 from bayesgmm.bayes.priors import GMMPrior
 from bayesgmm.mixture import parameters
 
@@ -52,7 +52,7 @@ def em_start(estimator, X, weights, seed, dtype):
         return chain_start.fit_em(
             X, weights, n_components=estimator.n_components,
             covariance_type=estimator._structure_name(), random_state=int(seed), dtype=dtype,
-            reg_covar=estimator.reg_covar,
+            reg_covar=estimator.reg_covar, missing=estimator.missing,
         ).params
     except ValueError as error:
         if not str(error).startswith(
@@ -77,6 +77,19 @@ def prior_kwargs(estimator, dtype, prior: GMMPrior) -> dict:
         "scale_prior_median": jnp.asarray(prior.scale_median),
         "lkj_concentration": jnp.asarray(estimator.lkj_concentration, dtype),
     }
+
+
+def data_kwargs(X, convert) -> dict:
+    """``X`` (missing entries filled) and its ``observed`` patterns, as ``gmm_model`` takes them.
+
+    ``convert`` makes the arrays (``np.asarray`` keeps them on the host for
+    NUTS, which pads them there). Complete data have no ``observed``.
+    """
+    observed = incomplete.observed_patterns(X)
+    if observed is None:
+        return {"X": convert(X)}
+    return {"X": convert(incomplete.filled(X)),
+            "observed": incomplete.ObservedPatterns(*map(convert, observed))}
 
 
 def _feature_names(estimator):
@@ -115,8 +128,9 @@ def fit_svi(estimator, X, weights, prior: GMMPrior, dtype) -> FittedPosterior:
     with parameters.precision_scope(dtype):
         X_start, weights_start = svi.em_start_points(X, weights, int(em_seed))
         em_params = em_start(estimator, X_start, weights_start, em_seed, dtype)
-        model_kwargs = dict(prior_kwargs(estimator, X.dtype, prior), X=jnp.asarray(X),
-                            sample_weight=None if weights is None else jnp.asarray(weights))
+        model_kwargs = dict(prior_kwargs(estimator, X.dtype, prior),
+                            sample_weight=None if weights is None else jnp.asarray(weights),
+                            **data_kwargs(X, jnp.asarray))
         fitted = svi.fit_posterior(
             jax.random.key(int(svi_seed)), X, weights, model_kwargs, em_params,
             n_components=estimator.n_components, covariance_type=estimator._structure_name(),
@@ -185,8 +199,8 @@ def _sample(estimator, X, weights, prior, em_params, chain_method, seed):
     # The data stay on the host: sample_posterior pads them to their row
     # bucket before they reach the device (a jnp conversion here would
     # compile a small program for every n_samples).
-    model_kwargs = dict(prior_kwargs(estimator, X.dtype, prior), X=X, sample_weight=weights,
-                        n_active=jnp.asarray(n_components, jnp.int32))
+    model_kwargs = dict(prior_kwargs(estimator, X.dtype, prior), sample_weight=weights,
+                        n_active=jnp.asarray(n_components, jnp.int32), **data_kwargs(X, np.asarray))
     settings = nuts.NUTSSettings(
         num_warmup=int(estimator.num_warmup), num_samples=int(estimator.num_samples),
         num_chains=int(estimator.num_chains), chain_method=chain_method,

@@ -74,7 +74,8 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from bayesgmm import gaussian, structures
+from bayesgmm import structures
+from bayesgmm.bayes import incomplete
 from bayesgmm.bayes.padded_dirichlet import (
     PaddedDirichlet,
     padded_log_weights,
@@ -175,6 +176,11 @@ class GaussianMixtureLikelihood(dist.Distribution):
     precisions_cholesky : Array
         Shape per ``covariance_type`` (see :mod:`bayesgmm.gaussian`).
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    observed : ObservedPatterns, optional
+        Each row's observed coordinates (:mod:`bayesgmm.bayes.incomplete`):
+        the density of row ``n`` is then its marginal on those coordinates,
+        and the distribution's batch shape is (N,), one entry per row.
+        ``None``: every coordinate observed.
     """
 
     arg_constraints = {
@@ -182,24 +188,30 @@ class GaussianMixtureLikelihood(dist.Distribution):
         "means": constraints.real_matrix,
     }
     support = constraints.real_vector
-    pytree_data_fields = ("weights", "means", "precisions_cholesky")
+    pytree_data_fields = ("weights", "means", "precisions_cholesky", "observed")
     pytree_aux_fields = ("covariance_type",)
 
     def __init__(self, weights, means, precisions_cholesky, covariance_type="full",
-                 *, validate_args=None):
+                 observed=None, *, validate_args=None):
         self.weights = weights
         self.means = means
         self.precisions_cholesky = precisions_cholesky
         self.covariance_type = covariance_type
+        self.observed = observed
+        batch_shape = () if observed is None else jnp.shape(observed.row_pattern)
         super().__init__(
-            batch_shape=(), event_shape=means.shape[-1:], validate_args=validate_args
+            batch_shape=batch_shape, event_shape=means.shape[-1:], validate_args=validate_args
         )
 
     def component_log_prob(self, value):
-        """``log weights[k] + log N(x | k)`` of shape (..., K); ``-inf`` where a weight is 0."""
+        """``log weights[k] + log N(x | k)`` of shape (..., K); ``-inf`` where a weight is 0.
+
+        With ``observed``, ``value`` is (N, D) and missing entries may hold anything.
+        """
         flat = jnp.reshape(value, (-1, value.shape[-1]))
-        log_prob = gaussian.log_weighted_prob(
-            flat, self.weights, self.means, self.precisions_cholesky, self.covariance_type
+        log_prob = incomplete.log_weighted_prob(
+            flat, self.weights, self.means, self.precisions_cholesky, self.covariance_type,
+            self.observed,
         )
         return jnp.reshape(log_prob, value.shape[:-1] + log_prob.shape[-1:])
 
@@ -264,6 +276,7 @@ def gmm_model(
     subsample_size: int | None = None,
     n_active=None,
     padding_density=True,
+    observed=None,
 ):
     """NumPyro model of a Gaussian mixture with the assignments marginalised.
 
@@ -309,6 +322,13 @@ def gmm_model(
         counts in the log joint. Samplers need it (the inactive parameters
         must have a proper density); without it the log joint is the one of
         the unpadded model of ``n_active`` components (up to a constant).
+    observed : ObservedPatterns, optional
+        With values missing from ``X``: which coordinates each row has
+        (:func:`bayesgmm.bayes.incomplete.observed_patterns` of the data with
+        NaN; pass ``X`` with its missing entries filled by anything finite,
+        e.g. :func:`bayesgmm.bayes.incomplete.filled`). Each row's likelihood
+        is then its mixture density on its observed coordinates (the missing
+        ones integrated out) and the default priors use the observed entries.
 
     Examples
     --------
@@ -322,6 +342,7 @@ def gmm_model(
             jnp.asarray(X), None if sample_weight is None else jnp.asarray(sample_weight),
             mean_prior_loc=mean_prior_loc, mean_prior_scale=mean_prior_scale,
             scale_prior_median=scale_prior_median,
+            observed=None if observed is None else jnp.asarray(observed.patterns)[observed.row_pattern],
         )
     else:
         if n_samples is None or n_features is None:
@@ -351,12 +372,13 @@ def gmm_model(
         structure, n_components, n_features, prior, scale_prior_log_sd,
         lkj_concentration, padding,
     )
-    likelihood = GaussianMixtureLikelihood(
-        weights, means, structure.precisions_cholesky_from_sites(covariance_sites),
-        covariance_type,
-    )
+    precisions_cholesky = structure.precisions_cholesky_from_sites(covariance_sites)
     with numpyro.plate("obs", n_samples, subsample_size=subsample_size, dim=-1):
         batch = None if X is None else numpyro.subsample(X, event_dim=1)
+        rows = None if observed is None else incomplete.ObservedPatterns(
+            observed.patterns, numpyro.subsample(observed.row_pattern, event_dim=0))
+        likelihood = GaussianMixtureLikelihood(
+            weights, means, precisions_cholesky, covariance_type, rows)
         with _weighting(sample_weight):
             numpyro.sample("x", likelihood, obs=batch)
 

@@ -30,7 +30,8 @@ from numpyro import handlers
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
-from bayesgmm import _program_cache, _progress, gaussian, structures
+from bayesgmm import _program_cache, _progress, structures
+from bayesgmm.bayes import incomplete
 from bayesgmm.bayes.chain_start import ChainStart
 from bayesgmm.bayes.model import (
     component_sites,
@@ -426,14 +427,15 @@ def _posterior_job(keys, center, noise_scale, model_kwargs, X_relabel, reference
     params = _params_from_samples(flatten_chains(trace.samples), covariance_type)
     reference_log_resp = None
     if reference is not None:
-        reference_log_resp = _log_softmax(gaussian.log_weighted_prob(
-            X_relabel, reference.weights, reference.means, reference.precisions_cholesky,
-            covariance_type,
+        reference_log_resp = _log_softmax(incomplete.log_weighted_prob(
+            X_relabel.X, reference.weights, reference.means, reference.precisions_cholesky,
+            covariance_type, X_relabel.observed,
         ))
+    data = incomplete.Rows(model_kwargs["X"], model_kwargs.get("observed"))
     return PosteriorRun(
         trace=trace,
         params=params,
-        log_likelihood=_per_draw(_logsumexp, model_kwargs["X"], params, covariance_type),
+        log_likelihood=_per_draw(_logsumexp, data, params, covariance_type),
         log_resp=_per_draw(_log_softmax, X_relabel, params, covariance_type),
         reference_log_resp=reference_log_resp,
     )
@@ -483,8 +485,12 @@ def _padded_data(model_kwargs: dict, X_relabel):
     n_rows = row_bucket(X.shape[0])
     model_kwargs = dict(model_kwargs, X=jnp.asarray(_pad_rows(X, n_rows)),
                         sample_weight=jnp.asarray(_pad_rows(weights, n_rows, fill=0)))
+    observed = model_kwargs.get("observed")
+    if observed is not None:
+        model_kwargs["observed"] = incomplete.ObservedPatterns(
+            jnp.asarray(observed.patterns), jnp.asarray(_pad_rows(observed.row_pattern, n_rows)))
     X_relabel = np.asarray(X_relabel)
-    return model_kwargs, jnp.asarray(_pad_rows(X_relabel, row_bucket(X_relabel.shape[0])))
+    return model_kwargs, incomplete.rows(X_relabel, row_bucket(X_relabel.shape[0]))
 
 
 def sample_posterior(key, start: ChainStart | None, model_kwargs: dict, X_relabel,

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import _program_cache, gaussian, structures
+from bayesgmm import _program_cache, structures
+from bayesgmm.bayes import incomplete
 from bayesgmm.bayes.model import GaussianMixtureLikelihood
 from bayesgmm.mixture import parameters
 
@@ -58,10 +59,14 @@ def posterior_params(samples: dict, covariance_type: str) -> parameters.GMMParam
         return _to_numpy(_params_from_samples(samples, covariance_type))
 
 
-def _per_draw(fn, X, params: parameters.GMMParams, covariance_type):
-    """``fn(log weights + log N)`` of every draw (leading axis), mapped in batches."""
+def _per_draw(fn, rows: incomplete.Rows, params: parameters.GMMParams, covariance_type):
+    """``fn(log weights + log N)`` of every draw (leading axis), mapped in batches.
+
+    ``rows``: the data and their patterns of observed coordinates
+    (:func:`bayesgmm.bayes.incomplete.rows`).
+    """
     def one_draw(draw):
-        return fn(gaussian.log_weighted_prob(X, *draw, covariance_type))
+        return fn(incomplete.log_weighted_prob(rows.X, *draw, covariance_type, rows.observed))
 
     draws = (params.weights, params.means, params.precisions_cholesky)
     return lax.map(one_draw, draws, batch_size=DRAW_BATCH_SIZE)
@@ -90,28 +95,30 @@ def _to_numpy(params: parameters.GMMParams) -> parameters.GMMParams:
 
 @_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
-def _log_responsibilities(X, params, covariance_type):
-    return _per_draw(_log_softmax, X, params, covariance_type)
+def _log_responsibilities(rows, params, covariance_type):
+    return _per_draw(_log_softmax, rows, params, covariance_type)
 
 
 @_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
-def _log_likelihoods(X, params, covariance_type):
-    return _per_draw(_logsumexp, X, params, covariance_type)
+def _log_likelihoods(rows, params, covariance_type):
+    return _per_draw(_logsumexp, rows, params, covariance_type)
 
 
 @_program_cache.bounded
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
-def _responsibility_moments(X, params, covariance_type):
+def _responsibility_moments(rows, params, covariance_type):
     # Welford's update: no cancellation when the spread is tiny against the mean.
     def add_draw(carry, draw):
         count, mean, sum_squares = carry
-        resp = jax.nn.softmax(gaussian.log_weighted_prob(X, *draw, covariance_type), axis=-1)
+        resp = jax.nn.softmax(incomplete.log_weighted_prob(rows.X, *draw, covariance_type, rows.observed),
+                              axis=-1)
         count = count + 1
         delta = resp - mean
         mean = mean + delta / count
         return (count, mean, sum_squares + delta * (resp - mean)), None
 
+    X = rows.X
     zeros = jnp.zeros((X.shape[0], params.weights.shape[-1]), X.dtype)
     draws = (params.weights, params.means, params.precisions_cholesky)
     (count, mean, sum_squares), _ = lax.scan(add_draw, (jnp.zeros((), X.dtype), zeros, zeros),
@@ -125,6 +132,8 @@ def log_responsibilities(X, params: parameters.GMMParams, covariance_type: str) 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        NaN marks a missing value: a row's responsibilities then use its
+        observed coordinates (the marginal of each component).
     params : GMMParams
         Draws with one leading axis (n_draws,).
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
@@ -134,28 +143,75 @@ def log_responsibilities(X, params: parameters.GMMParams, covariance_type: str) 
     log_resp : ndarray of shape (n_draws, n_samples, n_components)
     """
     with _params_precision(params):
-        return np.asarray(_log_responsibilities(jnp.asarray(X), _as_jax(params),
-                                                covariance_type))
+        return np.asarray(_log_responsibilities(incomplete.rows(X), _as_jax(params), covariance_type))
 
 
 def pointwise_log_likelihood(X, params: parameters.GMMParams, covariance_type: str) -> np.ndarray:
-    """``log p(x_n | theta_s)`` for every draw and point, shape (n_draws, n_samples)."""
+    """``log p(x_n | theta_s)`` for every draw and point, shape (n_draws, n_samples).
+
+    NaN marks a missing value: ``log p(x_no | theta_s)``, the density of the
+    observed coordinates.
+    """
     with _params_precision(params):
-        return np.asarray(_log_likelihoods(jnp.asarray(X), _as_jax(params), covariance_type))
+        return np.asarray(_log_likelihoods(incomplete.rows(X), _as_jax(params), covariance_type))
 
 
 def responsibility_moments(X, params: parameters.GMMParams, covariance_type: str):
     """Posterior mean and standard deviation of the responsibilities.
 
     Accumulated draw by draw, so memory stays (n_samples, n_components).
+    NaN marks a missing value, as in :func:`log_responsibilities`.
 
     Returns
     -------
     mean, std : ndarray of shape (n_samples, n_components)
     """
     with _params_precision(params):
-        mean, std = _responsibility_moments(jnp.asarray(X), _as_jax(params), covariance_type)
+        mean, std = _responsibility_moments(incomplete.rows(X), _as_jax(params), covariance_type)
         return np.asarray(mean), np.asarray(std)
+
+
+@_program_cache.bounded
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _imputations(keys, rows, params, covariance_type):
+    def one_draw(args):
+        key, weights, means, precisions_cholesky = args
+        return incomplete.impute_draw(key, rows.X, weights, means, precisions_cholesky, covariance_type,
+                                      rows.observed)
+
+    draws = (keys, params.weights, params.means, params.precisions_cholesky)
+    return lax.map(one_draw, draws, batch_size=DRAW_BATCH_SIZE)
+
+
+def imputation_draws(key, X, params: parameters.GMMParams, covariance_type: str) -> np.ndarray:
+    """Posterior multiple imputation: one completed copy of ``X`` per posterior draw.
+
+    For draw ``s``, each row's component is drawn from its responsibilities
+    on its observed coordinates under ``theta_s``, then its missing values
+    from that component's conditional Gaussian given the observed ones; so
+    the imputations carry the uncertainty of the parameters as well as that
+    of the values.
+
+    Parameters
+    ----------
+    key : jax.random key
+    X : array of shape (n_samples, n_features)
+        NaN marks a missing value.
+    params : GMMParams
+        Draws with one leading axis (n_draws,).
+    covariance_type : str
+
+    Returns
+    -------
+    imputations : ndarray of shape (n_draws, n_samples, n_features)
+        Observed entries equal to ``X``'s in every draw.
+    """
+    with _params_precision(params):
+        data = incomplete.rows(X)
+        if data.observed is None:
+            return np.broadcast_to(np.asarray(X), (params.weights.shape[0],) + np.shape(X)).copy()
+        keys = jax.random.split(key, params.weights.shape[0])
+        return np.asarray(_imputations(keys, data, _as_jax(params), covariance_type))
 
 
 # --------------------------------------------------------------------------

@@ -56,21 +56,34 @@ class GMMPrior(NamedTuple):
     scale_median: np.ndarray  # (n_features,)
 
 
-def _weighted_moments(X, sample_weight):
-    """Weighted mean and standard deviation per column; works in NumPy and JAX."""
+def _weighted_moments(X, sample_weight, observed=None):
+    """Weighted mean and standard deviation per column; works in NumPy and JAX.
+
+    ``observed`` (N, D) bool restricts each column to its observed entries;
+    NumPy data with NaN take ``~isnan(X)``.
+    """
     xp = jnp if isinstance(X, jax.Array) else np
     if sample_weight is None:
         sample_weight = xp.ones(X.shape[0], dtype=X.dtype)
-    total = xp.sum(sample_weight)
-    mean = xp.sum(sample_weight[:, None] * X, axis=0) / total
-    variance = xp.sum(sample_weight[:, None] * (X - mean) ** 2, axis=0) / total
+    if observed is None and xp is np and np.isnan(X).any():
+        observed = ~np.isnan(X)
+    if observed is not None:
+        entry_weight = xp.where(observed, sample_weight[:, None], 0.0).astype(X.dtype)
+        X = xp.where(observed, X, 0.0)
+        total = xp.sum(entry_weight, axis=0)
+        mean = xp.sum(entry_weight * X, axis=0) / total
+        variance = xp.sum(entry_weight * (X - mean) ** 2, axis=0) / total
+    else:
+        total = xp.sum(sample_weight)
+        mean = xp.sum(sample_weight[:, None] * X, axis=0) / total
+        variance = xp.sum(sample_weight[:, None] * (X - mean) ** 2, axis=0) / total
     # A constant column would give a zero-width prior; fall back to unit scale.
     std = xp.where(variance > 0, xp.sqrt(xp.where(variance > 0, variance, 1.0)), 1.0)
     return mean, std
 
 
 def default_prior(X, sample_weight=None, *, mean_prior_loc=None, mean_prior_scale=None,
-                  scale_prior_median=None) -> GMMPrior:
+                  scale_prior_median=None, observed=None) -> GMMPrior:
     """The data-dependent default hyperparameters, with any given value kept.
 
     Parameters
@@ -80,13 +93,16 @@ def default_prior(X, sample_weight=None, *, mean_prior_loc=None, mean_prior_scal
     mean_prior_loc, mean_prior_scale, scale_prior_median : array-like, optional
         Broadcastable to (n_features,); ``None`` takes the default described
         in the module docstring.
+    observed : array of shape (n_samples, n_features) of bool, optional
+        The entries observed; the moments use those only (NumPy data with
+        NaN use the entries that are not NaN).
 
     Returns
     -------
     GMMPrior
         Arrays of shape (n_features,) (NumPy for NumPy input, JAX otherwise).
     """
-    mean, std = _weighted_moments(X, sample_weight)
+    mean, std = _weighted_moments(X, sample_weight, observed)
     xp = jnp if isinstance(X, jax.Array) else np
 
     def pick(value, default):

@@ -62,7 +62,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm import _program_cache, _progress
 from bayesgmm import _validation as v
-from bayesgmm.bayes import chain_start, posterior, relabel
+from bayesgmm.bayes import chain_start, incomplete, posterior, relabel
 from bayesgmm.bayes.model import gmm_model
 from bayesgmm.mixture import parameters
 
@@ -339,8 +339,8 @@ def _svi_job(key, center, scale, learning_rate, model_kwargs, X_relabel, referen
         reference = jax.tree.map(lambda leaf: leaf[None], reference)
     log_likelihood = None
     if settings.pointwise_log_likelihood:
-        log_likelihood = posterior._per_draw(posterior._logsumexp, model_kwargs["X"], params,
-                                             covariance_type)
+        data = incomplete.Rows(model_kwargs["X"], model_kwargs.get("observed"))
+        log_likelihood = posterior._per_draw(posterior._logsumexp, data, params, covariance_type)
     return SVIRun(
         samples=samples, params=params, losses=losses, guide_params=guide_params,
         log_likelihood=log_likelihood,
@@ -373,7 +373,7 @@ def run_svi(key, start: chain_start.ChainStart | None, model_kwargs: dict, X_rel
         program.
     X_relabel : array of shape (n_points, n_features)
         The points whose responsibilities relabel the draws
-        (:func:`bayesgmm.bayes.relabel.relabel_points`).
+        (:func:`bayesgmm.bayes.relabel.relabel_points`); NaN marks a missing value.
     reference : GMMParams, optional
         Parameters (the EM fit) whose responsibilities on ``X_relabel`` start
         the relabelling; ``None`` takes the fitted guide's median.
@@ -401,7 +401,7 @@ def run_svi(key, start: chain_start.ChainStart | None, model_kwargs: dict, X_rel
     reporter = SVIProgress(settings) if settings.progress_bar else None
     run = _progress.run_reported(reporter, lambda token: _svi_job(
         key, center, scale, jnp.asarray(learning_rate, dtype), model_kwargs,
-        jnp.asarray(X_relabel), reference, token, n_components=n_components,
+        incomplete.rows(X_relabel), reference, token, n_components=n_components,
         covariance_type=covariance_type, settings=settings,
     ))
     run = jax.tree.map(np.asarray, run)
