@@ -401,13 +401,19 @@ def test_choose_k_prints_table_and_writes_files(points, tmp_path, capsys):
     assert (out / "choose_k.png").stat().st_size > 0
 
 
-def test_choose_k_over_covariance_types_prints_the_grid_and_marks_degenerate_fits(tmp_path, capsys):
-    # One cluster on a single value of y: its 'diag' component collapses.
+def _flat_data(tmp_path):
+    """A CSV of two clusters, one of them on a single value of y (240 x 2)."""
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0.0, 1.0, (200, 2)),
                    np.column_stack([rng.normal(6.0, 1.0, 40), np.full(40, 3.0)])])
     path = tmp_path / "flat.csv"
     np.savetxt(path, X, delimiter=",", header="x,y", comments="")
+    return path
+
+
+def test_choose_k_over_covariance_types_prints_the_grid_and_marks_degenerate_fits(tmp_path, capsys):
+    # One cluster on a single value of y: its 'diag' component collapses.
+    path = _flat_data(tmp_path)
     out = tmp_path / "grid"
     assert cli.main(["choose-k", str(path), "--max-components", "4", "--covariance-type",
                      "diag,full", "--out", str(out)]) == 0
@@ -609,11 +615,7 @@ def test_choose_k_mcmc_keeps_the_simplest_model_within_the_noise(elpd_diff, dse,
 
 def test_prior_default_gives_map_fits_that_do_not_collapse(tmp_path, capsys):
     # The data of the test above: under mclust's prior the 'diag' component on y = 3 keeps a variance.
-    rng = np.random.default_rng(0)
-    X = np.vstack([rng.normal(0.0, 1.0, (200, 2)),
-                   np.column_stack([rng.normal(6.0, 1.0, 40), np.full(40, 3.0)])])
-    path = tmp_path / "flat.csv"
-    np.savetxt(path, X, delimiter=",", header="x,y", comments="")
+    path = _flat_data(tmp_path)
     assert cli.main(["choose-k", str(path), "--max-components", "3", "--covariance-type", "diag,full",
                      "--prior", "default"]) == 0
     stdout = capsys.readouterr().out
