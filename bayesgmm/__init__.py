@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time every name is imported 
     from bayesgmm import alignment, datasets, metrics
     from bayesgmm._compilation_cache import enable_compilation_cache
     from bayesgmm.mixture.estimator import GaussianMixture
+    from bayesgmm.mixture.prior import ConjugatePrior
     from bayesgmm.mixture.selection import GaussianMixtureIC
 
 # Every public name is imported on first access, so that `import bayesgmm`
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time every name is imported 
 _LAZY = {
     "GaussianMixture": ("bayesgmm.mixture.estimator", "GaussianMixture"),
     "GaussianMixtureIC": ("bayesgmm.mixture.selection", "GaussianMixtureIC"),
+    "ConjugatePrior": ("bayesgmm.mixture.prior", "ConjugatePrior"),
     "alignment": ("bayesgmm.alignment", None),
     "datasets": ("bayesgmm.datasets", None),
     "metrics": ("bayesgmm.metrics", None),
@@ -37,6 +39,7 @@ _LAZY = {
 __all__ = [
     "GaussianMixture",
     "GaussianMixtureIC",
+    "ConjugatePrior",
     "BayesianGaussianMixture",
     "alignment",
     "datasets",

@@ -102,6 +102,10 @@ def reading(path: str, what: str, consequence: str = "the file is truncated or c
 # --------------------------------------------------------------------------
 
 
+# How a ConjugatePrior parameter is stored in the metadata: {PRIOR_KEY: {field: value}}.
+PRIOR_KEY = "ConjugatePrior"
+
+
 def split_params(model) -> tuple[dict, dict, list]:
     """Constructor parameters as (JSON values, arrays, names that cannot be stored).
 
@@ -112,7 +116,12 @@ def split_params(model) -> tuple[dict, dict, list]:
     """
     plain, arrays, dropped = {}, {}, []
     for name, value in model.get_params(deep=False).items():
-        if value is None or isinstance(value, (bool, str)):
+        if name == "prior" and value is not None and not isinstance(value, str):
+            # A ConjugatePrior (or a dict of its fields): its fields, lists for arrays.
+            from bayesgmm.mixture.prior import check_prior
+
+            plain[name] = {PRIOR_KEY: check_prior(value).to_dict()}
+        elif value is None or isinstance(value, (bool, str)):
             plain[name] = value
         elif isinstance(value, numbers.Integral):
             plain[name] = int(value)

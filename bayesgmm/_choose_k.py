@@ -25,6 +25,7 @@ from bayesgmm._commands import (
     _make_directory,
     _prepare_outputs,
     _read_table,
+    em_prior,
 )
 from bayesgmm.bayes.comparison import (
     NOISE_DSE,
@@ -41,7 +42,7 @@ def _grid(args, X):
     return GaussianMixtureIC(
         args.min_components, args.max_components, covariance_type=args.covariance_type,
         criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter,
-        random_state=args.seed,
+        random_state=args.seed, prior=em_prior(args),
     ).fit(X)
 
 

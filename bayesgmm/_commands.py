@@ -108,10 +108,18 @@ def _estimator(args, n_components: int):
         n_init=args.n_init,
         max_iter=args.max_iter,
         random_state=args.seed,
+        prior=em_prior(args),
     )
 
 
+def em_prior(args):
+    """The ``prior`` of --prior ('none': None)."""
+    return None if getattr(args, "prior", "none") == "none" else args.prior
+
+
 def _bayesian_estimator(args, n_components: int):
+    if em_prior(args) is not None:
+        raise CLIError("--prior applies to --method em only.")
     try:
         from bayesgmm.bayes.estimator import BayesianGaussianMixture
     except ImportError as err:

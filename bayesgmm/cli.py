@@ -156,6 +156,9 @@ def _add_model_arguments(parser, *, components: bool, grid: bool = False) -> Non
                     help="number of EM restarts; the best is kept")
     em.add_argument("--max-iter", type=_positive_int, metavar="N", default=100,
                     help="maximal number of EM iterations per restart")
+    em.add_argument("--prior", choices=("none", "default"), default="none",
+                    help="'default': MAP-EM with mclust's conjugate prior (priorControl()); "
+                         "not for VEE, EVE, VVE, EVV, which 'all' then leaves out")
     mcmc = parser.add_argument_group("MCMC options (with --method mcmc)")
     mcmc.add_argument("--num-samples", type=_positive_int, metavar="N", default=500,
                       help="posterior draws kept per chain")

@@ -99,7 +99,11 @@ def _restore_estimator(reader: Reader, cls, arrays: dict, check) -> object:
     ``fit`` accept.
     """
     params = dict(reader.get("params", dict))
+    if isinstance(params.get("prior"), dict):
+        params["prior"] = _stored_prior(reader, params["prior"])
     for name, value in params.items():
+        if name == "prior" and not isinstance(value, (dict, list)):
+            continue
         if value is not None and not isinstance(value, (bool, int, float, str)):
             raise reader.fail(f"metadata field 'params.{name}' must be a number, a string, "
                               f"true, false or null, got {value!r:.80}.")
@@ -128,6 +132,23 @@ def _restore_estimator(reader: Reader, cls, arrays: dict, check) -> object:
         raise reader.fail(f"metadata field 'params' holds a value that {cls.__name__} refuses: "
                           f"{err}") from None
     return model
+
+
+def _stored_prior(reader: Reader, stored: dict):
+    """The ConjugatePrior of the metadata field 'params.prior' ({'ConjugatePrior': {field: value}})."""
+    from bayesgmm._archive import PRIOR_KEY
+    from bayesgmm.mixture.prior import PRIOR_FIELDS, ConjugatePrior
+
+    fields = stored.get(PRIOR_KEY)
+    if set(stored) != {PRIOR_KEY} or not isinstance(fields, dict) or set(fields) != set(PRIOR_FIELDS):
+        raise reader.fail(f"metadata field 'params.prior' must be {{{PRIOR_KEY!r}: {{field: value}}}} with "
+                          f"the fields {list(PRIOR_FIELDS)}, got {stored!r:.80}.")
+    try:
+        return ConjugatePrior(**{name: None if value is None else np.asarray(value, np.float64)[()]
+                                 for name, value in fields.items()})
+    except (TypeError, ValueError):
+        raise reader.fail(f"metadata field 'params.prior' holds values that are not numbers: "
+                          f"{fields!r:.80}.") from None
 
 
 def _check_header_consistency(reader: Reader, model, covariance_type: str, n_components: int,
@@ -179,7 +200,7 @@ def _check_em_params(model, n_features: int) -> None:
     _, settings = check_settings(
         model.n_components, covariance_type=model.covariance_type, tol=model.tol,
         reg_covar=model.reg_covar, max_iter=model.max_iter, n_init=model.n_init,
-        init_params=model.init_params, dtype=model.dtype, **initial,
+        init_params=model.init_params, dtype=model.dtype, prior=model.prior, **initial,
     )
     check_initial_values(settings, model.n_components, n_features, **initial)
     v.check_int("verbose_interval", model.verbose_interval, 1)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
+import bayesgmm
 from bayesgmm import cli
 from bayesgmm._io import CSVError, read_csv, read_header
 
@@ -208,6 +209,7 @@ def test_mistyped_command_line_exits_2(capsys):
 # Run in a fresh interpreter: what --help, --version and a usage error import.
 _NO_JAX_SCRIPT = """
 import sys, contextlib, io
+import bayesgmm
 from bayesgmm import cli
 codes = []
 for argv in (["--help"], ["fit", "--help"], ["--version"], ["fit", "x.csv", "-k", "zero"],
@@ -399,13 +401,19 @@ def test_choose_k_prints_table_and_writes_files(points, tmp_path, capsys):
     assert (out / "choose_k.png").stat().st_size > 0
 
 
-def test_choose_k_over_covariance_types_prints_the_grid_and_marks_degenerate_fits(tmp_path, capsys):
-    # One cluster on a single value of y: its 'diag' component collapses.
+def _flat_data(tmp_path):
+    """A CSV of two clusters, one of them on a single value of y (240 x 2)."""
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0.0, 1.0, (200, 2)),
                    np.column_stack([rng.normal(6.0, 1.0, 40), np.full(40, 3.0)])])
     path = tmp_path / "flat.csv"
     np.savetxt(path, X, delimiter=",", header="x,y", comments="")
+    return path
+
+
+def test_choose_k_over_covariance_types_prints_the_grid_and_marks_degenerate_fits(tmp_path, capsys):
+    # One cluster on a single value of y: its 'diag' component collapses.
+    path = _flat_data(tmp_path)
     out = tmp_path / "grid"
     assert cli.main(["choose-k", str(path), "--max-components", "4", "--covariance-type",
                      "diag,full", "--out", str(out)]) == 0
@@ -603,3 +611,18 @@ def test_choose_k_mcmc_keeps_the_simplest_model_within_the_noise(elpd_diff, dse,
     elif chosen == "K=3":
         assert line == ("Chosen: K=3 (highest PSIS-LOO elpd, marked *); every model with fewer "
                         "components is more than 2 dse below it")
+
+
+def test_prior_default_gives_map_fits_that_do_not_collapse(tmp_path, capsys):
+    # The data of the test above: under mclust's prior the 'diag' component on y = 3 keeps a variance.
+    path = _flat_data(tmp_path)
+    assert cli.main(["choose-k", str(path), "--max-components", "3", "--covariance-type", "diag,full",
+                     "--prior", "default"]) == 0
+    stdout = capsys.readouterr().out
+    assert "!" not in "\n".join(stdout.splitlines()[2:5]) and "Degenerate" not in stdout
+    out = tmp_path / "fit"
+    assert cli.main(["fit", str(path), "-k", "2", "--covariance-type", "diag", "--prior", "default",
+                     "--out", str(out), "--no-plot"]) == 0
+    assert bayesgmm.load(out / "model.npz").prior == "default"
+    assert cli.main(["fit", str(path), "-k", "2", "--method", "mcmc", "--prior", "default"]) == 1
+    assert "--prior applies to --method em only." in capsys.readouterr().err

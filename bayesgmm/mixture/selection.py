@@ -24,6 +24,7 @@ from bayesgmm import _validation as v
 from bayesgmm import structures
 from bayesgmm.mixture import driver
 from bayesgmm.mixture.estimator import GaussianMixture
+from bayesgmm.mixture.prior import check_prior
 from bayesgmm.mixture.settings import check_settings
 
 CRITERIA = ("bic", "icl", "aic")
@@ -82,6 +83,18 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         lower ``reg_covar`` (1e-10, say), which otherwise lowers every
         likelihood a little; and mclust stops at a relative change of 1e-5,
         looser than a small ``tol`` (1e-8 reaches its optima or better).
+    prior : None, 'default', ConjugatePrior or dict, default=None
+        mclust's conjugate prior (``priorControl()``), given to every
+        candidate (:class:`~bayesgmm.GaussianMixture`'s ``prior``, its
+        defaults computed per number of components, as mclust does): MAP-EM,
+        whose fits never collapse. 'all' then means the ten structures mclust
+        has a prior for (``mclustBIC`` drops VEE, EVE, VVE and EVV; naming one
+        of them is refused). The criteria use the log-likelihood at the MAP
+        estimate, as ``mclustBIC(..., prior = priorControl())`` does (mclust
+        reports ``bic(loglik)`` with the log-likelihood of its last E-step; the
+        log prior density its Fortran also computes is not added). Small
+        components are not marked degenerate under a prior: their covariance
+        is held up by the prior's scale, not fitted to their few points.
     verbose : int, default=0
         0: silent; 1: one line per structure.
 
@@ -134,6 +147,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         dtype=None,
         devices=None,
         verbose=0,
+        prior=None,
     ):
         self.min_components = min_components
         self.max_components = max_components
@@ -148,6 +162,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self.dtype = dtype
         self.devices = devices
         self.verbose = verbose
+        self.prior = prior
 
     # ------------------------------------------------------------------ fit
 
@@ -158,6 +173,9 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             names = [value]
             if value == "all":
                 names = ["E", "V"] if n_features == 1 else list(structures.MCLUST_NAMES)
+                if self.prior is not None:
+                    # As mclustBIC: the models without a prior are left out.
+                    names = [name for name in names if structures.get(name).prior_form is not None]
         elif isinstance(value, (list, tuple)) and len(value) > 0:
             names = list(value)
         else:
@@ -184,6 +202,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         v.check_choice("criterion", self.criterion, CRITERIA)
         v.check_int("verbose", self.verbose, 0)
+        check_prior(self.prior)
         self._starts()
         self._structures()
 
@@ -208,7 +227,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             n_components=n_components, covariance_type=covariance_type, tol=self.tol,
             reg_covar=self.reg_covar, max_iter=self.max_iter,
             n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
-            random_state=self.random_state, dtype=self.dtype, devices=self.devices,
+            random_state=self.random_state, dtype=self.dtype, devices=self.devices, prior=self.prior,
         )
 
     def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
@@ -250,7 +269,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             for start in starts:
                 check_settings(sizes, covariance_type=name, tol=self.tol, reg_covar=self.reg_covar,
                                max_iter=self.max_iter, n_init=self.n_init, init_params=start,
-                               dtype=dtype)
+                               dtype=dtype, prior=self.prior)
         weights = v.check_sample_weight(sample_weight, n_samples, dtype)
         # The starts do not depend on the structure: drawn once for the grid.
         labels = {start: self._start_labels(X, sample_weight, sizes, start, len(starts) > 1)
@@ -314,7 +333,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             reg_covar=self.reg_covar, max_iter=self.max_iter,
             n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
             random_state=self.random_state, dtype=dtype, devices=self.devices,
-            start_labels=start_labels,
+            start_labels=start_labels, prior=self.prior,
         )
 
     def _evaluate(self, X, weights, size, name, start, result) -> dict:
@@ -430,7 +449,9 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
     needed = structure.min_component_points(n_features)
     points = np.asarray(model.weights_, dtype=np.float64) * n_effective
     # Responsibilities of exactly `needed` points may sum to a little less.
-    small = np.flatnonzero(points < needed * (1.0 - 1e-6))
+    # Under a prior a small component's covariance is mostly the prior's scale
+    # (mclust reports such fits): only a collapse counts.
+    small = np.flatnonzero(points < needed * (1.0 - 1e-6)) if model.prior is None else np.array([], int)
     if small.size:
         k = int(small[0])
         return (

@@ -378,7 +378,9 @@ def streamed_pass(source, summary: StreamSummary, problem: driver.Problem, sizes
     sample_layout = blocks.DataLayout.create(sample.shape[0], n_padded, n_features)
     weights = np.ones(sample.shape[0], sample.dtype) if summary.sample_weights is None else summary.sample_weights
 
-    def run(params, bounds, active, form, reporter):
+    def run(params, bounds, active, form, reporter, prior=None):
+        # A streamed fit's Problem holds no prior (GaussianMixture refuses one for chunked data).
+        assert prior is None
         return run_passes(
             source, summary, layout, params, bounds, active,
             covariance_type=settings.covariance_type, tol=settings.tol,
