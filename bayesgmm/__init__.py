@@ -13,6 +13,7 @@ from bayesgmm._version import __version__
 if TYPE_CHECKING:  # what type checkers see; at run time every name is imported on first use
     from bayesgmm import alignment, datasets, metrics
     from bayesgmm.mixture.estimator import GaussianMixture
+    from bayesgmm.mixture.imputer import MixtureImputer
     from bayesgmm.mixture.selection import GaussianMixtureIC
 
 # Every public name is imported on first access, so that `import bayesgmm`
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time every name is imported 
 _LAZY = {
     "GaussianMixture": ("bayesgmm.mixture.estimator", "GaussianMixture"),
     "GaussianMixtureIC": ("bayesgmm.mixture.selection", "GaussianMixtureIC"),
+    "MixtureImputer": ("bayesgmm.mixture.imputer", "MixtureImputer"),
     "alignment": ("bayesgmm.alignment", None),
     "datasets": ("bayesgmm.datasets", None),
     "metrics": ("bayesgmm.metrics", None),
@@ -35,6 +37,7 @@ _LAZY = {
 __all__ = [
     "GaussianMixture",
     "GaussianMixtureIC",
+    "MixtureImputer",
     "BayesianGaussianMixture",
     "alignment",
     "datasets",
