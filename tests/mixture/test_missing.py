@@ -315,3 +315,28 @@ def test_save_and_load_keep_missing(tmp_path):
     with pytest.raises(ValueError, match="Invalid value for 'missing'"):
         model.save(tmp_path / "bad.npz")
         load(tmp_path / "bad.npz")
+
+
+def test_partial_fit_with_missing_values():
+    X, rng = _mixture(600)
+    X = _remove(X, rng, 0.2)
+    order = rng.permutation(X.shape[0])
+    online = GaussianMixture(2, random_state=0, missing="marginalize", means_init=[[0, 0, 0], [3, 4, 2]])
+    for batch in np.array_split(X[order], 3):
+        online.partial_fit(batch)
+    batch_fit = GaussianMixture(2, random_state=0, missing="marginalize", **EM).fit(X)
+    order_online, order_batch = np.argsort(online.means_[:, 0]), np.argsort(batch_fit.means_[:, 0])
+    np.testing.assert_allclose(online.means_[order_online], batch_fit.means_[order_batch], atol=0.3)
+    assert np.isfinite(online.lower_bound_)
+
+
+def test_streamed_fits_refuse_missing_values_clearly(tmp_path):
+    X, rng = _mixture(200)
+    X = _remove(X, rng, 0.2)
+    path = tmp_path / "X.dat"
+    memmap = np.memmap(path, dtype=np.float64, mode="w+", shape=X.shape)
+    memmap[:] = X
+    with pytest.raises(ValueError, match=r"Out-of-core fits .* do not take missing values yet"):
+        GaussianMixture(2, missing="marginalize").fit(memmap)
+    with pytest.raises(ValueError, match="Invalid value for 'missing'"):
+        GaussianMixture(2, missing="maybe").fit(memmap)
