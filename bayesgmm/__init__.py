@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time every name is imported 
     from bayesgmm._compilation_cache import enable_compilation_cache
     from bayesgmm.mixture.estimator import GaussianMixture
     from bayesgmm.mixture.prior import ConjugatePrior
+    from bayesgmm.mixture.imputer import MixtureImputer
     from bayesgmm.mixture.selection import GaussianMixtureIC
 
 # Every public name is imported on first access, so that `import bayesgmm`
@@ -24,6 +25,7 @@ _LAZY = {
     "GaussianMixture": ("bayesgmm.mixture.estimator", "GaussianMixture"),
     "GaussianMixtureIC": ("bayesgmm.mixture.selection", "GaussianMixtureIC"),
     "ConjugatePrior": ("bayesgmm.mixture.prior", "ConjugatePrior"),
+    "MixtureImputer": ("bayesgmm.mixture.imputer", "MixtureImputer"),
     "alignment": ("bayesgmm.alignment", None),
     "datasets": ("bayesgmm.datasets", None),
     "metrics": ("bayesgmm.metrics", None),
@@ -40,6 +42,7 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixtureIC",
     "ConjugatePrior",
+    "MixtureImputer",
     "BayesianGaussianMixture",
     "alignment",
     "datasets",

@@ -90,13 +90,18 @@ __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 # --------------------------------------------------------------------------
 
 
+# Constructor parameters added after files were first written, with the value
+# that reproduces the behaviour of those files (older files lack them).
+ADDED_PARAMS = {"missing": "raise"}
+
+
 def _restore_estimator(reader: Reader, cls, arrays: dict, check) -> object:
     """A new ``cls`` with the stored constructor parameters, validated by ``check(model)``.
 
     Every constructor parameter must be stored (a missing one is not taken
-    as its default) and ``check`` is the estimator's own validation of its
-    parameters, so a loaded model holds only settings its constructor and
-    ``fit`` accept.
+    as its default, except those of :data:`ADDED_PARAMS` in older files) and
+    ``check`` is the estimator's own validation of its parameters, so a
+    loaded model holds only settings its constructor and ``fit`` accept.
     """
     params = dict(reader.get("params", dict))
     if isinstance(params.get("prior"), dict):
@@ -116,6 +121,9 @@ def _restore_estimator(reader: Reader, cls, arrays: dict, check) -> object:
             params[name] = array
     model = cls()
     expected = set(model.get_params(deep=False))
+    for name, value in ADDED_PARAMS.items():
+        if name in expected:
+            params.setdefault(name, value)
     unknown, missing = sorted(set(params) - expected), sorted(expected - set(params))
     if unknown:
         raise reader.fail(
@@ -193,6 +201,7 @@ def _check_em_params(model, n_features: int) -> None:
     from sklearn.utils import check_random_state
 
     from bayesgmm import _validation as v
+    from bayesgmm.mixture.incomplete import check_missing
     from bayesgmm.mixture.settings import check_initial_values, check_settings
 
     initial = {"weights_init": model.weights_init, "means_init": model.means_init,
@@ -204,6 +213,7 @@ def _check_em_params(model, n_features: int) -> None:
     )
     check_initial_values(settings, model.n_components, n_features, **initial)
     v.check_int("verbose_interval", model.verbose_interval, 1)
+    check_missing(model.missing)
     check_random_state(model.random_state)
 
 

@@ -18,7 +18,7 @@ import warnings
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from bayesgmm import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
+from bayesgmm import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC, MixtureImputer
 
 WEIGHTED_INIT = (
     "sample_weight is not equivalent to removing/repeating samples: the "
@@ -35,6 +35,7 @@ ESTIMATORS = [
     # One structure: the checks test the API; the grid itself is tested in
     # tests/mixture/test_selection.py.
     GaussianMixtureIC(1, 2, covariance_type="spherical", max_iter=20),
+    MixtureImputer(n_components=2, max_iter=20),
     # Few draws: the checks test the API, not the posterior.
     BayesianGaussianMixture(
         n_components=2, num_chains=1, num_warmup=10, num_samples=10,

@@ -52,7 +52,7 @@ import numpy as np
 
 from bayesgmm import _program_cache, _progress, structures
 from bayesgmm import _validation as v
-from bayesgmm.mixture import blocks, driver, engine, forms, parameters, sources
+from bayesgmm.mixture import blocks, driver, engine, forms, incomplete, parameters, sources
 from bayesgmm.mixture.settings import check_initial_values, check_settings
 from bayesgmm.mixture.sources import CHUNKED_INPUT_HINT, StreamSummary, default_rows
 
@@ -61,6 +61,11 @@ from bayesgmm.mixture.sources import CHUNKED_INPUT_HINT, StreamSummary, default_
 # grow with the chunk (measured: +70 MB resident per doubling around 1-8 MiB),
 # while a pass is no faster with larger chunks once a chunk is a few blocks.
 DEFAULT_CHUNK_BYTES = 1 << 20
+
+STREAMED_MISSING_HINT = (
+    "Out-of-core fits (memmap, zarr, dask or callable input) do not take missing values yet: "
+    "load the data into memory (np.asarray(X)) to fit them with missing='marginalize'."
+)
 
 
 # --------------------------------------------------------------------------
@@ -449,6 +454,9 @@ def fit_streaming(
         batched: one pass serves them all.
     devices : None
         Out-of-core fits run on the default device; anything else raises.
+    missing : {'raise', 'marginalize'}, default='raise'
+        Out-of-core data with NaN are refused either way (naming the chunk,
+        row and column), for now; in memory they can be fitted.
     chunk_size : int, optional
         Rows per chunk sent to the device (rounded up to whole blocks).
         Default: ``DEFAULT_CHUNK_BYTES`` (1 MiB) of data. Peak memory grows
@@ -481,6 +489,7 @@ def fit_streaming(
         precisions_init=precisions_init,
     )
     dtype = settings.dtype
+    missing = incomplete.check_missing(missing)
     chunk_size = _check_rows("chunk_size", chunk_size)
     init_size = _check_rows("init_size", init_size)
     if devices is not None:
@@ -496,14 +505,19 @@ def fit_streaming(
     # Array sources know their width: check the initial values before reading anything.
     given = initial_values_for(source.n_features) if source.n_features is not None else None
     random_state = check_random_state(random_state)
-    summary = sources.scan(
-        source,
-        dtype=dtype,
-        n_components=max(sizes),
-        init_size=init_size,
-        random_state=random_state,
-        n_rows=_chunk_rows(chunk_size, source.n_features or 1, dtype),
-    )
+    try:
+        summary = sources.scan(
+            source,
+            dtype=dtype,
+            n_components=max(sizes),
+            init_size=init_size,
+            random_state=random_state,
+            n_rows=_chunk_rows(chunk_size, source.n_features or 1, dtype),
+        )
+    except ValueError as err:
+        if missing == "marginalize" and str(err).startswith("X contains NaN"):
+            raise ValueError(f"{err} {STREAMED_MISSING_HINT}") from None
+        raise
     given = given or initial_values_for(summary.n_features)
     if warm_start is not None:
         v.check_n_features(np.empty((0, summary.n_features)), np.shape(warm_start[0].means)[1])
