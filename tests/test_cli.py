@@ -144,7 +144,8 @@ def test_help_reads_well(tmp_path):
         ("x,y\n1,2\n3\n", r"bad\.csv: row 3: 1 fields where row 1 has 2 \(column 2 \('y'\) is missing\)"),
         ("1,2\n3,abc\n", r"bad\.csv: row 2, column 2: 'abc' is not a number"),
         ("x,y\n1,2\n\n3,nan\n", r"bad\.csv: row 4, column 2 \('y'\): missing value \('nan'\); fill or "
-         r"remove the row, or drop such rows with --drop-missing\.$"),
+         r"remove the row, pass --missing marginalize to treat it as missing at random, or drop "
+         r"such rows with --drop-missing\.$"),
         ("x,y\n1,2\n3,NA\n", r"row 3, column 2 \('y'\): missing value \('NA'\)"),
         ("x,y\n1,2\n1_000,2\n", r"bad\.csv: row 3, column 1 \('x'\): '1_000' is not a number "
          r"\(write it without '_'\)\.$"),
@@ -258,7 +259,8 @@ def test_drop_missing_reports_the_dropped_rows(points, tmp_path, capsys):
     assert cli.main(args) == 1
     assert capsys.readouterr().err == (
         f"bayesgmm: error: {holes}: row 4, column 1 ('x'): missing value ('NA'); fill or remove "
-        "the row, or drop such rows with --drop-missing.\n")
+        "the row, pass --missing marginalize to treat it as missing at random, or drop such rows "
+        "with --drop-missing.\n")
     assert cli.main(args + ["--drop-missing"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ("bayesgmm: dropped 2 of 120 data row(s) with a missing value "
