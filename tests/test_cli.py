@@ -126,8 +126,9 @@ def test_bad_file_gives_one_line_and_status_1(tmp_path):
 def test_help_reads_well(tmp_path):
     result = _run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("fit", "choose-k", "predict", "demo"):
+    for command in ("fit", "choose-k", "predict", "impute", "demo"):
         assert command in result.stdout
+    assert "fill in the missing values of a CSV file with a saved model" in result.stdout
     assert "examples:" in result.stdout
 
 
@@ -268,6 +269,125 @@ def test_drop_missing_reports_the_dropped_rows(points, tmp_path, capsys):
     assert "to 118 rows x 2 column(s)" in captured.out
     labelled = [int(row["line"]) for row in _read_labels(out / "labels.csv")]
     assert labelled == [line for line in range(2, 122) if line not in (4, 8)]
+
+
+def _write_holes(path, X):
+    """``X`` as 'x;y;label' rows with an empty x in every 10th row and y = NA in every 10th + 5."""
+    with open(path, "w") as handle:
+        handle.write("x;y;label\n")
+        for index, (a, b) in enumerate(X):
+            x = "" if index % 10 == 0 else repr(float(a))
+            y = "NA" if index % 10 == 5 else repr(float(b))
+            handle.write(f"{x};{y};c{index % 2}\n")
+    holes = np.zeros(X.shape, dtype=bool)
+    holes[::10, 0] = holes[5::10, 1] = True
+    return np.where(holes, np.nan, X)
+
+
+def test_missing_marginalize_fit_predict_impute_round_trip(points, tmp_path, capsys):
+    import pandas as pd
+
+    from bayesgmm import GaussianMixture, load
+
+    _, X = points
+    path = tmp_path / "holes.csv"
+    incomplete = _write_holes(path, X)
+    out = tmp_path / "fit"
+    args = ["fit", str(path), "-k", "2", "--columns", "x,y", "--out", str(out)]
+    assert cli.main(args + ["--missing", "marginalize", "--drop-missing"]) == 1
+    assert capsys.readouterr().err == (
+        "bayesgmm: error: --missing marginalize and --drop-missing cannot be combined: --missing "
+        "marginalize keeps the rows with missing values, --drop-missing leaves them out; choose "
+        "one.\n")
+    assert cli.main(args + ["--missing", "marginalize"]) == 0
+    captured = capsys.readouterr()
+    assert "to 120 rows x 2 column(s)" in captured.out
+    assert "  24 missing value(s) in 24 row(s), marginalized (missing at random)" in captured.out
+    assert (out / "plot.png").stat().st_size > 0  # the complete rows
+    model = load(out / "model.npz")
+    assert isinstance(model, GaussianMixture) and model.missing == "marginalize"
+    params = json.loads((out / "params.json").read_text())
+    assert params["missing"] == "marginalize" and params["n_missing_values"] == 24
+    fitted = _read_labels(out / "labels.csv")
+    assert [row["line"] for row in fitted] == [str(line) for line in range(2, 122)]
+    named = pd.DataFrame(incomplete, columns=["x", "y"])
+    np.testing.assert_allclose([[float(row["p_0"]), float(row["p_1"])] for row in fitted],
+                               model.predict_proba(named), rtol=1e-12)
+
+    # predict follows the model's missing='marginalize'; --missing raise overrides it.
+    target = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(out / "model.npz"), str(path), "--out", str(target)]) == 0
+    assert _read_labels(target) == fitted
+    assert cli.main(["predict", str(out / "model.npz"), str(path), "--missing", "raise"]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {path}: row 2, column 1 ('x'): empty cell; fill or remove the row, pass "
+        "--missing marginalize to treat it as missing at random, or drop such rows with "
+        "--drop-missing.\n")
+
+    # impute: the same file, observed cells as written, holes = GaussianMixture.impute.
+    completed = tmp_path / "completed.csv"
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--out", str(completed)]) == 0
+    assert capsys.readouterr().out == (
+        f"Wrote {completed}: 24 missing value(s) filled in 24 of 120 rows.\n")
+    original = path.read_text().splitlines()
+    written = completed.read_text().splitlines()
+    assert written[0] == "x;y;label" and len(written) == len(original)
+    expected = model.impute(named)
+    for index, (before, after) in enumerate(zip(original[1:], written[1:])):
+        cells, filled = before.split(";"), after.split(";")
+        for column in range(2):
+            if np.isnan(incomplete[index, column]):
+                assert float(filled[column]) == expected[index, column]
+            else:
+                assert filled[column] == cells[column]
+        assert filled[2] == cells[2]
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--out", str(completed)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: would replace {completed}; pass --force to replace, or choose another "
+        "--out.\n")
+
+    # --draws M: M completed copies in long format, the draws of impute(n_draws=M).
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--draws", "2",
+                     "--random-state", "5"]) == 0
+    rows = list(csv.reader(capsys.readouterr().out.splitlines(), delimiter=";"))
+    assert rows[0] == ["draw", "x", "y", "label"] and len(rows) == 1 + 2 * 120
+    draws = model.impute(named, n_draws=2, random_state=5)
+    values = np.array([[float(row[1]), float(row[2])] for row in rows[1:]]).reshape(2, 120, 2)
+    assert [row[0] for row in rows[1:]] == ["1"] * 120 + ["2"] * 120
+    np.testing.assert_array_equal(values, draws)
+    np.testing.assert_array_equal(values[:, ~np.isnan(incomplete)], np.broadcast_to(
+        X[~np.isnan(incomplete)], (2, int((~np.isnan(incomplete)).sum()))))
+
+
+def test_missing_values_with_a_model_fitted_on_complete_rows(points, tmp_path, capsys):
+    import pandas as pd
+
+    _, X = points
+    path = tmp_path / "holes.csv"
+    incomplete = _write_holes(path, X)
+    out = tmp_path / "fit"
+    assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y", "--out", str(out),
+                     "--no-plot", "--drop-missing"]) == 0
+    model = bayesgmm.load(out / "model.npz")
+    assert model.missing == "raise"
+    capsys.readouterr()
+    # Without --missing such a model's predict stops at the first hole.
+    assert cli.main(["predict", str(out / "model.npz"), str(path)]) == 1
+    assert f"{path}: row 2, column 1 ('x'): empty cell" in capsys.readouterr().err
+    assert cli.main(["predict", str(out / "model.npz"), str(path), "--missing", "marginalize"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    model.missing = "marginalize"
+    np.testing.assert_allclose([[float(row["p_0"]), float(row["p_1"])] for row in rows],
+                               model.predict_proba(pd.DataFrame(incomplete, columns=["x", "y"])),
+                               rtol=1e-12)
+    # A row with nothing observed is refused, naming it.
+    lines = path.read_text().splitlines()
+    lines[3] = ";NA;c0"
+    path.write_text("\n".join(lines) + "\n")
+    assert cli.main(["impute", str(out / "model.npz"), str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {path}: row 4: every used column is missing (column 1 ('x'), column 2 "
+        "('y')); there is nothing to go on: fill or remove the row.\n")
 
 
 @pytest.mark.parametrize("delimiter, option", [(";", None), ("\t", None), ("\t", "tab"),
