@@ -678,6 +678,37 @@ def test_fit_mcmc_writes_intervals_and_an_arviz_model(small_points, tmp_path, ca
     assert cli.main(["predict", str(out / "model.nc"), str(path), "--out", str(target)]) == 0
     assert _read_labels(target) == rows
 
+    # Rows with a hole: probabilities and intervals from the observed column, and the
+    # posterior mean imputation (the average of impute_draws over the posterior draws).
+    import pandas as pd
+
+    holes = tmp_path / "holes.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = "," + lines[1].split(",")[1]   # x0 missing
+    lines[2] = lines[2].split(",")[0] + ",NA"  # x1 missing
+    holes.write_text("\n".join(lines) + "\n")
+    assert cli.main(["predict", str(out / "model.nc"), str(holes), "--out", str(target),
+                     "--force"]) == 1
+    assert "row 2, column 1 ('x0'): empty cell" in capsys.readouterr().err
+    assert cli.main(["predict", str(out / "model.nc"), str(holes), "--out", str(target), "--force",
+                     "--missing", "marginalize"]) == 0
+    predicted = _read_labels(target)
+    assert list(predicted[0]) == list(rows[0]) and len(predicted) == len(rows)
+    # The complete rows: the same figures (the marginal path evaluates them apart).
+    np.testing.assert_allclose([[float(value) for value in row.values()] for row in predicted[2:]],
+                               [[float(value) for value in row.values()] for row in rows[2:]],
+                               rtol=1e-9, atol=1e-12)
+    completed = tmp_path / "completed.csv"
+    assert cli.main(["impute", str(out / "model.nc"), str(holes), "--out", str(completed)]) == 0
+    filled = np.loadtxt(completed, delimiter=",", skiprows=1)
+    incomplete = X.copy()
+    incomplete[0, 0] = incomplete[1, 1] = np.nan
+    model.missing = "marginalize"
+    mean = model.impute_draws(pd.DataFrame(incomplete, columns=["x0", "x1"]), random_state=0).mean(
+        ("chain", "draw")).values
+    np.testing.assert_array_equal(filled[[0, 1], [0, 1]], mean[[0, 1], [0, 1]])
+    np.testing.assert_array_equal(filled[2:], X[2:])
+
 
 def test_choose_k_mcmc_compares_by_loo(small_points, tmp_path, capsys):
     path, _ = small_points
