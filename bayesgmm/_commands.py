@@ -512,16 +512,36 @@ def _posterior_imputations(model, data, n_draws: int | None, seed: int) -> np.nd
     One draw of the missing values per posterior draw
     (``BayesianGaussianMixture.impute_draws``); their average over all
     draws is the posterior mean, and ``n_draws`` of them, evenly spaced over
-    the chains, are proper multiple imputations.
+    the chains, are proper multiple imputations. Only the rows with a hole
+    are imputed, in chunks that bound the (draw, row, column) array held at
+    once; one random stream serves every chunk, so that no two rows share
+    their draws.
+
+    Returns
+    -------
+    completed : ndarray of shape (n_rows, n_columns), or (n_draws, n_rows, n_columns)
     """
-    draws = np.asarray(model.impute_draws(data, random_state=seed).values)
-    draws = draws.reshape((-1,) + draws.shape[2:])
-    if n_draws is None:
-        return draws.mean(axis=0)
-    if n_draws > draws.shape[0]:
-        raise CLIError(f"--draws {n_draws}: the model has {draws.shape[0]} posterior draws; "
-                       f"ask for at most {draws.shape[0]}.")
-    return draws[np.linspace(0, draws.shape[0] - 1, n_draws).round().astype(int)]
+    X = np.asarray(data, dtype=float)
+    n_posterior = int(np.shape(model.posterior_params_.weights)[0])
+    if n_draws is not None and n_draws > n_posterior:
+        raise CLIError(f"--draws {n_draws}: the model has {n_posterior} posterior draws; "
+                       f"ask for at most {n_posterior}.")
+    kept = (slice(None) if n_draws is None
+            else np.linspace(0, n_posterior - 1, n_draws).round().astype(int))
+    rows = np.flatnonzero(np.isnan(X).any(axis=1))
+    completed = np.array(X) if n_draws is None else np.repeat(X[None], n_draws, axis=0)
+    rng = np.random.RandomState(seed)
+    chunk = max(1, INTERVAL_ELEMENTS // (n_posterior * X.shape[1]))
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        part_data = data.iloc[part] if hasattr(data, "iloc") else X[part]
+        draws = np.asarray(model.impute_draws(part_data, random_state=rng).values)
+        draws = draws.reshape((n_posterior,) + draws.shape[2:])[kept]
+        if n_draws is None:
+            completed[part] = draws.mean(axis=0)
+        else:
+            completed[:, part] = draws
+    return completed
 
 
 def command_impute(args) -> int:

@@ -704,9 +704,11 @@ def test_fit_mcmc_writes_intervals_and_an_arviz_model(small_points, tmp_path, ca
     incomplete = X.copy()
     incomplete[0, 0] = incomplete[1, 1] = np.nan
     model.missing = "marginalize"
-    mean = model.impute_draws(pd.DataFrame(incomplete, columns=["x0", "x1"]), random_state=0).mean(
-        ("chain", "draw")).values
+    # impute_draws of the rows with a hole (one chunk here), seeded by --random-state's 0.
+    mean = model.impute_draws(pd.DataFrame(incomplete[:2], columns=["x0", "x1"]),
+                              random_state=np.random.RandomState(0)).mean(("chain", "draw")).values
     np.testing.assert_array_equal(filled[[0, 1], [0, 1]], mean[[0, 1], [0, 1]])
+    np.testing.assert_array_equal(filled[[0, 1], [1, 0]], X[[0, 1], [1, 0]])
     np.testing.assert_array_equal(filled[2:], X[2:])
 
 
