@@ -135,12 +135,12 @@ def _add_data_arguments(parser, *, drop_missing: bool = True) -> None:
                                  "used column, and say how many, instead of stopping")
 
 
-def _add_missing_argument(parser, *, what: str) -> None:
+def _add_missing_argument(parser, *, what: str, default: str) -> None:
     parser.add_argument("--missing", choices=("raise", "marginalize"), default=None,
                         help="missing values (empty, NA, NaN, ...) in a used column: 'raise' "
                              "stops with an error naming the row and column; 'marginalize' "
-                             f"reads them as missing at random and {what} (not with "
-                             "--drop-missing)")
+                             f"reads them as missing at random and {what}; not with "
+                             f"--drop-missing (default: {default})")
 
 
 def _add_model_arguments(parser, *, components: bool, grid: bool = False) -> None:
@@ -234,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_data_arguments(fit)
-    _add_missing_argument(fit, what="fits each row's marginal on its observed columns; the model "
-                                    "keeps missing='marginalize' (default: raise)")
+    _add_missing_argument(fit, what="fits each row's marginal on its observed columns (the model "
+                                    "keeps missing='marginalize')", default="raise")
     _add_model_arguments(fit, components=True)
     _add_output_arguments(fit, default_help="output directory (default: DATA-METHOD-kK in the "
                                             "current directory)")
@@ -281,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("model", metavar="MODEL", help="model file (model.npz or model.nc)")
     _add_data_arguments(predict)
-    _add_missing_argument(predict, what="uses each row's marginal on its observed columns (default: "
-                                        "the model's setting, raise unless it was fitted with "
-                                        "--missing marginalize)")
+    _add_missing_argument(predict, what="uses each row's marginal on its observed columns",
+                          default="the model's setting: raise unless it was fitted with "
+                                  "--missing marginalize")
     predict.add_argument("--out", metavar="FILE.csv", default=None,
                          help="write the CSV here instead of to standard output")
     predict.add_argument("--force", action="store_true", help="replace --out if it exists")
