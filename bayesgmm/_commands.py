@@ -357,15 +357,16 @@ def command_fit(args) -> int:
     paths["params.json"].write_text(json.dumps(params, indent=2) + "\n")
     save(model, paths[model_name])
     complete = ~holes.any(axis=1)
-    if not args.no_plot and complete.sum() < 2:
-        # The plots show points: rows with a hole have no place on them.
-        names.remove("plot.png")
-        summary.append("  (no plot.png: fewer than two rows without a missing value to draw)")
-    elif not args.no_plot:
-        shown = "" if complete.all() else f" ({int(complete.sum())} complete rows shown)"
-        _save_plot(model, X[complete], table.columns, paths["plot.png"],
-                   f"{Path(args.data).name}: {args.components} components by {method.upper()}{shown}",
-                   kind="interval" if method == "mcmc" else "uncertainty")
+    if not args.no_plot:
+        if complete.sum() < 2:
+            # The plot shows points: rows with a hole have no place on it.
+            names.remove("plot.png")
+            summary.append("  (no plot.png: fewer than two rows without a missing value to draw)")
+        else:
+            shown = "" if complete.all() else f" ({int(complete.sum())} complete rows shown)"
+            _save_plot(model, X[complete], table.columns, paths["plot.png"],
+                       f"{Path(args.data).name}: {args.components} components by {method.upper()}{shown}",
+                       kind="interval" if method == "mcmc" else "uncertainty")
         if method == "mcmc":
             _save_trace(model, paths["trace.png"])
     summary.append(f"Wrote {directory}{os.sep}: {', '.join(names)}")
