@@ -345,6 +345,15 @@ def test_missing_marginalize_fit_predict_impute_round_trip(points, tmp_path, cap
     assert capsys.readouterr().err == (
         f"bayesgmm: error: would replace {completed}; pass --force to replace, or choose another "
         "--out.\n")
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {tmp_path}: is a directory; --out takes a file name such as "
+        "completed.csv.\n")
+    # choose-k has no --missing: its message does not offer it.
+    assert cli.main(["choose-k", str(path), "--columns", "x,y"]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {path}: row 2, column 1 ('x'): empty cell; fill or remove the row, or "
+        "drop such rows with --drop-missing.\n")
 
     # --draws M: M completed copies in long format, the draws of impute(n_draws=M).
     assert cli.main(["impute", str(out / "model.npz"), str(path), "--draws", "2",
@@ -357,6 +366,11 @@ def test_missing_marginalize_fit_predict_impute_round_trip(points, tmp_path, cap
     np.testing.assert_array_equal(values, draws)
     np.testing.assert_array_equal(values[:, ~np.isnan(incomplete)], np.broadcast_to(
         X[~np.isnan(incomplete)], (2, int((~np.isnan(incomplete)).sum()))))
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(path.read_text().replace("label", "draw", 1))
+    assert cli.main(["impute", str(out / "model.npz"), str(labelled), "--draws", "2"]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {labelled}: has a column 'draw', the column --draws adds; rename it.\n")
 
 
 def test_missing_values_with_a_model_fitted_on_complete_rows(points, tmp_path, capsys):
