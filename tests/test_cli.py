@@ -624,6 +624,26 @@ def test_read_csv_header_columns_and_lines(tmp_path):
     assert read_header(path) == ["a", "b", "c"]
 
 
+def test_write_completed_keeps_the_file_but_its_holes(tmp_path):
+    from bayesgmm._io import write_completed
+
+    path = tmp_path / "t.tsv"
+    path.write_text("1.50\t\t\"a, b\"\n\nNaN\t2\t\n3\t4\tc\n")  # no header, a blank line
+    table = read_csv(path, columns="1,2", keep_missing=True)
+    assert table.delimiter == "\t" and table.positions == (0, 1)
+    np.testing.assert_array_equal(np.isnan(table.X), [[False, True], [True, False], [False, False]])
+    completed = np.where(np.isnan(table.X), [[10.0, 20.0]], table.X)
+    target = tmp_path / "out.tsv"
+    assert write_completed(path, table, completed, target) == 2
+    # Observed cells as written (1.50, not 1.5); the unused third column, empty or quoted, kept.
+    assert target.read_text() == "1.50\t20.0\ta, b\n10.0\t2\t\n3\t4\tc\n"
+    assert write_completed(path, table, np.stack([completed, completed + 1]), target,
+                           draws=[1, 2]) == 2
+    assert target.read_text().splitlines() == [
+        "1\t1.50\t20.0\ta, b", "1\t10.0\t2\t", "1\t3\t4\tc",
+        "2\t1.50\t21.0\ta, b", "2\t11.0\t2\t", "2\t3\t4\tc"]
+
+
 def test_read_csv_without_header(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("1,2e3\n-3.5,4\n")
