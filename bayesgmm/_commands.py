@@ -1,4 +1,4 @@
-"""The work of the ``bayesgmm`` subcommands fit, predict and demo, and what all subcommands share.
+"""The work of the ``bayesgmm`` subcommands fit, predict, impute and demo, and what all subcommands share.
 
 choose-k is in :mod:`bayesgmm._choose_k`; the parser and ``main`` are in :mod:`bayesgmm.cli`.
 
@@ -27,6 +27,10 @@ INTERVAL_PROB = 0.9
 # Most (draw, row, component) probabilities held at once for credible intervals.
 INTERVAL_ELEMENTS = 1 << 23
 
+# What the CSV reader's message about a missing cell suggests in fit and predict.
+MARGINALIZE_REMEDY = ("pass --missing marginalize to treat it as missing at random, or drop "
+                      "such rows with --drop-missing")
+
 
 class CLIError(Exception):
     """A problem to report to the user in one line (no traceback)."""
@@ -41,12 +45,27 @@ def _echo(message: str = "") -> None:
     print(message, flush=True)
 
 
-def _read_table(args, columns):
-    """The selected columns of ``args.data``; dropped rows are reported on standard error."""
-    from bayesgmm._io import read_csv
+def _check_missing_options(args) -> None:
+    """Refuse --missing with --drop-missing, before any work: they say opposite things."""
+    if getattr(args, "missing", None) is not None and args.drop_missing:
+        raise CLIError(
+            f"--missing {args.missing} and --drop-missing cannot be combined: --missing "
+            "marginalize keeps the rows with missing values, --drop-missing leaves them out; "
+            "choose one."
+        )
 
+
+def _read_table(args, columns, keep_missing: bool = False):
+    """The selected columns of ``args.data``; dropped rows are reported on standard error.
+
+    With ``keep_missing``, missing cells are read as NaN (``--missing marginalize``).
+    """
+    from bayesgmm._io import DROP_REMEDY, read_csv
+
+    remedy = MARGINALIZE_REMEDY if hasattr(args, "missing") else DROP_REMEDY
     table = read_csv(args.data, columns=columns, delimiter=args.delimiter,
-                     drop_missing=args.drop_missing)
+                     drop_missing=args.drop_missing, keep_missing=keep_missing,
+                     missing_remedy=remedy)
     if len(table.dropped):
         shown = ", ".join(map(str, table.dropped[:10])) + (", ..." if len(table.dropped) > 10 else "")
         # Standard error: predict's standard output is the labels CSV.
@@ -109,7 +128,13 @@ def _estimator(args, n_components: int):
         max_iter=args.max_iter,
         random_state=args.seed,
         prior=em_prior(args),
+        missing=_missing(args),
     )
+
+
+def _missing(args) -> str:
+    """The estimators' ``missing`` of --missing (not given: 'raise')."""
+    return getattr(args, "missing", None) or "raise"
 
 
 def em_prior(args):
@@ -132,6 +157,7 @@ def _bayesian_estimator(args, n_components: int):
         num_chains=args.num_chains,
         random_state=args.seed,
         progress_bar=not args.no_progress,
+        missing=_missing(args),
     )
 
 
@@ -266,13 +292,14 @@ def _component_lines(model, labels) -> list[str]:
 
 def command_fit(args) -> int:
     """``bayesgmm fit``: fit, write the outputs, print a summary. Returns the exit status."""
+    _check_missing_options(args)
     method = args.method
     directory = Path(args.out) if args.out else Path(f"{Path(args.data).stem}-{method}-k{args.components}")
     model_name = "model.nc" if method == "mcmc" else "model.npz"
     plots = [] if args.no_plot else ["plot.png"] + (["trace.png"] if method == "mcmc" else [])
     names = ["labels.csv", "params.json", model_name] + plots
     paths = _prepare_outputs(directory, names, args.force)
-    table = _read_table(args, args.columns)
+    table = _read_table(args, args.columns, keep_missing=_missing(args) == "marginalize")
     X = table.X
     _check_enough_rows(table, args.components, args.data)
     feature_names = table.columns if table.has_header else None
@@ -296,6 +323,10 @@ def command_fit(args) -> int:
         intervals = _intervals(model, data)
     else:
         fit_lines, stats = _fit_summary_em(model, data)
+    holes = np.isnan(X)
+    if holes.any():
+        fit_lines.insert(0, f"  {int(holes.sum())} missing value(s) in {int(holes.any(axis=1).sum())} "
+                            "row(s), marginalized (missing at random)")
     summary += fit_lines + _component_lines(model, labels)
     n_uncertain = int(np.sum(proba.max(axis=1) < 0.9))
     summary.append(f"  {n_uncertain} row(s) ({100 * n_uncertain / X.shape[0]:.1f}%) are uncertain "
@@ -316,6 +347,8 @@ def command_fit(args) -> int:
         "n_samples": int(X.shape[0]),
         "n_components": int(args.components),
         "covariance_type": args.covariance_type,
+        "missing": model.missing,
+        "n_missing_values": int(holes.sum()),
         "weights": _as_json(model.weights_),
         "means": _as_json(model.means_),
         "covariances": _as_json(model.covariances_),
@@ -323,10 +356,17 @@ def command_fit(args) -> int:
     }
     paths["params.json"].write_text(json.dumps(params, indent=2) + "\n")
     save(model, paths[model_name])
+    complete = ~holes.any(axis=1)
     if not args.no_plot:
-        _save_plot(model, X, table.columns, paths["plot.png"],
-                   f"{Path(args.data).name}: {args.components} components by {method.upper()}",
-                   kind="interval" if method == "mcmc" else "uncertainty")
+        if complete.sum() < 2:
+            # The plot shows points: rows with a hole have no place on it.
+            names.remove("plot.png")
+            summary.append("  (no plot.png: fewer than two rows without a missing value to draw)")
+        else:
+            shown = "" if complete.all() else f" ({int(complete.sum())} complete rows shown)"
+            _save_plot(model, X[complete], table.columns, paths["plot.png"],
+                       f"{Path(args.data).name}: {args.components} components by {method.upper()}{shown}",
+                       kind="interval" if method == "mcmc" else "uncertainty")
         if method == "mcmc":
             _save_trace(model, paths["trace.png"])
     summary.append(f"Wrote {directory}{os.sep}: {', '.join(names)}")
@@ -412,25 +452,45 @@ def _predict_columns(model, data_path: str, columns, delimiter):
     return names
 
 
-def command_predict(args) -> int:
-    """``bayesgmm predict``: apply a saved model to a CSV file. Returns the exit status."""
+def _output_file(args, example: str) -> Path | None:
+    """--out of predict and impute (None: standard output), checked before any work."""
     out = Path(args.out) if args.out else None
     if out is not None:
         if out.is_dir():
-            raise CLIError(f"{out}: is a directory; --out takes a file name such as labels.csv.")
+            raise CLIError(f"{out}: is a directory; --out takes a file name such as {example}.")
         if out.exists() and not args.force:
             raise CLIError(f"would replace {out}; pass --force to replace, or choose another --out.")
         _check_writable(out.parent)
-    model = _load_model(args.model)
-    table = _read_table(args, _predict_columns(model, args.data, args.columns, args.delimiter))
+    return out
+
+
+def _check_model_columns(model, table, data_path: str) -> None:
     n_features = int(model.n_features_in_)
     if table.X.shape[1] != n_features:
         fitted = getattr(model, "feature_names_in_", None)
         names = f" ({', '.join(map(str, fitted))})" if fitted is not None else ""
         raise CLIError(
-            f"{args.data}: {table.X.shape[1]} column(s) ({', '.join(table.columns)}) but the "
+            f"{data_path}: {table.X.shape[1]} column(s) ({', '.join(table.columns)}) but the "
             f"model was fitted on {n_features}{names}; choose them with --columns."
         )
+
+
+def command_predict(args) -> int:
+    """``bayesgmm predict``: apply a saved model to a CSV file. Returns the exit status.
+
+    Missing cells are read as missing values (each row's probabilities use the
+    marginal on its observed columns) with --missing marginalize, or without
+    --missing when the model was fitted with missing='marginalize'; --missing
+    raise refuses them whatever the model says.
+    """
+    _check_missing_options(args)
+    out = _output_file(args, "labels.csv")
+    model = _load_model(args.model)
+    if args.missing is not None:
+        model.missing = args.missing  # any fitted model predicts from the observed columns
+    columns = _predict_columns(model, args.data, args.columns, args.delimiter)
+    table = _read_table(args, columns, keep_missing=model.missing == "marginalize")
+    _check_model_columns(model, table, args.data)
     data = _named(table.X, getattr(model, "feature_names_in_", None))
     proba = np.asarray(model.predict_proba(data))
     intervals = _intervals(model, data) if hasattr(model, "posterior_params_") else None
@@ -444,6 +504,83 @@ def command_predict(args) -> int:
         _make_directory(out.parent)
         write_csv(out, header, rows)
         _echo(f"Wrote {out}: labels and probabilities of {table.X.shape[0]} rows.")
+    return 0
+
+
+def _posterior_imputations(model, data, n_draws: int | None, seed: int) -> np.ndarray:
+    """A Bayesian model's imputations: the posterior mean, or ``n_draws`` of its draws.
+
+    One draw of the missing values per posterior draw
+    (``BayesianGaussianMixture.impute_draws``); their average over all
+    draws is the posterior mean, and ``n_draws`` of them, evenly spaced over
+    the chains, are proper multiple imputations. Only the rows with a hole
+    are imputed, in chunks that bound the (draw, row, column) array held at
+    once; one random stream serves every chunk, so that no two rows share
+    their draws.
+
+    Returns
+    -------
+    completed : ndarray of shape (n_rows, n_columns), or (n_draws, n_rows, n_columns)
+    """
+    X = np.asarray(data, dtype=float)
+    n_posterior = int(np.shape(model.posterior_params_.weights)[0])
+    if n_draws is not None and n_draws > n_posterior:
+        raise CLIError(f"--draws {n_draws}: the model has {n_posterior} posterior draws; "
+                       f"ask for at most {n_posterior}.")
+    kept = (slice(None) if n_draws is None
+            else np.linspace(0, n_posterior - 1, n_draws).round().astype(int))
+    rows = np.flatnonzero(np.isnan(X).any(axis=1))
+    completed = np.array(X) if n_draws is None else np.repeat(X[None], n_draws, axis=0)
+    rng = np.random.RandomState(seed)
+    chunk = max(1, INTERVAL_ELEMENTS // (n_posterior * X.shape[1]))
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        part_data = data.iloc[part] if hasattr(data, "iloc") else X[part]
+        draws = np.asarray(model.impute_draws(part_data, random_state=rng).values)
+        draws = draws.reshape((n_posterior,) + draws.shape[2:])[kept]
+        if n_draws is None:
+            completed[part] = draws.mean(axis=0)
+        else:
+            completed[:, part] = draws
+    return completed
+
+
+def command_impute(args) -> int:
+    """``bayesgmm impute``: the CSV file with its missing cells filled in by a saved model.
+
+    Each missing cell of the model's columns becomes its conditional mean
+    given the row's observed columns (EM: ``GaussianMixture.impute``; MCMC:
+    the posterior mean of ``impute_draws``), or with --draws M, M completed
+    copies one after the other, led by a column ``draw``. Returns the exit
+    status.
+    """
+    out = _output_file(args, "completed.csv")
+    model = _load_model(args.model)
+    columns = _predict_columns(model, args.data, args.columns, args.delimiter)
+    from bayesgmm._io import read_csv, read_header, write_completed
+
+    if args.draws is not None and "draw" in (read_header(args.data, args.delimiter) or []):
+        raise CLIError(f"{args.data}: has a column 'draw', the column --draws adds; rename it.")
+    table = read_csv(args.data, columns=columns, delimiter=args.delimiter, keep_missing=True)
+    _check_model_columns(model, table, args.data)
+    data = _named(table.X, getattr(model, "feature_names_in_", None))
+    holes = np.isnan(table.X)
+    if not holes.any():
+        completed = table.X if args.draws is None else np.repeat(table.X[None], args.draws, axis=0)
+    elif hasattr(model, "posterior_params_"):
+        model.missing = "marginalize"  # whatever it was fitted with: impute reads holes
+        completed = _posterior_imputations(model, data, args.draws, args.seed)
+    else:
+        completed = model.impute(data, n_draws=args.draws, random_state=args.seed)
+    draws = None if args.draws is None else range(1, args.draws + 1)
+    if out is None:
+        write_completed(args.data, table, completed, sys.stdout, draws=draws)
+        return 0
+    _make_directory(out.parent)
+    write_completed(args.data, table, completed, out, draws=draws)
+    copies = "" if draws is None else f", {args.draws} completed copies (column 'draw')"
+    _echo(f"Wrote {out}: {int(holes.sum())} missing value(s) filled in "
+          f"{int(holes.any(axis=1).sum())} of {table.X.shape[0]} rows{copies}.")
     return 0
 
 

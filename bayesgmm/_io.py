@@ -17,7 +17,9 @@ field separator is a comma, a semicolon or a tab, detected from the first
 rows unless given. Numbers are what Python's ``float`` reads, without digit
 separators (``1_000`` is not a number, as in other CSV readers). Missing
 values (an empty cell, ``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``#N/A``)
-are an error unless ``drop_missing`` drops their rows.
+are an error unless ``drop_missing`` drops their rows or ``keep_missing``
+reads them as NaN; :func:`write_completed` writes a copy of the file with
+them filled in.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CSVError", "Table", "detect_delimiter", "read_csv", "read_header", "write_csv"]
+__all__ = ["CSVError", "Table", "detect_delimiter", "read_csv", "read_header", "write_completed",
+           "write_csv"]
 
 #: Field separators that are detected, the first one preferred when several fit.
 DELIMITERS = (",", "\t", ";")
@@ -38,6 +41,9 @@ DELIMITERS = (",", "\t", ";")
 #: Cells read as missing values (compared without case), as spreadsheet
 #: programs and pandas.read_csv's default ``na_values`` write them.
 MISSING = frozenset({"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"})
+
+#: What the message about a missing cell suggests besides filling or removing the row.
+DROP_REMEDY = "or drop such rows with --drop-missing"
 
 # Rows read to detect the separator: enough to see a header and some data.
 _SNIFF_LINES = 50
@@ -65,6 +71,8 @@ class Table(NamedTuple):
         The file lines of the rows dropped for a missing value (``drop_missing``).
     delimiter : str
         The field separator, given or detected.
+    positions : tuple of int
+        The 0-based position in the file's rows of each column of ``X``.
     """
 
     X: np.ndarray
@@ -73,6 +81,7 @@ class Table(NamedTuple):
     lines: np.ndarray
     dropped: np.ndarray
     delimiter: str
+    positions: tuple = ()
 
 
 def _number(text: str) -> float | None:
@@ -274,7 +283,8 @@ def _numeric_columns_hint(fields: list[str], header: list[str] | None) -> str | 
 
 
 def read_csv(path, columns=None, delimiter: str | None = None,
-             drop_missing: bool = False) -> Table:
+             drop_missing: bool = False, keep_missing: bool = False,
+             missing_remedy: str = DROP_REMEDY) -> Table:
     """Read a numeric table from a CSV file.
 
     Parameters
@@ -290,6 +300,13 @@ def read_csv(path, columns=None, delimiter: str | None = None,
     drop_missing : bool, default=False
         Drop the rows with a missing value (see :data:`MISSING`) in a selected
         column, and list their lines in ``Table.dropped``, instead of raising.
+    keep_missing : bool, default=False
+        Read missing values in the selected columns as NaN instead of
+        raising; a row whose selected cells are all missing is still refused
+        (there is nothing to fit, predict or impute from).
+    missing_remedy : str, default=DROP_REMEDY
+        The end of the message about a missing cell, after "fill or remove the
+        row, ": what else the user can do (the command's options).
 
     Returns
     -------
@@ -301,7 +318,9 @@ def read_csv(path, columns=None, delimiter: str | None = None,
     CSVError
         If the file is missing, not text, empty, has rows of different
         lengths, a header naming two columns alike, or a selected cell that is
-        missing (without ``drop_missing``) or not a finite number; the message
+        missing (without ``drop_missing`` or ``keep_missing``) or not a finite
+        number, or, with ``keep_missing``, a row with every selected cell
+        missing; the message
         names the file, the row and the column.
 
     Examples
@@ -357,10 +376,13 @@ def read_csv(path, columns=None, delimiter: str | None = None,
                 if drop_missing:
                     keep[row_index] = False
                     break
+                if keep_missing:
+                    X[row_index, out_index] = np.nan
+                    continue
                 label = _column_label(position, header)
                 what = "empty cell" if not text else f"missing value ({text!r})"
                 raise CSVError(f"{path}: row {line}, {label}: {what}; fill or remove the row, "
-                               "or drop such rows with --drop-missing.")
+                               f"{missing_remedy}.")
             value = _number(text)
             if value is None:
                 raise _not_a_number(path, line, _column_label(position, header), text,
@@ -369,6 +391,10 @@ def read_csv(path, columns=None, delimiter: str | None = None,
                 raise CSVError(f"{path}: row {line}, {_column_label(position, header)}: "
                                f"infinite value ({text!r}); remove or impute it.")
             X[row_index, out_index] = value
+        if keep_missing and np.isnan(X[row_index]).all():
+            used = ", ".join(_column_label(position, header) for position in positions)
+            raise CSVError(f"{path}: row {line}: every used column is missing ({used}); there is "
+                           "nothing to go on: fill or remove the row.")
     if not keep.any():
         raise CSVError(f"{path}: every one of the {len(rows)} data rows has a missing value; "
                        "no rows are left.")
@@ -378,7 +404,69 @@ def read_csv(path, columns=None, delimiter: str | None = None,
         else f"column {position + 1}"
         for position in positions
     ]
-    return Table(X[keep], names, header is not None, lines[keep], lines[~keep], delimiter)
+    return Table(X[keep], names, header is not None, lines[keep], lines[~keep], delimiter,
+                 tuple(positions))
+
+
+def write_completed(path, table: Table, completed, destination, draws=None) -> int:
+    """Copy the CSV file ``path`` with the missing cells of ``table``'s columns filled in.
+
+    The header, the other columns (labels, say), every observed cell (as
+    written) and the delimiter are kept; blank lines are left out. A missing
+    cell of a column of ``table`` becomes its value in ``completed``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file ``table`` was read from (with ``keep_missing``).
+    table : Table
+    completed : ndarray of shape (n_rows, n_columns), or (n_draws, n_rows, n_columns)
+        ``table.X`` with the missing entries filled in; with ``draws``, one
+        completed copy per draw.
+    destination : str, path-like or file object
+        Where to write; a file object (e.g. ``sys.stdout``) is left open.
+    draws : sequence of int, optional
+        With a 3-D ``completed``: the copies are written one after the other
+        (long format) under one header, each row led by a column ``draw``
+        holding the number of its copy (``draws[i]`` for ``completed[i]``).
+
+    Returns
+    -------
+    n_filled : int
+        The number of cells filled in (in one copy).
+    """
+    path = os.fspath(path)
+    rows, _ = _read_rows(path, table.delimiter)
+    header = rows[0][1] if table.has_header else None
+    body = rows[1:] if table.has_header else rows
+    index_of_line = {int(line): index for index, line in enumerate(table.lines)}
+    copies = completed[None] if draws is None else completed
+    holes = np.isnan(table.X)
+
+    def copy(values):
+        for line, fields in body:
+            index = index_of_line.get(line)
+            if index is None:  # dropped (drop_missing): not in the table
+                continue
+            fields = list(fields)
+            for column in np.flatnonzero(holes[index]):
+                fields[table.positions[column]] = repr(float(values[index, column]))
+            yield fields
+
+    def write(handle):
+        writer = csv.writer(handle, delimiter=table.delimiter, lineterminator="\n")
+        if header is not None:
+            writer.writerow((["draw"] if draws is not None else []) + header)
+        for number, values in zip(draws if draws is not None else [None], copies):
+            for fields in copy(values):
+                writer.writerow(fields if number is None else [str(number)] + fields)
+
+    if hasattr(destination, "write"):
+        write(destination)
+    else:
+        with open(destination, "w", newline="", encoding="utf-8") as handle:
+            write(handle)
+    return int(holes.sum())
 
 
 def write_csv(path, header, rows) -> None:

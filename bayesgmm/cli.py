@@ -1,4 +1,4 @@
-"""The ``bayesgmm`` command: fit, choose K, predict and a demo, from CSV files.
+"""The ``bayesgmm`` command: fit, choose K, predict, impute and a demo, from CSV files.
 
 Examples
 --------
@@ -14,6 +14,11 @@ Compare K = 1 .. 8 by BIC::
 Apply the saved model to new rows::
 
     bayesgmm predict points-em-k3/model.npz new.csv
+
+Fit a table with empty cells, and fill them in::
+
+    bayesgmm fit holes.csv -k 3 --missing marginalize --out fit3
+    bayesgmm impute fit3/model.npz holes.csv --out completed.csv
 
 Every problem with the input is reported on one line that names the file, the
 row and the column, with exit status 1 (2 for a mistyped command line); no
@@ -35,6 +40,7 @@ from bayesgmm._commands import (
     CLIError,
     command_demo,
     command_fit,
+    command_impute,
     command_predict,
 )
 from bayesgmm._version import __version__
@@ -114,7 +120,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _add_data_arguments(parser) -> None:
+def _add_data_arguments(parser, *, drop_missing: bool = True) -> None:
     parser.add_argument("data", metavar="DATA.csv",
                         help="CSV file of numbers, one row per point; a header row is optional")
     parser.add_argument("--columns", metavar="COLS", default=None,
@@ -123,9 +129,18 @@ def _add_data_arguments(parser) -> None:
     parser.add_argument("--delimiter", type=_delimiter, metavar="CHAR", default=None,
                         help="field separator, one character ('tab' for a tab) (default: "
                              "a comma, semicolon or tab, detected from the first rows)")
-    parser.add_argument("--drop-missing", action="store_true",
-                        help="drop rows with a missing value (empty, NA, NaN, ...) in a "
-                             "used column, and say how many, instead of stopping")
+    if drop_missing:
+        parser.add_argument("--drop-missing", action="store_true",
+                            help="drop rows with a missing value (empty, NA, NaN, ...) in a "
+                                 "used column, and say how many, instead of stopping")
+
+
+def _add_missing_argument(parser, *, what: str, default: str) -> None:
+    parser.add_argument("--missing", choices=("raise", "marginalize"), default=None,
+                        help="missing values (empty, NA, NaN, ...) in a used column: 'raise' "
+                             "stops with an error naming the row and column; 'marginalize' "
+                             f"reads them as missing at random and {what}; not with "
+                             f"--drop-missing (default: {default})")
 
 
 def _add_model_arguments(parser, *, components: bool, grid: bool = False) -> None:
@@ -184,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Fit Gaussian mixture models to the rows of a CSV file, by EM (maximum\n"
             "likelihood) or by MCMC (Bayesian posterior), choose the number of\n"
-            "components, and apply a saved model to new data."
+            "components, apply a saved model to new data, and fill in missing values."
         ),
         epilog=(
             "examples:\n"
@@ -192,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  bayesgmm fit points.csv --components 3\n"
             "  bayesgmm fit points.csv -k 3 --columns x,y --method mcmc --out fit3\n"
             "  bayesgmm choose-k points.csv --max-components 8\n"
-            "  bayesgmm predict fit3/model.nc new_points.csv --out new_labels.csv\n\n"
+            "  bayesgmm predict fit3/model.nc new_points.csv --out new_labels.csv\n"
+            "  bayesgmm fit holes.csv -k 3 --missing marginalize --out fit3h\n"
+            "  bayesgmm impute fit3h/model.npz holes.csv --out completed.csv\n\n"
             "Run 'bayesgmm COMMAND --help' for the options of a command."
         ),
     )
@@ -217,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_data_arguments(fit)
+    _add_missing_argument(fit, what="fits each row's marginal on its observed columns (the model "
+                                    "keeps missing='marginalize')", default="raise")
     _add_model_arguments(fit, components=True)
     _add_output_arguments(fit, default_help="output directory (default: DATA-METHOD-kK in the "
                                             "current directory)")
@@ -255,14 +274,46 @@ def build_parser() -> argparse.ArgumentParser:
             "DATA.csv and write the labels and probabilities as CSV, to standard output\n"
             "or to --out. A model fitted on named columns is applied to the columns of\n"
             "those names (in any order); a file without them is refused, and --columns\n"
-            "maps the file's columns onto the model's, in the model's order."
+            "maps the file's columns onto the model's, in the model's order. A row with\n"
+            "missing values is classified from its observed columns with --missing\n"
+            "marginalize, or when the model was fitted with it; otherwise it is an error."
         ),
     )
     predict.add_argument("model", metavar="MODEL", help="model file (model.npz or model.nc)")
     _add_data_arguments(predict)
+    _add_missing_argument(predict, what="uses each row's marginal on its observed columns",
+                          default="the model's setting: raise unless it was fitted with "
+                                  "--missing marginalize")
     predict.add_argument("--out", metavar="FILE.csv", default=None,
                          help="write the CSV here instead of to standard output")
     predict.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+    impute = commands.add_parser(
+        "impute", formatter_class=_Formatter, help="fill in the missing values of a CSV file with a saved model",
+        description=(
+            "Write DATA.csv, to standard output or to --out, with each missing value\n"
+            "(empty, NA, NaN, ...) of the model's columns replaced by its conditional\n"
+            "mean given the row's observed columns under a model saved by 'bayesgmm fit':\n"
+            "for EM the mixture's (GaussianMixture.impute), for MCMC the posterior mean\n"
+            "(the average of one imputation per posterior draw). The header, the other\n"
+            "columns, the observed cells and the delimiter are kept. With --draws M,\n"
+            "M completed copies (multiple imputation: draws from the conditional\n"
+            "distribution, for MCMC of M posterior draws) are written one after the\n"
+            "other, each row led by a column 'draw' (1 .. M). The model's columns are\n"
+            "found as in 'bayesgmm predict'."
+        ),
+    )
+    impute.add_argument("model", metavar="MODEL", help="model file (model.npz or model.nc)")
+    _add_data_arguments(impute, drop_missing=False)
+    impute.add_argument("--draws", type=_positive_int, metavar="M", default=None,
+                        help="write M completed copies drawn from the conditional distribution "
+                             "instead of the conditional means")
+    impute.add_argument("--seed", "--random-state", dest="seed", type=_nonnegative_int,
+                        metavar="N", default=0,
+                        help="random seed of the draws (and of MCMC's posterior mean)")
+    impute.add_argument("--out", metavar="FILE.csv", default=None,
+                        help="write the CSV here instead of to standard output")
+    impute.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     demo = commands.add_parser(
         "demo", formatter_class=_Formatter, help="the source document's example, end to end",
@@ -281,6 +332,7 @@ COMMANDS = {
     "fit": command_fit,
     "choose-k": command_choose_k,
     "predict": command_predict,
+    "impute": command_impute,
     "demo": command_demo,
 }
 

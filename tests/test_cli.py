@@ -126,8 +126,9 @@ def test_bad_file_gives_one_line_and_status_1(tmp_path):
 def test_help_reads_well(tmp_path):
     result = _run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("fit", "choose-k", "predict", "demo"):
+    for command in ("fit", "choose-k", "predict", "impute", "demo"):
         assert command in result.stdout
+    assert "fill in the missing values of a CSV file with a saved model" in result.stdout
     assert "examples:" in result.stdout
 
 
@@ -144,7 +145,8 @@ def test_help_reads_well(tmp_path):
         ("x,y\n1,2\n3\n", r"bad\.csv: row 3: 1 fields where row 1 has 2 \(column 2 \('y'\) is missing\)"),
         ("1,2\n3,abc\n", r"bad\.csv: row 2, column 2: 'abc' is not a number"),
         ("x,y\n1,2\n\n3,nan\n", r"bad\.csv: row 4, column 2 \('y'\): missing value \('nan'\); fill or "
-         r"remove the row, or drop such rows with --drop-missing\.$"),
+         r"remove the row, pass --missing marginalize to treat it as missing at random, or drop "
+         r"such rows with --drop-missing\.$"),
         ("x,y\n1,2\n3,NA\n", r"row 3, column 2 \('y'\): missing value \('NA'\)"),
         ("x,y\n1,2\n1_000,2\n", r"bad\.csv: row 3, column 1 \('x'\): '1_000' is not a number "
          r"\(write it without '_'\)\.$"),
@@ -258,7 +260,8 @@ def test_drop_missing_reports_the_dropped_rows(points, tmp_path, capsys):
     assert cli.main(args) == 1
     assert capsys.readouterr().err == (
         f"bayesgmm: error: {holes}: row 4, column 1 ('x'): missing value ('NA'); fill or remove "
-        "the row, or drop such rows with --drop-missing.\n")
+        "the row, pass --missing marginalize to treat it as missing at random, or drop such rows "
+        "with --drop-missing.\n")
     assert cli.main(args + ["--drop-missing"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ("bayesgmm: dropped 2 of 120 data row(s) with a missing value "
@@ -266,6 +269,139 @@ def test_drop_missing_reports_the_dropped_rows(points, tmp_path, capsys):
     assert "to 118 rows x 2 column(s)" in captured.out
     labelled = [int(row["line"]) for row in _read_labels(out / "labels.csv")]
     assert labelled == [line for line in range(2, 122) if line not in (4, 8)]
+
+
+def _write_holes(path, X):
+    """``X`` as 'x;y;label' rows with an empty x in every 10th row and y = NA in every 10th + 5."""
+    with open(path, "w") as handle:
+        handle.write("x;y;label\n")
+        for index, (a, b) in enumerate(X):
+            x = "" if index % 10 == 0 else repr(float(a))
+            y = "NA" if index % 10 == 5 else repr(float(b))
+            handle.write(f"{x};{y};c{index % 2}\n")
+    holes = np.zeros(X.shape, dtype=bool)
+    holes[::10, 0] = holes[5::10, 1] = True
+    return np.where(holes, np.nan, X)
+
+
+def test_missing_marginalize_fit_predict_impute_round_trip(points, tmp_path, capsys):
+    import pandas as pd
+
+    from bayesgmm import GaussianMixture, load
+
+    _, X = points
+    path = tmp_path / "holes.csv"
+    incomplete = _write_holes(path, X)
+    out = tmp_path / "fit"
+    args = ["fit", str(path), "-k", "2", "--columns", "x,y", "--out", str(out)]
+    assert cli.main(args + ["--missing", "marginalize", "--drop-missing"]) == 1
+    assert capsys.readouterr().err == (
+        "bayesgmm: error: --missing marginalize and --drop-missing cannot be combined: --missing "
+        "marginalize keeps the rows with missing values, --drop-missing leaves them out; choose "
+        "one.\n")
+    assert cli.main(args + ["--missing", "marginalize"]) == 0
+    captured = capsys.readouterr()
+    assert "to 120 rows x 2 column(s)" in captured.out
+    assert "  24 missing value(s) in 24 row(s), marginalized (missing at random)" in captured.out
+    assert (out / "plot.png").stat().st_size > 0  # the complete rows
+    model = load(out / "model.npz")
+    assert isinstance(model, GaussianMixture) and model.missing == "marginalize"
+    params = json.loads((out / "params.json").read_text())
+    assert params["missing"] == "marginalize" and params["n_missing_values"] == 24
+    fitted = _read_labels(out / "labels.csv")
+    assert [row["line"] for row in fitted] == [str(line) for line in range(2, 122)]
+    named = pd.DataFrame(incomplete, columns=["x", "y"])
+    np.testing.assert_allclose([[float(row["p_0"]), float(row["p_1"])] for row in fitted],
+                               model.predict_proba(named), rtol=1e-12)
+
+    # predict follows the model's missing='marginalize'; --missing raise overrides it.
+    target = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(out / "model.npz"), str(path), "--out", str(target)]) == 0
+    assert _read_labels(target) == fitted
+    assert cli.main(["predict", str(out / "model.npz"), str(path), "--missing", "raise"]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {path}: row 2, column 1 ('x'): empty cell; fill or remove the row, pass "
+        "--missing marginalize to treat it as missing at random, or drop such rows with "
+        "--drop-missing.\n")
+
+    # impute: the same file, observed cells as written, holes = GaussianMixture.impute.
+    completed = tmp_path / "completed.csv"
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--out", str(completed)]) == 0
+    assert capsys.readouterr().out == (
+        f"Wrote {completed}: 24 missing value(s) filled in 24 of 120 rows.\n")
+    original = path.read_text().splitlines()
+    written = completed.read_text().splitlines()
+    assert written[0] == "x;y;label" and len(written) == len(original)
+    expected = model.impute(named)
+    for index, (before, after) in enumerate(zip(original[1:], written[1:])):
+        cells, filled = before.split(";"), after.split(";")
+        for column in range(2):
+            if np.isnan(incomplete[index, column]):
+                assert float(filled[column]) == expected[index, column]
+            else:
+                assert filled[column] == cells[column]
+        assert filled[2] == cells[2]
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--out", str(completed)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: would replace {completed}; pass --force to replace, or choose another "
+        "--out.\n")
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {tmp_path}: is a directory; --out takes a file name such as "
+        "completed.csv.\n")
+    # choose-k has no --missing: its message does not offer it.
+    assert cli.main(["choose-k", str(path), "--columns", "x,y"]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {path}: row 2, column 1 ('x'): empty cell; fill or remove the row, or "
+        "drop such rows with --drop-missing.\n")
+
+    # --draws M: M completed copies in long format, the draws of impute(n_draws=M).
+    assert cli.main(["impute", str(out / "model.npz"), str(path), "--draws", "2",
+                     "--random-state", "5"]) == 0
+    rows = list(csv.reader(capsys.readouterr().out.splitlines(), delimiter=";"))
+    assert rows[0] == ["draw", "x", "y", "label"] and len(rows) == 1 + 2 * 120
+    draws = model.impute(named, n_draws=2, random_state=5)
+    values = np.array([[float(row[1]), float(row[2])] for row in rows[1:]]).reshape(2, 120, 2)
+    assert [row[0] for row in rows[1:]] == ["1"] * 120 + ["2"] * 120
+    np.testing.assert_array_equal(values, draws)
+    np.testing.assert_array_equal(values[:, ~np.isnan(incomplete)], np.broadcast_to(
+        X[~np.isnan(incomplete)], (2, int((~np.isnan(incomplete)).sum()))))
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(path.read_text().replace("label", "draw", 1))
+    assert cli.main(["impute", str(out / "model.npz"), str(labelled), "--draws", "2"]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {labelled}: has a column 'draw', the column --draws adds; rename it.\n")
+
+
+def test_missing_values_with_a_model_fitted_on_complete_rows(points, tmp_path, capsys):
+    import pandas as pd
+
+    _, X = points
+    path = tmp_path / "holes.csv"
+    incomplete = _write_holes(path, X)
+    out = tmp_path / "fit"
+    assert cli.main(["fit", str(path), "-k", "2", "--columns", "x,y", "--out", str(out),
+                     "--no-plot", "--drop-missing"]) == 0
+    model = bayesgmm.load(out / "model.npz")
+    assert model.missing == "raise"
+    capsys.readouterr()
+    # Without --missing such a model's predict stops at the first hole.
+    assert cli.main(["predict", str(out / "model.npz"), str(path)]) == 1
+    assert f"{path}: row 2, column 1 ('x'): empty cell" in capsys.readouterr().err
+    assert cli.main(["predict", str(out / "model.npz"), str(path), "--missing", "marginalize"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    model.missing = "marginalize"
+    np.testing.assert_allclose([[float(row["p_0"]), float(row["p_1"])] for row in rows],
+                               model.predict_proba(pd.DataFrame(incomplete, columns=["x", "y"])),
+                               rtol=1e-12)
+    # A row with nothing observed is refused, naming it.
+    lines = path.read_text().splitlines()
+    lines[3] = ";NA;c0"
+    path.write_text("\n".join(lines) + "\n")
+    assert cli.main(["impute", str(out / "model.npz"), str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {path}: row 4: every used column is missing (column 1 ('x'), column 2 "
+        "('y')); there is nothing to go on: fill or remove the row.\n")
 
 
 @pytest.mark.parametrize("delimiter, option", [(";", None), ("\t", None), ("\t", "tab"),
@@ -488,6 +624,26 @@ def test_read_csv_header_columns_and_lines(tmp_path):
     assert read_header(path) == ["a", "b", "c"]
 
 
+def test_write_completed_keeps_the_file_but_its_holes(tmp_path):
+    from bayesgmm._io import write_completed
+
+    path = tmp_path / "t.tsv"
+    path.write_text("1.50\t\t\"a, b\"\n\nNaN\t2\t\n3\t4\tc\n")  # no header, a blank line
+    table = read_csv(path, columns="1,2", keep_missing=True)
+    assert table.delimiter == "\t" and table.positions == (0, 1)
+    np.testing.assert_array_equal(np.isnan(table.X), [[False, True], [True, False], [False, False]])
+    completed = np.where(np.isnan(table.X), [[10.0, 20.0]], table.X)
+    target = tmp_path / "out.tsv"
+    assert write_completed(path, table, completed, target) == 2
+    # Observed cells as written (1.50, not 1.5); the unused third column, empty or quoted, kept.
+    assert target.read_text() == "1.50\t20.0\ta, b\n10.0\t2\t\n3\t4\tc\n"
+    assert write_completed(path, table, np.stack([completed, completed + 1]), target,
+                           draws=[1, 2]) == 2
+    assert target.read_text().splitlines() == [
+        "1\t1.50\t20.0\ta, b", "1\t10.0\t2\t", "1\t3\t4\tc",
+        "2\t1.50\t21.0\ta, b", "2\t11.0\t2\t", "2\t3\t4\tc"]
+
+
 def test_read_csv_without_header(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("1,2e3\n-3.5,4\n")
@@ -555,6 +711,39 @@ def test_fit_mcmc_writes_intervals_and_an_arviz_model(small_points, tmp_path, ca
     target = tmp_path / "pred.csv"
     assert cli.main(["predict", str(out / "model.nc"), str(path), "--out", str(target)]) == 0
     assert _read_labels(target) == rows
+
+    # Rows with a hole: probabilities and intervals from the observed column, and the
+    # posterior mean imputation (the average of impute_draws over the posterior draws).
+    import pandas as pd
+
+    holes = tmp_path / "holes.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = "," + lines[1].split(",")[1]   # x0 missing
+    lines[2] = lines[2].split(",")[0] + ",NA"  # x1 missing
+    holes.write_text("\n".join(lines) + "\n")
+    assert cli.main(["predict", str(out / "model.nc"), str(holes), "--out", str(target),
+                     "--force"]) == 1
+    assert "row 2, column 1 ('x0'): empty cell" in capsys.readouterr().err
+    assert cli.main(["predict", str(out / "model.nc"), str(holes), "--out", str(target), "--force",
+                     "--missing", "marginalize"]) == 0
+    predicted = _read_labels(target)
+    assert list(predicted[0]) == list(rows[0]) and len(predicted) == len(rows)
+    # The complete rows: the same figures (the marginal path evaluates them apart).
+    np.testing.assert_allclose([[float(value) for value in row.values()] for row in predicted[2:]],
+                               [[float(value) for value in row.values()] for row in rows[2:]],
+                               rtol=1e-9, atol=1e-12)
+    completed = tmp_path / "completed.csv"
+    assert cli.main(["impute", str(out / "model.nc"), str(holes), "--out", str(completed)]) == 0
+    filled = np.loadtxt(completed, delimiter=",", skiprows=1)
+    incomplete = X.copy()
+    incomplete[0, 0] = incomplete[1, 1] = np.nan
+    model.missing = "marginalize"
+    # impute_draws of the rows with a hole (one chunk here), seeded by --random-state's 0.
+    mean = model.impute_draws(pd.DataFrame(incomplete[:2], columns=["x0", "x1"]),
+                              random_state=np.random.RandomState(0)).mean(("chain", "draw")).values
+    np.testing.assert_array_equal(filled[[0, 1], [0, 1]], mean[[0, 1], [0, 1]])
+    np.testing.assert_array_equal(filled[[0, 1], [1, 0]], X[[0, 1], [1, 0]])
+    np.testing.assert_array_equal(filled[2:], X[2:])
 
 
 def test_choose_k_mcmc_compares_by_loo(small_points, tmp_path, capsys):
