@@ -33,6 +33,7 @@ from bayesgmm.mixture import parameters
 if TYPE_CHECKING:
     import arviz as az
     import pandas as pd
+    import xarray as xr
 
 # persistence checks loaded priors with it under this name.
 _check_prior_vector = priors.check_prior_vector
@@ -613,7 +614,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         return self.inference_data_
 
     def impute_draws(self, X: ArrayLike | None = None,
-                     random_state: int | np.random.RandomState | None = None):
+                     random_state: int | np.random.RandomState | None = None) -> xr.DataArray:
         """Posterior multiple imputation: for each posterior draw, a draw of the missing values.
 
         For draw ``s`` of the parameters, each row's component is drawn from

@@ -504,7 +504,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._predict_blocks(X, "labels").astype(np.intp, copy=False)
 
-    def impute(self, X: ArrayLike, n_draws: int | None = None, random_state=None) -> np.ndarray:
+    def impute(self, X: ArrayLike, n_draws: int | None = None,
+               random_state: int | np.random.RandomState | None = None) -> np.ndarray:
         """Fill in the missing (NaN) entries of ``X`` from the fitted mixture.
 
         Each missing entry becomes its conditional mean given the row's

@@ -106,8 +106,8 @@ def svd_transform(X) -> np.ndarray:
     ------
     ValueError
         When every column is constant, or when the standardised columns are
-        exactly linearly dependent (a zero singular value, where mclust's
-        transform divides by zero).
+        linearly dependent (a singular value of rounding size, where mclust's
+        transform divides by zero or by rounding noise).
     """
     X = check_array(X, np.float64, min_samples=2)
     # R's scale() makes a constant column 0/0 and dropCols() removes it; a
@@ -121,7 +121,10 @@ def svd_transform(X) -> np.ndarray:
     X = X[:, varying]
     standardised = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
     _, singular_values, vt = np.linalg.svd(standardised, full_matrices=False)
-    if not singular_values[-1] > 0:
+    # numpy.linalg.matrix_rank's tolerance: exactly dependent columns leave a
+    # singular value of rounding size (how small depends on the LAPACK build).
+    tolerance = max(standardised.shape) * np.finfo(np.float64).eps * singular_values[0]
+    if not singular_values[-1] > tolerance:
         raise ValueError(
             "The standardised columns of X are linearly dependent (a singular value "
             "is 0), so mclust's SVD transform divides by zero. Drop the redundant "

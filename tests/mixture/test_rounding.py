@@ -299,7 +299,9 @@ def test_float32_fit_of_nearly_collinear_features_scores_its_own_parameters(cova
     # scikit-learn's 1e-4 to 4e-2).
     reference = SklearnGaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
     double = GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float64").fit(X)
-    assert single.converged_ and reference.converged_
+    # scikit-learn's float32 'tied' fit may cycle without converging, depending on
+    # the BLAS build's rounding (seen with NumPy 2.4's OpenBLAS): only ours must.
+    assert single.converged_
     np.testing.assert_allclose(np.sort(single.means_, axis=0), np.sort(reference.means_, axis=0), atol=1e-3)
     ours_off = abs(single.lower_bound_ - double.lower_bound_)
     assert ours_off < 2e-3
