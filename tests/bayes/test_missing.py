@@ -17,7 +17,7 @@ from numpyro.infer.util import log_density
 from scipy.stats import multivariate_normal
 
 from bayesgmm import BayesianGaussianMixture, gaussian
-from bayesgmm.bayes import diagnostics, incomplete, posterior
+from bayesgmm.bayes import diagnostics, fitting, incomplete, posterior
 from bayesgmm.bayes.model import GaussianMixtureLikelihood, gmm_model
 from bayesgmm.mixture import parameters
 
@@ -216,17 +216,31 @@ def test_imputation_draws_keep_the_observed_values(nuts_fit, data):
     np.testing.assert_array_equal(again.values, imputations.values)
 
 
-def test_svi_on_incomplete_data_and_complete_data_unchanged(data):
-    X, X_missing = data
+def test_svi_on_incomplete_data(data):
+    _, X_missing = data
     settings = dict(inference="svi", svi_steps=400, svi_num_draws=100, random_state=0, progress_bar=False)
     fit = BayesianGaussianMixture(2, missing="marginalize", **settings).fit(X_missing)
     order = np.argsort(fit.means_[:, 0])
     np.testing.assert_allclose(fit.means_[order], TRUE_MEANS, atol=0.35)
     assert fit.inference_data_.log_likelihood["x"].shape == (1, 100, 300)
-    complete = BayesianGaussianMixture(2, **settings).fit(X)
-    marginalized = BayesianGaussianMixture(2, missing="marginalize", **settings).fit(X)
-    np.testing.assert_array_equal(complete.means_, marginalized.means_)
-    np.testing.assert_array_equal(complete.losses_, marginalized.losses_)
+
+
+def test_complete_data_take_the_complete_data_path(data):
+    X, X_missing = data
+    # What the samplers are given: complete data carry no patterns, so gmm_model,
+    # the likelihood and every evaluation run exactly as with missing='raise'.
+    assert fitting.data_kwargs(X, np.asarray).keys() == {"X"}
+    assert fitting.data_kwargs(X, np.asarray)["X"] is X
+    assert incomplete.rows(X).observed is None
+    assert set(fitting.data_kwargs(X_missing, np.asarray)) == {"X", "observed"}
+    assert not np.isnan(fitting.data_kwargs(X_missing, np.asarray)["X"]).any()
+    model = BayesianGaussianMixture(2, missing="marginalize")
+    checked, weights, prior = model._check_data(X, None, np.dtype(np.float64))
+    reference = BayesianGaussianMixture(2)._check_data(X, None, np.dtype(np.float64))
+    np.testing.assert_array_equal(checked, reference[0])
+    assert weights is None and reference[1] is None
+    for ours, theirs in zip(prior, reference[2]):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_bad_input_is_refused_before_any_work(data):
