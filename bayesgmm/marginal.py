@@ -132,6 +132,68 @@ def marginal_factors(covariances, observed) -> MarginalFactors:
     return MarginalFactors(inverse, log_det, gain, conditional, jnp.sum(observed))
 
 
+class SweptFactors(NamedTuple):
+    """One pattern's marginal and conditional for each component, from :func:`sweep_observed`."""
+
+    precision: jax.Array  # (K, D, D) Sigma_oo^-1, zero on the missing rows and columns
+    regression: jax.Array  # (K, D, D) Sigma_mo Sigma_oo^-1 on the missing rows and observed columns, else 0
+    conditional_covariance: jax.Array  # (K, D, D) Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om, else 0
+    log_det: jax.Array  # (K,) log|Sigma_oo|
+    n_observed: jax.Array  # () number of observed coordinates
+
+
+def sweep_observed(covariances, observed) -> SweptFactors:
+    """The sweep operator on the observed coordinates of every component's covariance.
+
+    Sweeping ``Sigma`` on the coordinates ``o`` (Beaton 1964; Little and Rubin,
+    *Statistical Analysis with Missing Data*, 7.5) leaves ``-Sigma_oo^-1`` on
+    the observed block, the regression ``Sigma_mo Sigma_oo^-1`` below it and
+    the conditional covariance on the missing block; the product of the
+    pivots is ``|Sigma_oo|``. It is ``D`` rank-one updates of the whole batch
+    (elementwise, no per-matrix factorisation), which is what makes the
+    factors of many patterns cheap; :func:`marginal_factors` is the
+    Cholesky-based counterpart.
+
+    Parameters
+    ----------
+    covariances : Array of shape (n_components, D, D)
+    observed : Array of shape (D,) of bool
+
+    Returns
+    -------
+    SweptFactors
+        NaN where a marginal covariance is not positive definite.
+    """
+    covariances = jnp.asarray(covariances)
+    observed = jnp.asarray(observed, bool)
+    n_features = observed.shape[0]
+    index = jnp.arange(n_features)
+
+    def sweep(j, carry):
+        swept, log_det = carry
+        pivot = swept[:, j, j]
+        column = swept[:, :, j] / pivot[:, None]
+        row = swept[:, j, :]
+        updated = swept - column[:, :, None] * row[:, None, :]
+        on_row, on_column = index[:, None] == j, index[None, :] == j
+        updated = jnp.where(on_column, column[:, :, None], updated)
+        updated = jnp.where(on_row, (row / pivot[:, None])[:, None, :], updated)
+        updated = jnp.where(on_row & on_column, -1.0 / pivot[:, None, None], updated)
+        keep = observed[j]
+        return jnp.where(keep, updated, swept), log_det + jnp.where(keep, jnp.log(pivot), 0.0)
+
+    swept, log_det = jax.lax.fori_loop(
+        0, n_features, sweep, (covariances, jnp.zeros(covariances.shape[:1], covariances.dtype))
+    )
+    missing = ~observed
+    precision = jnp.where(observed[:, None] & observed[None, :], -swept, 0.0)
+    precision = 0.5 * (precision + jnp.swapaxes(precision, -1, -2))
+    regression = jnp.where(missing[:, None] & observed[None, :], swept, 0.0)
+    conditional = jnp.where(missing[:, None] & missing[None, :], swept, 0.0)
+    conditional = 0.5 * (conditional + jnp.swapaxes(conditional, -1, -2))
+    return SweptFactors(precision, regression, conditional, log_det, jnp.sum(observed))
+
+
 def whitened_residuals(X, observed, means, factors: MarginalFactors):
     """``y_nk = W_k (o * (x_n - mu_k))`` for rows sharing one pattern.
 

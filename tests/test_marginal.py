@@ -89,3 +89,29 @@ def test_row_patterns_and_zero_weights():
         o = observed[n]
         expected = np.log(0.3) + multivariate_normal(means[0, o], covariances[0][np.ix_(o, o)]).logpdf(X[n, o])
         np.testing.assert_allclose(got[n, 0], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "observed", [[True, False, True, False, True], [True, True, True, True, True], [False, False, False, True, False]]
+)
+def test_sweep_gives_the_marginal_precision_regression_and_conditional(observed):
+    rng = np.random.default_rng(1)
+    covariances = _covariances(rng, 3, 5)
+    observed = np.array(observed)
+    missing = ~observed
+    swept = marginal.sweep_observed(covariances, observed)
+    for k, covariance in enumerate(covariances):
+        inverse = np.linalg.inv(covariance[np.ix_(observed, observed)])
+        precision = np.zeros((5, 5))
+        precision[np.ix_(observed, observed)] = inverse
+        regression = np.zeros((5, 5))
+        regression[np.ix_(missing, observed)] = covariance[np.ix_(missing, observed)] @ inverse
+        conditional = np.zeros((5, 5))
+        explained = regression[np.ix_(missing, observed)] @ covariance[np.ix_(observed, missing)]
+        conditional[np.ix_(missing, missing)] = covariance[np.ix_(missing, missing)] - explained
+        np.testing.assert_allclose(swept.precision[k], precision, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(swept.regression[k], regression, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(swept.conditional_covariance[k], conditional, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(swept.log_det[k], np.linalg.slogdet(covariance[np.ix_(observed, observed)])[1],
+                                   rtol=1e-12)
+    assert int(swept.n_observed) == observed.sum()

@@ -165,6 +165,11 @@ STRETCH_SECONDS = 0.5
 FIRST_STRETCH = 16
 
 
+def _uncommitted(leaf):
+    """A host copy of ``leaf``, where this process holds all of it (else ``leaf`` itself)."""
+    return np.asarray(leaf) if getattr(leaf, "is_fully_addressable", True) else leaf
+
+
 def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, active,
             report_token=_progress.NO_REPORTER, prior=None, *, max_iter: int, **settings) -> EMState:
     """Run EM for a batch of candidates to convergence, in interruptible stretches.
@@ -194,6 +199,10 @@ def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, act
         elapsed = max(time.perf_counter() - start, 1e-6)
         # At most 8x longer than the last stretch: the first one's time includes compiling.
         stretch = int(min(8 * stretch, max(1, stretch * STRETCH_SECONDS / elapsed)))
+        # The next stretch starts from host copies (a few small arrays), as the
+        # first did: the returned arrays are committed to their devices, and
+        # jit would compile a second program of the same shapes for them.
+        states = jax.tree_util.tree_map(_uncommitted, states)
 
 
 def _em_loop(

@@ -21,6 +21,18 @@ ones and the component::
     first_k  = sum_n w_n r_nk E[x_n | x_no, k]
     second_k = sum_n w_n r_nk (E[x_n | x_no, k] E[x_n | x_no, k]^T + Cov[x_n | x_no, k])
 
+With the fast E-step form (:data:`bayesgmm.mixture.forms.EXPANDED`) a tile
+is two matrix products against its rows' pair features ``[1, x, x_i x_j]``,
+as for complete rows: the log densities with its pattern's coefficients
+(the marginal's expanded square), then the responsibility-weighted feature
+sums, added up per pattern (:func:`tile_moments`). The conditional
+expectation is linear in the observed values, ``E[x | x_o, k] = A x + b``,
+so the moments above follow per pattern and component from those sums,
+without any per-row ``D x D`` product; the factors of all patterns come
+from one batched sweep (:func:`bayesgmm.marginal.sweep_observed`). With the
+centred form (components the expanded square cannot represent accurately)
+each tile whitens its residuals instead (:func:`centred_tile_moments`).
+
 Those are full ``D x D`` moments; :func:`statistics_from_matrices` lays them
 out as the structure's own second moments (through the structure's
 quadratic features, which are linear in ``x x^T``), so every structure's
@@ -257,8 +269,13 @@ def _tile_moments(X, weights, pattern, observed, factors, params: GMMParams):
     return nk, first, second, log_likelihood, jnp.sum(weights)
 
 
-def tile_moments(tiles: PatternTiles, params: GMMParams, covariance_type: str):
-    """Moments of every tile about each component's mean, summed.
+def centred_tile_moments(tiles: PatternTiles, params: GMMParams, covariance_type: str):
+    """Moments of every tile about each component's mean, summed (the accurate, slower form).
+
+    Each tile whitens its rows' residuals about every component's mean and
+    forms the conditional deviations: used with the ``centred`` E-step form,
+    where the expanded square would lose precision
+    (:func:`bayesgmm.mixture.forms.form_for`).
 
     Returns
     -------
@@ -281,6 +298,115 @@ def tile_moments(tiles: PatternTiles, params: GMMParams, covariance_type: str):
     for X, weights, pattern in zip(tiles.X, tiles.weights, tiles.pattern):
         total, _ = lax.scan(step, total, (X, weights, pattern))
     return total
+
+
+def _pair_features(X, upper):
+    """``[1, x, x_i x_j (i <= j)]`` of rows whose missing entries are 0, shape (..., 1 + D + D (D + 1) / 2)."""
+    rows, columns = upper
+    ones = jnp.ones(X.shape[:-1] + (1,), X.dtype)
+    return jnp.concatenate([ones, X, X[..., rows] * X[..., columns]], axis=-1)
+
+
+class PatternCoefficients(NamedTuple):
+    """Per pattern and component: the expanded square of the marginal, and the conditional-mean map."""
+
+    log_prob: jax.Array  # (P, K, F) coefficients of _pair_features: log pi_k + log N(x_o | ...), finite
+    conditional_map: jax.Array  # (P, K, D, D) A: E[x | x_o, k] = A x + b (x zero on missing)
+    conditional_offset: jax.Array  # (P, K, D) b
+    conditional_covariance: jax.Array  # (P, K, D, D) Cov[x | x_o, k], zero on observed rows and columns
+
+
+def pattern_coefficients(tiles: PatternTiles, params: GMMParams, covariance_type: str, upper):
+    """:class:`PatternCoefficients` of every pattern, from :func:`bayesgmm.marginal.sweep_observed`.
+
+    With ``Lambda = Sigma_oo^-1`` (zero on the missing rows and columns), the
+    log density is ``c - x^T Lambda x / 2 + x^T Lambda mu``, and the
+    conditional mean is ``x + m * mu + R (x - mu)`` (``m`` the missing
+    coordinates, ``R`` the regression ``Sigma_mo Sigma_oo^-1``), linear in ``x``.
+    """
+    n_components, n_features = params.means.shape
+    covariances = marginal.dense_covariances(
+        params.precisions_cholesky, covariance_type, n_components, n_features
+    )
+    factors = jax.vmap(marginal.sweep_observed, in_axes=(None, 0))(covariances, tiles.observed)
+    observed = tiles.observed[:, None, :]  # (P, 1, D)
+    means_observed = jnp.where(observed, params.means, 0.0)
+    linear = jnp.einsum("pkde,pke->pkd", factors.precision, means_observed)
+    positive = params.weights > 0
+    log_weights = jnp.log(jnp.where(positive, params.weights, 1.0))
+    constant = log_weights - 0.5 * (
+        factors.n_observed[:, None] * marginal.LOG_2PI + factors.log_det + jnp.sum(linear * means_observed, axis=-1)
+    )
+    rows, columns = upper
+    quadratic = factors.precision[..., rows, columns] * jnp.where(rows == columns, -0.5, -1.0)
+    log_prob = jnp.concatenate([constant[..., None], linear, quadratic], axis=-1)
+    conditional_map = factors.regression + jnp.eye(n_features, dtype=linear.dtype)
+    offset = jnp.where(observed, 0.0, params.means) - jnp.einsum("pkde,ke->pkd", factors.regression, params.means)
+    return PatternCoefficients(log_prob, conditional_map, offset, factors.conditional_covariance)
+
+
+def tile_moments(tiles: PatternTiles, params: GMMParams, covariance_type: str):
+    """Raw moments of the completed rows of every tile, summed (the expanded square).
+
+    A tile's log densities are one product of its rows' pair features with
+    its pattern's coefficients, and its responsibility-weighted sums of the
+    pair features one more; the sums are added up per pattern. The moments
+    of the conditional expectations then follow per pattern and component
+    from the linear map ``E[x | x_o, k] = A x + b``::
+
+        first  = A s + N b
+        second = A S A^T + (A s) b^T + b (A s)^T + N b b^T + N Cov[x | x_o, k]
+
+    with ``N``, ``s``, ``S`` the pattern's sums of ``r``, ``r x``, ``r x x^T``.
+    No per-row ``D x D`` product is formed.
+
+    Returns
+    -------
+    nk : (K,), first : (K, D), second : (K, D, D), log_likelihood : (), total_weight : ()
+        Moments about the data's origin (the fit's centre).
+    """
+    n_components, n_features = params.means.shape
+    n_patterns = tiles.observed.shape[0]
+    dtype = params.means.dtype
+    upper = tuple(jnp.asarray(index) for index in np.triu_indices(n_features))
+    coefficients = pattern_coefficients(tiles, params, covariance_type, upper)
+    positive = params.weights > 0
+    n_features_pairs = coefficients.log_prob.shape[-1]
+
+    def step(carry, arrays):
+        sums, log_likelihood, total_weight = carry
+        X, weights, pattern = arrays  # (t, s, D), (t, s), (t,)
+        features = _pair_features(X, upper)  # (t, s, F)
+        weighted = jnp.einsum("tsf,tkf->tsk", features, coefficients.log_prob[pattern])
+        weighted = jnp.where(positive, weighted, -jnp.inf)
+        log_prob_norm, resp = normalise(weighted.reshape(-1, n_components))
+        weights_flat = weights.reshape(-1)
+        weighted_resp = (resp * weights_flat[:, None]).reshape(weights.shape + (n_components,))
+        tile_sums = jnp.einsum("tsk,tsf->tkf", weighted_resp, features)
+        log_likelihood = log_likelihood + jnp.sum(jnp.where(weights_flat > 0, weights_flat * log_prob_norm, 0.0))
+        return (sums.at[pattern].add(tile_sums), log_likelihood, total_weight + jnp.sum(weights)), None
+
+    carry = (jnp.zeros((n_patterns, n_components, n_features_pairs), dtype), jnp.zeros((), dtype),
+             jnp.zeros((), dtype))
+    for X, weights, pattern in zip(tiles.X, tiles.weights, tiles.pattern):
+        carry, _ = lax.scan(step, carry, (X, weights, pattern))
+    sums, log_likelihood, total_weight = carry
+    counts = sums[..., 0]  # (P, K)
+    linear = sums[..., 1:1 + n_features]
+    rows, columns = upper
+    pairs = jnp.zeros((n_patterns, n_components, n_features, n_features), dtype)
+    pairs = pairs.at[..., rows, columns].set(sums[..., 1 + n_features:])
+    pairs = pairs.at[..., columns, rows].set(sums[..., 1 + n_features:])
+    A, b = coefficients.conditional_map, coefficients.conditional_offset
+    mapped = jnp.einsum("pkde,pke->pkd", A, linear)  # A s
+    first = mapped + counts[..., None] * b
+    outer = mapped[..., :, None] * b[..., None, :]
+    second = (
+        A @ pairs @ jnp.swapaxes(A, -1, -2) + outer + jnp.swapaxes(outer, -1, -2)
+        + counts[..., None, None] * (b[..., :, None] * b[..., None, :] + coefficients.conditional_covariance)
+    )
+    return (jnp.sum(counts, axis=0), jnp.sum(first, axis=0), jnp.sum(second, axis=0), log_likelihood,
+            total_weight)
 
 
 def _quadratic_map(n_features: int, covariance_type: str, dtype):
@@ -316,17 +442,15 @@ def incomplete_statistics(
 
     The counterpart of :func:`bayesgmm.mixture.forms.accumulate_statistics`
     (same signature, with an :class:`IncompleteData` for the blocks). With a
-    ``centred`` form the moments are about ``params.means``, as that form's.
+    ``centred`` form the moments are about ``params.means``, as that form's,
+    and the tiles use :func:`centred_tile_moments`; otherwise the raw moments
+    of :func:`tile_moments`.
     """
     stats = accumulate_statistics(data.complete, weight_blocks, params, covariance_type, axis_name, form)
-    nk, first, second, log_likelihood, total_weight = tile_moments(data.tiles, params, covariance_type)
-    if not form.centred:
-        means = params.means
-        outer = first[:, :, None] * means[:, None, :]
-        second = second + outer + jnp.swapaxes(outer, 1, 2) + nk[:, None, None] * (
-            means[:, :, None] * means[:, None, :]
-        )
-        first = first + nk[:, None] * means
+    if form.centred:
+        nk, first, second, log_likelihood, total_weight = centred_tile_moments(data.tiles, params, covariance_type)
+    else:
+        nk, first, second, log_likelihood, total_weight = tile_moments(data.tiles, params, covariance_type)
     tiles = statistics_from_matrices(nk, first, second, covariance_type, log_likelihood, total_weight)
     return jax.tree_util.tree_map(jnp.add, stats, tiles)
 
