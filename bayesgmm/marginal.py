@@ -21,8 +21,11 @@ missing ones, whose Cholesky factor is block diagonal. Then
 
 The inverse factor ``W`` is formed once per pattern and component (a
 triangular solve of a ``D x D`` identity) so that the rows of a pattern are
-whitened by one matrix product rather than one triangular solve per row;
-no other inverse is taken. Nothing is jitted. Missing entries may hold
+whitened by one matrix product rather than one triangular solve per row.
+EM over many patterns takes its factors from :func:`sweep_observed`
+instead (the marginal precision, the regression of the missing coordinates
+on the observed ones and the conditional covariance, by ``D`` batched
+rank-one updates). Nothing is jitted. Missing entries may hold
 anything (NaN included): they are masked before any arithmetic.
 
 Examples
