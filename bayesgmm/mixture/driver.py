@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -35,9 +35,9 @@ from bayesgmm.mixture.blocks import (
     to_host,
     weighted_column_sum,
 )
+from bayesgmm.mixture.data_pass import DataPass, in_memory_run
 from bayesgmm.mixture.engine import (
     best_candidate,
-    iterate,
     lower_bound_history,
     wants_progress_bar,
 )
@@ -320,28 +320,6 @@ def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, m
     )
 
 
-def in_memory_run(X_blocks, weight_blocks, settings: Settings, **run_settings) -> Callable:
-    """The ``run`` of a :class:`DataPass` over data on the device: :func:`iterate`, states to the host.
-
-    ``run_settings`` go to :func:`bayesgmm.mixture.engine.run_em` (``mesh``, ``statistics``).
-    """
-    run_settings = dict(
-        covariance_type=settings.covariance_type, tol=settings.tol, reg_covar=settings.reg_covar,
-        max_iter=settings.max_iter, **run_settings,
-    )
-
-    def run(params, bounds, active, form, reporter, prior=None):
-        bounds, active = np.asarray(bounds, X_blocks.dtype), np.asarray(active)
-        with _progress.registered(reporter if reporter.active else None) as token:
-            states = iterate(
-                X_blocks, weight_blocks, params, bounds, active, token, prior, form=form,
-                report=reporter.active, **run_settings,
-            )
-            return jax.tree_util.tree_map(to_host, states)
-
-    return run
-
-
 def _process_zero_initialisation(X, sample_weight, weights, problem, n_components: int, random_state):
     """Initial parameters computed by process 0 from its rows, sent to every process."""
     from jax.experimental import multihost_utils
@@ -399,30 +377,6 @@ class Problem(NamedTuple):
     def candidate_priors(self, sizes):
         """The stacked PriorValues of candidates of these sizes (one per candidate), or None."""
         return None if self.prior_values is None else stacked(self.prior_values, sizes)
-
-
-class DataPass(NamedTuple):
-    """How a fit reads its data: what the driver asks of in-memory, sharded and streamed data.
-
-    Every array is of the fit's dtype; parameters are of data centred at
-    ``Problem.centre``.
-    """
-
-    n_components: int  # components every candidate carries (padded, see component_bucket)
-    rows: np.ndarray  # (n_rows, n_features) the rows initial responsibilities are drawn from
-    row_weights: np.ndarray | None  # (n_rows,) their weights; None: unit (scikit-learn's draws)
-    # The initial M-step's data: a DataLayout of ``rows`` and the centred rows and weights in it.
-    init_layout: DataLayout
-    init_blocks: jax.Array
-    init_weight_blocks: jax.Array
-    # (params, bounds, active, form, reporter, prior=None) -> EMState of every candidate, on
-    # the host: EM from ``params`` (leading axis n_candidates) until each candidate stops;
-    # ``prior`` the candidates' stacked PriorValues (Problem.candidate_priors).
-    run: Callable
-    batch_size: int  # candidates per run
-    # (n_components, random_state) -> GMMParams (centred, unpadded): one start computed
-    # once and shared (several processes), or None: candidates are initialised here.
-    shared_start: Callable | None = None
 
 
 def single_result(results: list[EMResult]) -> EMResult:

@@ -54,6 +54,7 @@ from jax import lax
 
 from bayesgmm import _program_cache, marginal, structures
 from bayesgmm.mixture.blocks import DataLayout, count_bucket, to_host
+from bayesgmm.mixture.data_pass import DataPass, in_memory_run
 from bayesgmm.mixture.forms import EXPANDED, EStepForm, accumulate_statistics, normalise
 from bayesgmm.mixture.parameters import GMMParams, SufficientStats
 
@@ -485,7 +486,7 @@ def put_incomplete(X: np.ndarray, weights: np.ndarray, centre: np.ndarray, n_com
 
 
 def in_memory_pass(X, sample_weight, weights, problem, sizes, mesh, multi_process):
-    """The :class:`bayesgmm.mixture.driver.DataPass` of data with missing values, in memory.
+    """The :class:`bayesgmm.mixture.data_pass.DataPass` of data with missing values, in memory.
 
     Initial responsibilities and the initial M-step see the rows with each
     missing entry replaced by its column's (weighted) mean: only a start,
@@ -493,8 +494,6 @@ def in_memory_pass(X, sample_weight, weights, problem, sizes, mesh, multi_proces
     :func:`bayesgmm.mixture.driver.in_memory_pass`; one device only.
     """
     from bayesgmm.mixture.blocks import n_init_batches
-    from bayesgmm.mixture.driver import DataPass, in_memory_run
-
     if mesh is not None or multi_process:
         raise ValueError(SHARDED_MESSAGE)
     settings = problem.settings

@@ -24,7 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from bayesgmm import GaussianMixture, _validation
-from bayesgmm.mixture import driver, forms, parameters, rounding
+from bayesgmm.mixture import data_pass, forms, parameters, rounding
 
 LOST = "The fit lost its accuracy to rounding"
 
@@ -94,13 +94,13 @@ def test_float32_fit_far_from_the_centre_is_redone_in_the_direct_form(covariance
 
 def _count_direct_runs(monkeypatch):
     calls = []
-    original = driver.iterate
+    original = data_pass.iterate
 
     def spy(*args, **kwargs):
         calls.append(kwargs["form"] is forms.DIRECT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "iterate", spy)
+    monkeypatch.setattr(data_pass, "iterate", spy)
     return calls
 
 
