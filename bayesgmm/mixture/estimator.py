@@ -141,7 +141,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``sample_weight`` is 0 (it is then left out); a column with no
         observed value is refused. Complete data take the usual path, with
         the same result as 'raise'. Fits with missing values run on one
-        device (not with ``devices``).
+        device (not with ``devices``); chunked (out-of-core) data take them
+        too, with the in-memory result.
 
     Attributes
     ----------

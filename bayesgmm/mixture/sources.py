@@ -4,7 +4,9 @@ Before the first iteration of a streamed fit one validation pass
 (:func:`scan`) reads every chunk once: it checks widths, finiteness and
 weights (naming the chunk and row of a bad value), computes the weighted
 mean used as the centring shift, and keeps a uniform sample of at most
-``init_size`` rows for the initialisation.
+``init_size`` rows for the initialisation. With missing values
+(``missing='marginalize'``) it makes the in-memory checks of the missing
+entries and the shift is the observed mean (:class:`ObservedColumns`).
 
 Pages of a ``numpy.memmap`` that have been copied into a chunk are handed back
 to the operating system (``madvise(MADV_DONTNEED)`` on shared mappings), so the
@@ -234,7 +236,7 @@ def _where(piece: Piece, row: int) -> str:
 
 
 def check_piece(
-    piece: Piece, n_features: int | None, dtype
+    piece: Piece, n_features: int | None, dtype, missing: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate one chunk and return it as arrays.
 
@@ -244,6 +246,9 @@ def check_piece(
     n_features : int or None
         The width of earlier chunks (None for the first).
     dtype : numpy.dtype
+    missing : bool, default=False
+        NaN entries are values missing at random (``missing='marginalize'``),
+        not an error; infinities still are.
 
     Returns
     -------
@@ -273,11 +278,14 @@ def check_piece(
             f"{n_features}. Every chunk must have the same number of features."
         )
     finite = np.isfinite(X.astype(dtype, copy=False))
+    if missing:
+        finite |= np.isnan(X)
     if not finite.all():
         row, column = np.argwhere(~finite)[0]
-        kind = "NaN" if np.isnan(X[row, column]) else "infinity"
+        if np.isnan(X[row, column]):
+            raise ValueError(f"X contains NaN in {_where(piece, row)}, column {column}. " + v.MISSING_HINT)
         raise ValueError(
-            f"X contains {kind} in {_where(piece, row)}, column {column}. Remove or impute "
+            f"X contains infinity in {_where(piece, row)}, column {column}. Remove or impute "
             "non-finite values before fitting."
         )
     if piece.weights is None:
@@ -348,6 +356,9 @@ class StreamSummary(NamedTuple):
     # The largest weight, by which every chunk's weights are divided for EM
     # (bayesgmm._validation.scaled_sample_weight); 1.0 when no weights were given.
     weight_scale: float = 1.0
+    # Whether the data have missing values (NaN, with missing='marginalize'): rows with
+    # every value missing (of weight 0) are then left out of n_samples and the sample.
+    missing: bool = False
 
 
 def default_rows(n_features: int, dtype, budget_bytes: int) -> int:
@@ -355,8 +366,61 @@ def default_rows(n_features: int, dtype, budget_bytes: int) -> int:
     return max(1, budget_bytes // (n_features * np.dtype(dtype).itemsize))
 
 
+class ObservedColumns:
+    """What the validation pass gathers of data with missing values, chunk by chunk.
+
+    The checks of :func:`bayesgmm.mixture.incomplete.usable_rows` (a row
+    with every value missing and a positive weight is refused, naming its
+    row of the data; a column with no observed value is refused after the
+    pass) and the weighted mean of each column's observed values
+    (:func:`bayesgmm.mixture.incomplete.observed_mean`), the centring shift
+    and the fill of the mean-imputed initialisation, as in memory.
+    """
+
+    def __init__(self, n_features: int):
+        self.sums = np.zeros(n_features)
+        self.weights = np.zeros(n_features)
+        self.seen = np.zeros(n_features, dtype=bool)
+        self.any_missing = False
+
+    def add(self, piece: Piece, X: np.ndarray, weights: np.ndarray):
+        """Account for one chunk; return its rows and weights without the all-missing rows."""
+        observed = ~np.isnan(X)
+        if observed.all():
+            self.sums += blocks.weighted_column_sum(weights, X.astype(np.float64, copy=False))
+            self.weights += weights.sum(dtype=np.float64)
+            self.seen |= (weights > 0).any()
+            return X, weights
+        self.any_missing = True
+        empty = ~observed.any(axis=1)
+        refused = empty & (weights > 0)
+        if refused.any():
+            row = piece.start + int(np.flatnonzero(refused)[0])
+            raise ValueError(
+                f"Row {row} of X has every value missing: it has no likelihood. Remove it, or give "
+                "it sample_weight 0 (rows of weight 0 are left out of the fit)."
+            )
+        if empty.any():
+            X, weights, observed = X[~empty], weights[~empty], observed[~empty]
+        self.sums += weights @ np.where(observed, X, 0.0).astype(np.float64, copy=False)
+        self.weights += weights @ observed
+        self.seen |= (observed & (weights > 0)[:, None]).any(axis=0)
+        return X, weights
+
+    def mean(self, dtype) -> np.ndarray:
+        """The weighted mean of each column's observed values; refuses a column never observed."""
+        if not self.seen.all():
+            column = int(np.flatnonzero(~self.seen)[0])
+            raise ValueError(
+                f"Column {column} of X has no observed value (every entry is missing): it cannot "
+                "be estimated. Remove the column."
+            )
+        return (self.sums / self.weights).astype(dtype)
+
+
 def scan(
-    source, *, dtype, n_components: int, init_size: int | None, random_state, n_rows: int
+    source, *, dtype, n_components: int, init_size: int | None, random_state, n_rows: int,
+    missing: bool = False,
 ) -> StreamSummary:
     """The validation pass: check every chunk, compute the centring shift, sample rows.
 
@@ -372,6 +436,11 @@ def scan(
         Drawn from only when the stream has more than ``init_size`` rows.
     n_rows : int
         Rows per slice read from an array source.
+    missing : bool, default=False
+        NaN entries are values missing at random (``missing='marginalize'``):
+        checked as in memory (:class:`ObservedColumns`); rows with every value
+        missing (and weight 0) are left out; the centring shift is the
+        observed mean.
 
     Returns
     -------
@@ -381,17 +450,27 @@ def scan(
     ------
     ValueError
         On a bad chunk (naming it), an empty stream, too few samples or
-        positive weights.
+        positive weights, a row with every value missing and a positive
+        weight, a column with no observed value.
     """
-    n_features, reservoir = source.n_features, None
-    n_samples = n_positive = 0
+    n_features, reservoir, columns = source.n_features, None, None
+    # n_read counts every row read; n_samples those of the fit (all-missing rows left out).
+    n_read = n_samples = n_positive = 0
     weighted_sum, total_weight = 0.0, 0.0
     largest, smallest_positive = 0.0, np.inf
     for piece in source.pieces(n_rows):
-        X, weights = check_piece(piece, n_features, dtype)
+        X, weights = check_piece(piece, n_features, dtype, missing)
+        n_read += X.shape[0]
         if X.shape[0] == 0:
             continue
         n_features = X.shape[1]
+        if missing:
+            columns = columns or ObservedColumns(n_features)
+            row_weights = np.ones(X.shape[0]) if weights is None else weights
+            X, kept = columns.add(piece, X, row_weights)
+            weights = None if weights is None else kept
+            if X.shape[0] == 0:
+                continue
         if reservoir is None:
             capacity = init_size or min(
                 DEFAULT_INIT_SIZE, default_rows(n_features, dtype, INIT_SAMPLE_BYTES)
@@ -419,11 +498,11 @@ def scan(
     if (
         isinstance(source, CallableSource)
         and source.sample_weight is not None
-        and len(source.sample_weight) != n_samples
+        and len(source.sample_weight) != n_read
     ):
         raise ValueError(
             f"sample_weight has {len(source.sample_weight)} entries but the chunks have "
-            f"{n_samples} rows in all. Pass one weight per row."
+            f"{n_read} rows in all. Pass one weight per row."
         )
     if n_samples < 2:
         raise ValueError(f"X has {n_samples} sample(s), but at least 2 are required.")
@@ -434,8 +513,9 @@ def scan(
         )
     v.check_positive_weight_count(np.ones(n_positive), n_components)
     sample, sample_weights = reservoir.sample()
-    centre = (weighted_sum / total_weight).astype(dtype)
+    has_missing = columns is not None and columns.any_missing
+    centre = columns.mean(dtype) if has_missing else (weighted_sum / total_weight).astype(dtype)
     if sample_weights is None:
-        return StreamSummary(n_samples, n_features, centre, sample, None)
+        return StreamSummary(n_samples, n_features, centre, sample, None, missing=has_missing)
     sample_weights = v.scaled_sample_weight(sample_weights, largest, smallest_positive, dtype)
-    return StreamSummary(n_samples, n_features, centre, sample, sample_weights, largest)
+    return StreamSummary(n_samples, n_features, centre, sample, sample_weights, largest, has_missing)

@@ -24,6 +24,16 @@ one, so the memory in use is a few chunks, whatever the number of rows.
 After the pass the jitted M-step and convergence test
 (:func:`bayesgmm.mixture.engine.em_step`, as in memory) run on the totals.
 
+Missing values
+--------------
+With ``missing='marginalize'`` and NaN in the data, a chunk's incomplete
+rows are grouped by pattern into tiles on the host
+(:func:`bayesgmm.mixture.incomplete.tile_rows`, :func:`chunk_tiles`) and
+their statistics are those of the in-memory fit
+(:func:`bayesgmm.mixture.incomplete.incomplete_statistics`,
+:func:`add_incomplete_chunk_statistics`); the complete rows keep the
+chunk's blocks, and a chunk without NaN takes the usual program.
+
 Examples
 --------
 A callable that yields the chunks again on every call (here from memory; in
@@ -62,12 +72,6 @@ from bayesgmm.mixture.sources import CHUNKED_INPUT_HINT, StreamSummary, default_
 # while a pass is no faster with larger chunks once a chunk is a few blocks.
 DEFAULT_CHUNK_BYTES = 1 << 20
 
-STREAMED_MISSING_HINT = (
-    "Out-of-core fits (memmap, zarr, dask or callable input) do not take missing values yet: "
-    "load the data into memory (np.asarray(X)) to fit them with missing='marginalize'."
-)
-
-
 # --------------------------------------------------------------------------
 # Chunks of fixed shape, and one pass of statistics
 # --------------------------------------------------------------------------
@@ -95,8 +99,34 @@ class ChunkLayout(NamedTuple):
 N_HOST_BUFFERS = 3
 
 
+def chunk_tiles(X_buffer: np.ndarray, weight_buffer: np.ndarray, tile_sizes):
+    """The incomplete rows of one staged chunk as pattern tiles, or None when it has none.
+
+    The incomplete rows are then zeroed, with weight 0, in the buffers (the
+    chunk's blocks keep their fixed shape for the complete rows' fast path).
+    Each tile group's steps are padded to a power of two (zero-weight tiles),
+    so that chunks share a few compiled programs.
+    """
+    incomplete_rows = np.isnan(X_buffer).any(axis=1)
+    if not incomplete_rows.any():
+        return None
+    tiles, _ = incomplete.tile_rows(
+        X_buffer[incomplete_rows], weight_buffer[incomplete_rows], None, tile_sizes
+    )
+    X_buffer[incomplete_rows], weight_buffer[incomplete_rows] = 0, 0
+
+    def padded(group):
+        extra = (1 << (group.shape[0] - 1).bit_length()) - group.shape[0]
+        return np.concatenate([group, np.zeros((extra,) + group.shape[1:], group.dtype)]) if extra else group
+
+    return tiles._replace(
+        X=tuple(map(padded, tiles.X)), weights=tuple(map(padded, tiles.weights)),
+        pattern=tuple(map(padded, tiles.pattern)),
+    )
+
+
 def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: int, dtype,
-                  weight_scale: float = 1.0):
+                  weight_scale: float = 1.0, missing: bool = False):
     """Regroup a source's rows into centred chunks of the fixed ``layout``.
 
     Small chunks are merged, large ones split; the last chunk is padded with
@@ -105,12 +135,18 @@ def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: in
     and grow the resident memory): a chunk must have been consumed (moved
     to the device) before ``N_HOST_BUFFERS`` more are taken. Given weights
     are divided by ``weight_scale`` (the stream's largest weight, see
-    :func:`bayesgmm._validation.scaled_sample_weight`).
+    :func:`bayesgmm._validation.scaled_sample_weight`). With ``missing``
+    (data with NaN entries, ``StreamSummary.missing``), rows with every value
+    missing are left out, as the validation pass left them out, and a chunk
+    with incomplete rows comes with their tiles (:func:`chunk_tiles`).
 
     Yields
     ------
     X_blocks : ndarray of shape (n_blocks, block_size, n_features)
     weight_blocks : ndarray of shape (n_blocks, block_size)
+    tiles : PatternTiles, only for a chunk with incomplete rows
+        (:class:`bayesgmm.mixture.incomplete.PatternTiles`, host arrays);
+        its rows then have weight 0 in ``weight_blocks``.
 
     Raises
     ------
@@ -124,11 +160,16 @@ def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: in
         for _ in range(N_HOST_BUFFERS)
     ]
 
+    tile_sizes = (incomplete.TILE_SIZES[-1:] if layout.rows < incomplete.SMALL_ROWS
+                  else incomplete.TILE_SIZES)
+
     def blocks(X_buffer, weight_buffer):
-        return (
+        tiles = chunk_tiles(X_buffer, weight_buffer, tile_sizes) if missing else None
+        shaped = (
             X_buffer.reshape(layout.n_blocks, layout.block_size, n_features),
             weight_buffer.reshape(layout.n_blocks, layout.block_size),
         )
+        return shaped if tiles is None else shaped + (tiles,)
 
     n_chunks = filled = seen = 0
     X_buffer, weight_buffer = buffers[0]
@@ -141,6 +182,10 @@ def staged_chunks(source, layout: ChunkLayout, centre: np.ndarray, n_samples: in
             )
         weights = (None if piece.weights is None
                    else np.asarray(piece.weights, np.float64) / weight_scale)
+        if missing:
+            kept = ~np.isnan(X).all(axis=1)
+            if not kept.all():
+                X, weights = X[kept], None if weights is None else weights[kept]
         seen += X.shape[0]
         offset = 0
         while offset < X.shape[0]:
@@ -209,6 +254,28 @@ def add_chunk_statistics(
     return jax.tree_util.tree_map(jnp.add, total, chunk)
 
 
+@_program_cache.bounded
+@functools.partial(jax.jit, static_argnames=("covariance_type", "form"))
+def add_incomplete_chunk_statistics(
+    total, X_blocks, weight_blocks, tiles, params: parameters.GMMParams, *, covariance_type: str,
+    form: forms.EStepForm = forms.EXPANDED,
+):
+    """:func:`add_chunk_statistics` of a chunk with missing values: its blocks and its tiles.
+
+    The complete rows take the fast path in ``X_blocks``; the incomplete ones
+    (weight 0 there) are in ``tiles``, a
+    :class:`bayesgmm.mixture.incomplete.PatternTiles`: the statistics are
+    :func:`bayesgmm.mixture.incomplete.incomplete_statistics`, as in memory.
+    """
+    data = incomplete.IncompleteData(X_blocks, tiles)
+    chunk = jax.vmap(
+        lambda restart: incomplete.incomplete_statistics(
+            data, weight_blocks, restart, covariance_type, form=form
+        )
+    )(params)
+    return jax.tree_util.tree_map(jnp.add, total, chunk)
+
+
 def statistics_pass(chunks, params: parameters.GMMParams, covariance_type: str, form: forms.EStepForm = forms.EXPANDED):
     """One pass over the chunks: the summed statistics of every restart.
 
@@ -219,8 +286,9 @@ def statistics_pass(chunks, params: parameters.GMMParams, covariance_type: str, 
 
     Parameters
     ----------
-    chunks : iterable of (X_blocks, weight_blocks) host arrays
-        As yielded by :func:`staged_chunks`; at least one.
+    chunks : iterable of (X_blocks, weight_blocks[, tiles]) host arrays
+        As yielded by :func:`staged_chunks`; at least one. Chunks with tiles
+        go through :func:`add_incomplete_chunk_statistics`.
     params : GMMParams
         On the device, leaves with a leading axis of length n_init.
     covariance_type : str
@@ -240,9 +308,8 @@ def statistics_pass(chunks, params: parameters.GMMParams, covariance_type: str, 
     pending = jax.device_put(next(iterator))
     previous = None
     while pending is not None:
-        total = add_chunk_statistics(
-            total, *pending, params, covariance_type=covariance_type, form=form
-        )
+        add = add_chunk_statistics if len(pending) == 2 else add_incomplete_chunk_statistics
+        total = add(total, *pending, params, covariance_type=covariance_type, form=form)
         host = next(iterator, None)
         pending = None if host is None else jax.device_put(host)
         if previous is not None:
@@ -357,7 +424,7 @@ def run_passes(
         if not np.asarray(engine.is_active(state, max_iter)).any():
             break
         chunks = staged_chunks(source, layout, summary.centre, summary.n_samples, dtype,
-                               summary.weight_scale)
+                               summary.weight_scale, summary.missing)
         previous = state
         state = update(state, statistics_pass(chunks, state.params, covariance_type, form), active)
         if reporter.active:
@@ -370,8 +437,11 @@ def streamed_pass(source, summary: StreamSummary, problem: driver.Problem, sizes
 
     EM runs one pass over ``source`` per iteration (:func:`run_passes`);
     initial responsibilities are drawn from, and the initial M-step taken
-    on, the validation pass's uniform sample (``summary.sample``), in memory.
-    All candidates run in one batch: one pass serves them all.
+    on, the validation pass's uniform sample (``summary.sample``), in memory;
+    with missing values, its missing entries filled with the observed means
+    (``summary.centre``), as the in-memory fit fills them
+    (:func:`bayesgmm.mixture.incomplete.in_memory_pass`). All candidates run
+    in one batch: one pass serves them all.
     """
     settings = problem.settings
     n_features = summary.n_features
@@ -379,7 +449,7 @@ def streamed_pass(source, summary: StreamSummary, problem: driver.Problem, sizes
         max(sizes), summary.n_samples, n_features, settings.covariance_type
     )
     layout = ChunkLayout.create(chunk_rows, summary.n_samples, n_padded, n_features)
-    sample = summary.sample
+    sample = incomplete.mean_imputed(summary.sample, summary.centre) if summary.missing else summary.sample
     sample_layout = blocks.DataLayout.create(sample.shape[0], n_padded, n_features)
     weights = np.ones(sample.shape[0], sample.dtype) if summary.sample_weights is None else summary.sample_weights
 
@@ -455,8 +525,15 @@ def fit_streaming(
     devices : None
         Out-of-core fits run on the default device; anything else raises.
     missing : {'raise', 'marginalize'}, default='raise'
-        Out-of-core data with NaN are refused either way (naming the chunk,
-        row and column), for now; in memory they can be fitted.
+        'raise' refuses NaN (naming the chunk, row and column).
+        'marginalize' fits them as values missing at random, as in memory
+        (:mod:`bayesgmm.mixture.incomplete`): the validation pass checks the
+        rows (a row with every value missing and a positive weight is
+        refused, naming its row of the data; one of weight 0 is left out; a
+        column with no observed value is refused) and centres at the observed
+        means; the initialisation sample is mean-imputed; each chunk with
+        incomplete rows adds their pattern tiles' statistics, complete chunks
+        take the usual path. The result equals the in-memory fit.
     chunk_size : int, optional
         Rows per chunk sent to the device (rounded up to whole blocks).
         Default: ``DEFAULT_CHUNK_BYTES`` (1 MiB) of data. Peak memory grows
@@ -477,8 +554,8 @@ def fit_streaming(
     ------
     ValueError
         On invalid settings or data (before the first iteration: a chunk of
-        another width, a non-float array, NaN, naming the chunk and row), or
-        when a covariance becomes singular.
+        another width, a non-float array, NaN unless ``missing='marginalize'``,
+        naming the chunk and row), or when a covariance becomes singular.
     """
     from sklearn.utils import check_random_state
 
@@ -505,19 +582,15 @@ def fit_streaming(
     # Array sources know their width: check the initial values before reading anything.
     given = initial_values_for(source.n_features) if source.n_features is not None else None
     random_state = check_random_state(random_state)
-    try:
-        summary = sources.scan(
-            source,
-            dtype=dtype,
-            n_components=max(sizes),
-            init_size=init_size,
-            random_state=random_state,
-            n_rows=_chunk_rows(chunk_size, source.n_features or 1, dtype),
-        )
-    except ValueError as err:
-        if missing == "marginalize" and str(err).startswith("X contains NaN"):
-            raise ValueError(f"{err} {STREAMED_MISSING_HINT}") from None
-        raise
+    summary = sources.scan(
+        source,
+        dtype=dtype,
+        n_components=max(sizes),
+        init_size=init_size,
+        random_state=random_state,
+        n_rows=_chunk_rows(chunk_size, source.n_features or 1, dtype),
+        missing=missing == "marginalize",
+    )
     given = given or initial_values_for(summary.n_features)
     if warm_start is not None:
         v.check_n_features(np.empty((0, summary.n_features)), np.shape(warm_start[0].means)[1])

@@ -337,13 +337,12 @@ def test_partial_fit_with_missing_values():
     assert np.isfinite(online.lower_bound_)
 
 
-def test_streamed_fits_refuse_missing_values_clearly(tmp_path):
+def test_streamed_fits_check_the_missing_option(tmp_path):
+    # Streamed fits of missing values: tests/mixture/test_streaming_missing.py.
     X, rng = _mixture(200)
     X = _remove(X, rng, 0.2)
     path = tmp_path / "X.dat"
     memmap = np.memmap(path, dtype=np.float64, mode="w+", shape=X.shape)
     memmap[:] = X
-    with pytest.raises(ValueError, match=r"Out-of-core fits .* do not take missing values yet"):
-        GaussianMixture(2, missing="marginalize").fit(memmap)
     with pytest.raises(ValueError, match="Invalid value for 'missing'"):
         GaussianMixture(2, missing="maybe").fit(memmap)
