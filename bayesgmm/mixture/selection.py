@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bayesgmm import _validation as v
 from bayesgmm import structures
-from bayesgmm.mixture import driver
+from bayesgmm.mixture import driver, incomplete
 from bayesgmm.mixture.estimator import GaussianMixture
 from bayesgmm.mixture.prior import check_prior
 from bayesgmm.mixture.settings import check_settings
@@ -97,6 +97,13 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         is held up by the prior's scale, not fitted to their few points.
     verbose : int, default=0
         0: silent; 1: one line per structure.
+    missing : {'raise', 'marginalize'}, default='raise'
+        As in :class:`GaussianMixture`: 'marginalize' fits every candidate
+        to data with NaN entries on each row's observed coordinates, and
+        scores it (BIC, ICL, AIC) by the observed-data log-likelihood. The
+        starts (k-means, hierarchical) are drawn from the data with each
+        missing entry replaced by its column's observed mean; a row with
+        every value missing is refused unless its ``sample_weight`` is 0.
 
     Attributes
     ----------
@@ -148,6 +155,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         devices=None,
         verbose=0,
         prior=None,
+        missing="raise",
     ):
         self.min_components = min_components
         self.max_components = max_components
@@ -163,6 +171,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self.devices = devices
         self.verbose = verbose
         self.prior = prior
+        self.missing = missing
 
     # ------------------------------------------------------------------ fit
 
@@ -203,6 +212,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         v.check_choice("criterion", self.criterion, CRITERIA)
         v.check_int("verbose", self.verbose, 0)
         check_prior(self.prior)
+        incomplete.check_missing(self.missing)
         self._starts()
         self._structures()
 
@@ -228,6 +238,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             reg_covar=self.reg_covar, max_iter=self.max_iter,
             n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
             random_state=self.random_state, dtype=self.dtype, devices=self.devices, prior=self.prior,
+            missing=self.missing,
         )
 
     def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
@@ -253,7 +264,16 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self._check_parameters()
         v.check_feature_names(self, X, reset=True)
         dtype = v.data_dtype(self.dtype, X)
-        X = v.check_array(X, dtype, min_samples=2, copy=False)
+        X = v.check_array(X, dtype, min_samples=2, copy=False, missing=self.missing)
+        starts_from = X
+        if np.isnan(X).any():
+            # Rows with every value missing (weight 0) are left out here, so that
+            # the starts, the fits and the criteria all see the same rows.
+            given = np.ones(X.shape[0], dtype) if sample_weight is None else v.check_sample_weight(
+                sample_weight, X.shape[0], dtype)
+            X, kept = incomplete.usable_rows(X, given)
+            sample_weight = None if sample_weight is None else kept
+            starts_from = incomplete.mean_imputed(X, incomplete.observed_mean(X, kept))
         n_samples = X.shape[0]
         if self.max_components > n_samples:
             raise ValueError(
@@ -272,7 +292,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                                dtype=dtype, prior=self.prior)
         weights = v.check_sample_weight(sample_weight, n_samples, dtype)
         # The starts do not depend on the structure: drawn once for the grid.
-        labels = {start: self._start_labels(X, sample_weight, sizes, start, len(starts) > 1)
+        labels = {start: self._start_labels(starts_from, sample_weight, sizes, start, len(starts) > 1)
                   for start in starts}
         starts = [start for start in starts if labels[start] is not None]
         rows = []
@@ -333,7 +353,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             reg_covar=self.reg_covar, max_iter=self.max_iter,
             n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
             random_state=self.random_state, dtype=dtype, devices=self.devices,
-            start_labels=start_labels, prior=self.prior,
+            start_labels=start_labels, prior=self.prior, missing=self.missing,
         )
 
     def _evaluate(self, X, weights, size, name, start, result) -> dict:

@@ -8,7 +8,7 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnMixture
 
-from bayesgmm import GaussianMixture, datasets, structures
+from bayesgmm import GaussianMixture, GaussianMixtureIC, datasets, structures
 from bayesgmm.metrics import hard_accuracy
 from bayesgmm.mixture import incomplete
 
@@ -346,3 +346,24 @@ def test_streamed_fits_check_the_missing_option(tmp_path):
     memmap[:] = X
     with pytest.raises(ValueError, match="Invalid value for 'missing'"):
         GaussianMixture(2, missing="maybe").fit(memmap)
+
+
+def test_model_selection_with_missing_values():
+    X, rng = _mixture()
+    X_missing = _remove(X, rng, 0.2)
+    X_missing = np.concatenate([X_missing, np.full((1, 3), np.nan)])  # left out: weight 0
+    weights = np.concatenate([np.ones(len(X)), [0.0]])
+    grid = dict(max_components=3, covariance_type=["VVV", "VII"], random_state=0, missing="marginalize")
+    model = GaussianMixtureIC(**grid).fit(X_missing, sample_weight=weights)
+    assert (model.n_components_, model.covariance_type_) == (2, "VVV")
+    best = model.best_estimator_
+    assert best.missing == "marginalize"
+    # The criterion is the BIC of the observed-data likelihood (SciPy, row by row).
+    n_parameters = structures.n_parameters("VVV", 2, 3)
+    expected = -2 * len(X) * _observed_log_likelihood(best, X_missing[:-1]) + n_parameters * np.log(len(X))
+    np.testing.assert_allclose(model.criterion_, expected, rtol=1e-9)
+    assert np.all(np.isfinite(model.results_["bic"]))
+    with pytest.raises(ValueError, match=r"^Row 600 of X has every value missing"):
+        GaussianMixtureIC(**grid).fit(X_missing)
+    with pytest.raises(ValueError, match=r"missing='marginalize'"):
+        GaussianMixtureIC(max_components=2).fit(X_missing[:-1])
