@@ -19,10 +19,12 @@ import numpy as np
 
 from bayesgmm._commands import (
     CLIError,
+    _check_missing_options,
     _echo,
     _estimator,
     _loo,
     _make_directory,
+    _missing,
     _prepare_outputs,
     _read_table,
     em_prior,
@@ -42,7 +44,7 @@ def _grid(args, X):
     return GaussianMixtureIC(
         args.min_components, args.max_components, covariance_type=args.covariance_type,
         criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter,
-        random_state=args.seed, prior=em_prior(args),
+        random_state=args.seed, prior=em_prior(args), missing=_missing(args),
     ).fit(X)
 
 
@@ -91,10 +93,11 @@ def command_choose_k(args) -> int:
             f"--min-components {args.min_components} is larger than --max-components "
             f"{args.max_components}."
         )
+    _check_missing_options(args)
     directory = Path(args.out) if args.out else None
     paths = (_prepare_outputs(directory, ["choose_k.csv", "choose_k.png"], args.force)
              if directory else None)
-    table = _read_table(args, args.columns)
+    table = _read_table(args, args.columns, keep_missing=_missing(args) == "marginalize")
     X = table.X
     if args.max_components > X.shape[0]:
         raise CLIError(

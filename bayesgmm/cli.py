@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     choose.add_argument("--criterion", choices=("bic", "icl", "aic"), default="bic",
                         help="criterion that chooses K with --method em")
     _add_model_arguments(choose, components=False, grid=True)
+    _add_missing_argument(choose, what="fits and scores every candidate by its observed columns' "
+                                       "likelihood", default="raise")
     _add_output_arguments(choose, default_help="directory for choose_k.csv and choose_k.png "
                                                "(default: print only)")
 

@@ -537,6 +537,26 @@ def test_choose_k_prints_table_and_writes_files(points, tmp_path, capsys):
     assert (out / "choose_k.png").stat().st_size > 0
 
 
+def test_choose_k_with_missing_values(points, tmp_path, capsys):
+    path, _ = points
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    header = lines[0].split(",")
+    column = header.index("y")
+    holes = tmp_path / "holes.csv"
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows[::5]:
+        row[column] = ""
+    holes.write_text("\n".join([lines[0]] + [",".join(row) for row in rows]) + "\n")
+    arguments = ["choose-k", str(holes), "--columns", "x,y", "--max-components", "3"]
+    assert cli.main(arguments) == 1
+    assert capsys.readouterr().err == (
+        f"bayesgmm: error: {holes}: row 2, column 2 ('y'): empty cell; fill or remove the row, pass "
+        "--missing marginalize to treat it as missing at random, or drop such rows with --drop-missing.\n")
+    assert cli.main(arguments + ["--missing", "marginalize"]) == 0
+    assert "Chosen: K = 2 (lowest BIC, marked *)" in capsys.readouterr().out
+
+
 def _flat_data(tmp_path):
     """A CSV of two clusters, one of them on a single value of y (240 x 2)."""
     rng = np.random.default_rng(0)
