@@ -349,11 +349,6 @@ def test_missing_marginalize_fit_predict_impute_round_trip(points, tmp_path, cap
     assert capsys.readouterr().err == (
         f"bayesgmm: error: {tmp_path}: is a directory; --out takes a file name such as "
         "completed.csv.\n")
-    # choose-k has no --missing: its message does not offer it.
-    assert cli.main(["choose-k", str(path), "--columns", "x,y"]) == 1
-    assert capsys.readouterr().err == (
-        f"bayesgmm: error: {path}: row 2, column 1 ('x'): empty cell; fill or remove the row, or "
-        "drop such rows with --drop-missing.\n")
 
     # --draws M: M completed copies in long format, the draws of impute(n_draws=M).
     assert cli.main(["impute", str(out / "model.npz"), str(path), "--draws", "2",
