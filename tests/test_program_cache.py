@@ -98,10 +98,18 @@ def _fake_registry(monkeypatch, *functions):
     monkeypatch.setattr(_program_cache, "MAX_PROGRAMS", 10)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux only")
-def test_programs_are_kept_while_the_memory_maps_have_room(monkeypatch):
+def _fake_maps(monkeypatch, tmp_path, in_use: int, limit: int):
+    """Point the map count at files: ``in_use`` maps of a system limit of ``limit``."""
+    (tmp_path / "maps").write_text("map\n" * in_use)
+    (tmp_path / "max_map_count").write_text(f"{limit}\n")
+    monkeypatch.setattr(_program_cache, "_MAPS", str(tmp_path / "maps"))
+    monkeypatch.setattr(_program_cache, "_MAP_LIMIT", str(tmp_path / "max_map_count"))
+
+
+def test_programs_are_kept_while_the_memory_maps_have_room(monkeypatch, tmp_path):
     # A model-selection grid calls its programs again: dropping them at
     # MAX_PROGRAMS would compile them twice, so they stay while maps allow.
+    _fake_maps(monkeypatch, tmp_path, in_use=10, limit=1000)
     old, in_use = _FakeJitted(8), _FakeJitted(4)
     _fake_registry(monkeypatch, old, in_use)
     _program_cache.release_if_full(old)
@@ -117,9 +125,7 @@ def test_programs_are_kept_while_the_memory_maps_have_room(monkeypatch):
 
 
 def test_programs_are_dropped_when_the_memory_maps_run_short(monkeypatch, tmp_path):
-    limit = tmp_path / "max_map_count"
-    limit.write_text("40\n")  # this process already holds more than a quarter of 40 maps
-    monkeypatch.setattr(_program_cache, "_MAP_LIMIT", str(limit))
+    _fake_maps(monkeypatch, tmp_path, in_use=11, limit=40)  # more than a quarter of the limit
     old, in_use = _FakeJitted(8), _FakeJitted(0)
     _fake_registry(monkeypatch, old, in_use)
     _program_cache.release_if_full(old)
