@@ -1,4 +1,4 @@
-"""mclust's constrained covariance M-steps (bayesgmm.structures._constrained).
+"""mclust's constrained covariance M-steps (bayesgmm.structures._constrained and its parts).
 
 Against R mclust's own ``mstep`` on fixed data (tests/fixtures/mclust_mstep,
 made by make_data.py and make_mstep.R there), the constraints of each model,
@@ -17,7 +17,7 @@ import pytest
 from scipy.linalg import expm
 
 from bayesgmm import structures
-from bayesgmm.structures import _constrained
+from bayesgmm.structures import _constrained, _constrained_diagonal, _constrained_full, _constrained_pooling
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mclust_mstep"
 CASES = ("d3k3", "d2k2")
@@ -166,13 +166,13 @@ def test_mclust_stopping_rule_reproduces_mclust(case, name):
     nk, means, second = _moments(X, z)
     if name == "VEE":
         def m_step(nk, means, second, reg_covar, active=None):
-            scatters = _constrained._matrix_scatters(nk, means, second, reg_covar, active)
-            return _constrained._vee(
-                scatters, nk, None, _constrained._inner_tolerance(scatters.dtype),
-                _constrained.MAX_INNER_ITERATIONS, stop="target",
+            scatters = _constrained_pooling._matrix_scatters(nk, means, second, reg_covar, active)
+            return _constrained_full._vee(
+                scatters, nk, None, _constrained_pooling._inner_tolerance(scatters.dtype),
+                _constrained_pooling.MAX_INNER_ITERATIONS, stop="target",
             )
     else:
-        m_step = _constrained._common_orientation_m_step(
+        m_step = _constrained_full._common_orientation_m_step(
             {"EVE": "equal", "VVE": "mclust"}[name], stop="target"
         )
     got = np.asarray(m_step(*(jnp.asarray(value) for value in (nk, means, second["full"])), 0.0))
@@ -405,7 +405,10 @@ def test_inactive_components_are_identities_outside_every_pooled_quantity(name):
     expected = _fit(name, nk, means, second, 1e-3)
     active = np.array([True, False, True, True, False])
     index = np.cumsum(active) - 1
-    pad = lambda values: np.where(active.reshape((-1,) + (1,) * (values.ndim - 1)), values[index], 0.0)
+
+    def pad(values):
+        return np.where(active.reshape((-1,) + (1,) * (values.ndim - 1)), values[index], 0.0)
+
     padded = {key: pad(value) for key, value in second.items()}
     got = _fit(name, pad(nk), pad(means), padded, 1e-3, active=active)
     np.testing.assert_allclose(got[active], expected, rtol=1e-12, atol=0)
@@ -459,18 +462,18 @@ def test_the_default_tolerance_leaves_the_iterations_close_to_their_limit():
         counts = jnp.asarray(nk)
         tight, cap = 1e-14, 100_000
         if name == "VEI":
-            limit = _constrained._vei(scatters, counts, None, tight, cap)
+            limit = _constrained_diagonal._vei(scatters, counts, None, tight, cap)
         elif name == "VEE":
-            limit = _constrained._vee(scatters, counts, None, tight, cap)
+            limit = _constrained_full._vee(scatters, counts, None, tight, cap)
         elif name == "VEV":
             eigenvalues, eigenvectors = jnp.linalg.eigh(scatters)
-            volumes, shape = _constrained._vev(eigenvalues, counts, None, tight, cap)
-            limit = _constrained._rotated(eigenvectors, volumes[:, None] * shape)
+            volumes, shape = _constrained_full._vev(eigenvalues, counts, None, tight, cap)
+            limit = _constrained_pooling._rotated(eigenvectors, volumes[:, None] * shape)
         else:
-            orientation, diagonals = _constrained._common_orientation(
+            orientation, diagonals = _constrained_full._common_orientation(
                 scatters, counts, None, tight, cap, {"EVE": "equal", "VVE": "variable"}[name]
             )
-            limit = _constrained._rotated(jnp.broadcast_to(orientation, scatters.shape), diagonals)
+            limit = _constrained_pooling._rotated(jnp.broadcast_to(orientation, scatters.shape), diagonals)
         limit = _full_matrices(limit, means.shape[1])
         np.testing.assert_allclose(default, limit, rtol=0, atol=1e-7 * np.abs(limit).max(), err_msg=name)
 
