@@ -221,12 +221,12 @@ def _check_bayesian_params(model, n_features: int) -> None:
     """The validation BayesianGaussianMixture.fit runs on its parameters."""
     from sklearn.utils import check_random_state
 
-    from bayesgmm.bayes.estimator import _check_prior_vector
+    from bayesgmm.bayes.priors import check_prior_vector
 
     dtype = model._check_params()
     for name, positive in (("mean_prior", False), ("mean_prior_scale", True),
                            ("scale_prior", True)):
-        _check_prior_vector(name, getattr(model, name), n_features, dtype, positive)
+        check_prior_vector(name, getattr(model, name), n_features, dtype, positive)
     check_random_state(model.random_state)
 
 

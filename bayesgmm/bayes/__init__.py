@@ -9,7 +9,9 @@ evaluates draws and :mod:`bayesgmm.bayes.relabel` resolves label switching
 (for draws you sampled yourself too: :func:`relabel_draws`);
 :mod:`bayesgmm.bayes.diagnostics` builds the ArviZ output;
 :mod:`bayesgmm.bayes.fitting` runs the fits of
-:mod:`bayesgmm.bayes.estimator`, the estimator on top;
+:mod:`bayesgmm.bayes.estimator`, the estimator on top (its checks in
+:mod:`bayesgmm.bayes.validation`, its replicated data and imputations in
+:mod:`bayesgmm.bayes.replicates`);
 :mod:`bayesgmm.bayes.comparison` compares fitted posteriors by PSIS-LOO
 (:func:`compare`).
 """

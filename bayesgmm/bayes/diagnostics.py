@@ -290,6 +290,31 @@ def add_posterior_predictive(idata, replicates) -> None:
     idata.extend(predictive, join="right")
 
 
+def summary(idata, var_names, **kwargs):
+    """ArviZ summary of ``idata``, as :meth:`bayesgmm.BayesianGaussianMixture.summary` gives it.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A fit's relabelled run; an SVI fit's (``posterior.attrs['inference']
+        == 'svi'``) defaults to ``kind='stats'``.
+    var_names : sequence of str or None
+        Posterior variables to summarise (None for all).
+    **kwargs
+        Passed to :func:`arviz.summary`.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if idata.posterior.attrs.get("inference") == "svi":
+        kwargs.setdefault("kind", "stats")
+    with warnings.catch_warnings():
+        # The one weight of a single component is constant: its r_hat is undefined.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return az.summary(idata, var_names=None if var_names is None else list(var_names), **kwargs)
+
+
 def _finite_extreme(dataset, reduce) -> dict:
     """Per variable, ``reduce`` over its finite entries (variables with none are left out)."""
     extremes = {}

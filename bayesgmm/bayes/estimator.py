@@ -1,11 +1,12 @@
 """``BayesianGaussianMixture``: the posterior of a Gaussian mixture by NUTS (or SVI).
 
 The estimator over :mod:`bayesgmm.bayes.model` (the NumPyro model, its priors
-in :mod:`bayesgmm.bayes.priors`): it validates, and :mod:`bayesgmm.bayes.fitting`
-fits, by :mod:`bayesgmm.bayes.nuts` (chains started by
+in :mod:`bayesgmm.bayes.priors`): it validates (:mod:`bayesgmm.bayes.validation`),
+and :mod:`bayesgmm.bayes.fitting` fits, by :mod:`bayesgmm.bayes.nuts` (chains started by
 :mod:`bayesgmm.bayes.chain_start`, relabelled by :mod:`bayesgmm.bayes.relabel`)
 or :mod:`bayesgmm.bayes.svi` (stochastic variational inference with
-subsampling); the ArviZ side lives in :mod:`bayesgmm.bayes.diagnostics`.
+subsampling); the ArviZ side lives in :mod:`bayesgmm.bayes.diagnostics`, the
+replicated data and imputations in :mod:`bayesgmm.bayes.replicates`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-import jax
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import logsumexp
@@ -25,21 +25,14 @@ from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
 from bayesgmm import structures
-from bayesgmm.bayes import diagnostics, fitting, nuts, posterior, priors, svi
+from bayesgmm.bayes import diagnostics, fitting, posterior, replicates, svi, validation
 from bayesgmm.bayes.priors import DEFAULT_LKJ_CONCENTRATION
-from bayesgmm.mixture import incomplete as em_incomplete
 from bayesgmm.mixture import parameters
 
 if TYPE_CHECKING:
     import arviz as az
     import pandas as pd
     import xarray as xr
-
-# persistence checks loaded priors with it under this name.
-_check_prior_vector = priors.check_prior_vector
-
-INITS = ("em", "prior")
-INFERENCES = ("nuts", "svi")
 
 
 class BayesianGaussianMixture(DensityMixin, BaseEstimator):
@@ -321,56 +314,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     def _check_params(self) -> np.dtype:
         """Validate the constructor arguments (before any data is looked at)."""
-        dtype = v.check_dtype(self.dtype)
-        v.check_int("n_components", self.n_components, 1)
-        if self.covariance_type in structures.NAMES and self.covariance_type not in v.COVARIANCE_TYPES:
-            raise v.InvalidParameterError(
-                f"Invalid value for 'covariance_type': {self.covariance_type!r} is one of mclust's "
-                "constrained structures, which GaussianMixture fits; the Bayesian model's priors "
-                f"cover {', '.join(repr(name) for name in v.COVARIANCE_TYPES)}."
-            )
-        v.check_choice("covariance_type", self.covariance_type, v.COVARIANCE_TYPES)
-        v.check_nonnegative_float("weight_concentration", self.weight_concentration, strict=True)
-        v.check_nonnegative_float("lkj_concentration", self.lkj_concentration, strict=True)
-        v.check_int("num_warmup", self.num_warmup, 0)
-        v.check_int("num_samples", self.num_samples, 1)
-        v.check_int("num_chains", self.num_chains, 1)
-        v.check_choice("chain_method", self.chain_method, nuts.CHAIN_METHODS)
-        v.check_choice("init", self.init, INITS)
-        v.check_nonnegative_float("init_spread", self.init_spread)
-        target = v.check_nonnegative_float("target_accept_prob", self.target_accept_prob,
-                                           strict=True)
-        if target >= 1:
-            raise v.InvalidParameterError(
-                f"Invalid value for 'target_accept_prob': {self.target_accept_prob!r}. It "
-                "must be in (0, 1), e.g. 0.8 (the default) or 0.95 against divergences."
-            )
-        v.check_int("max_tree_depth", self.max_tree_depth, 1)
-        v.check_nonnegative_float("reg_covar", self.reg_covar)
-        v.check_choice("inference", self.inference, INFERENCES)
-        v.check_bool("progress_bar", self.progress_bar)
-        em_incomplete.check_missing(self.missing)
-        svi.check_options(svi_steps=self.svi_steps, svi_subsample_size=self.svi_subsample_size,
-                          svi_learning_rate=self.svi_learning_rate, guide=self.guide,
-                          svi_num_draws=self.svi_num_draws)
-        return dtype
+        return validation.check_params(self)
 
     def _check_data(self, X, sample_weight, dtype):
-        X = v.check_array(X, dtype, min_samples=2, missing=self.missing)
-        v.check_n_samples(X.shape[0], self.n_components)
-        weights = None
-        if sample_weight is not None:
-            weights = v.check_sample_weight(sample_weight, X.shape[0], dtype)
-        if np.isnan(X).any():
-            X, usable = em_incomplete.usable_rows(X, np.ones(X.shape[0], dtype) if weights is None else weights)
-            weights = None if weights is None else usable
-            v.check_n_samples(X.shape[0], self.n_components)
-        if weights is not None:
-            v.check_positive_weight_count(weights, self.n_components)
-        prior = priors.checked_prior(X, weights, mean_prior=self.mean_prior,
-                                     mean_prior_scale=self.mean_prior_scale,
-                                     scale_prior=self.scale_prior)
-        return X, weights, prior
+        return validation.check_data(self, X, sample_weight, dtype)
 
     # ------------------------------------------------------------------- fit
 
@@ -429,18 +376,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         return hasattr(self, "posterior_params_")
 
     def _check_X(self, X):
-        if not hasattr(self, "posterior_params_"):
-            raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
-        v.check_feature_names(self, X, reset=False)
-        X = v.check_array(X, self.means_.dtype, missing=self.missing)
-        v.check_n_features(X, self.n_features_in_, type(self).__name__)
-        empty = np.isnan(X).all(axis=1)
-        if empty.any():
-            raise ValueError(
-                f"Row {int(np.flatnonzero(empty)[0])} of X has every value missing: there is "
-                "nothing to predict from."
-            )
-        return X
+        return validation.check_X(self, X)
 
     def _on_draws(self, function, X):
         """Evaluate ``function(X, posterior_params_, covariance_type)`` in the fit's precision."""
@@ -604,14 +540,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        n_samples, n_features = self.inference_data_.observed_data["x"].shape
-        replicates = posterior.posterior_predictive(
-            jax.random.key(seed), self.posterior_params_, n_samples, self._structure_name())
-        diagnostics.add_posterior_predictive(self.inference_data_, replicates.reshape(
-            self.relabel_permutations_.shape[:2] + (n_samples, n_features)))
-        return self.inference_data_
+        return replicates.sample_posterior_predictive(self, random_state)
 
     def impute_draws(self, X: ArrayLike | None = None,
                      random_state: int | np.random.RandomState | None = None) -> xr.DataArray:
@@ -641,24 +570,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             every draw). ``imputations.mean(("chain", "draw"))`` is the
             posterior mean imputation.
         """
-        import xarray as xr
-
         if not hasattr(self, "posterior_params_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
-        observed = self.inference_data_.observed_data["x"]
-        X = observed.values if X is None else self._check_X(X)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        with parameters.precision_scope(X.dtype):
-            draws = posterior.imputation_draws(jax.random.key(seed), X, self.posterior_params_,
-                                               self._structure_name())
-        by_chain = self.relabel_permutations_.shape[:2]
-        return xr.DataArray(
-            draws.reshape(by_chain + X.shape), name="x",
-            dims=("chain", "draw", "observation", "feature"),
-            coords={"chain": np.arange(by_chain[0]), "draw": np.arange(by_chain[1]),
-                    "observation": np.arange(X.shape[0]), "feature": observed.coords["feature"].values},
-        )
+        return replicates.impute_draws(self, X, random_state)
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model as a netCDF file that ``arviz.from_netcdf`` also reads.
@@ -690,15 +604,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         -------
         pandas.DataFrame
         """
-        import arviz as az
-
         if not hasattr(self, "inference_data_"):
             raise NotFittedError(v.NOT_FITTED_MESSAGE.format(name=type(self).__name__))
-        if self.inference_data_.posterior.attrs.get("inference") == "svi":
-            kwargs.setdefault("kind", "stats")
-        with warnings.catch_warnings():
-            # The one weight of a single component is constant: its r_hat is undefined.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return az.summary(self.inference_data_,
-                              var_names=None if var_names is None else list(var_names), **kwargs)
+        return diagnostics.summary(self.inference_data_, var_names, **kwargs)
 
