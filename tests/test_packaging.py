@@ -35,7 +35,7 @@ def test_docs_extra_is_declared():
 
 
 @pytest.mark.parametrize("module", ["bayesgmm.datasets", "bayesgmm.alignment",
-                                    "bayesgmm.metrics", "bayesgmm.plot"])
+                                    "bayesgmm.metrics", "bayesgmm.plot", "bayesgmm._plot_arviz"])
 def test_public_functions_have_type_hints(module):
     module = import_module(module)
     public = [function for name, function in inspect.getmembers(module, inspect.isfunction)
