@@ -441,10 +441,12 @@ def predict_blocks(
         Centred like the fit's data.
     params : GMMParams
     covariance_type : str
-    output : {'proba', 'labels', 'log_prob_norm'}
+    output : {'proba', 'labels', 'log_prob_norm', 'criteria'}
         The responsibilities (n_blocks, block_size, K); the most probable
-        component (n_blocks, block_size), int32; or ``log p(x)``
-        (n_blocks, block_size). Only that result leaves the device.
+        component (n_blocks, block_size), int32; ``log p(x)``
+        (n_blocks, block_size); or ``log p(x)`` and the log of the largest
+        responsibility side by side (n_blocks, block_size, 2), what BIC and
+        ICL need. Only that result leaves the device.
     form : EStepForm, default=EXPANDED
         :data:`DIRECT` for parameters that the expanded square does not
         represent accurately (:func:`form_for`).
@@ -456,6 +458,8 @@ def predict_blocks(
         if output == "labels":
             return jnp.argmax(weighted, axis=1).astype(jnp.int32)
         log_prob_norm, resp = normalise(weighted)
+        if output == "criteria":
+            return jnp.stack([log_prob_norm, jnp.max(weighted, axis=1) - log_prob_norm], axis=-1)
         return resp if output == "proba" else log_prob_norm
 
     return lax.map(block, X_blocks)

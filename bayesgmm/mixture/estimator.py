@@ -414,13 +414,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "means_")
 
-    def _predict_blocks(self, X, output: str):
+    def _predict_blocks(self, X, output: str, n_padded: int | None = None):
         """Validate ``X`` and run one prediction on the device, chunk by chunk.
 
         Rows go to the device in chunks of at most :data:`PREDICT_CHUNK_ROWS`
         (every chunk padded to the same layout, so one compiled program serves
         them all): the extra memory of a prediction stays bounded however
-        large ``X`` is, a memory-mapped array included.
+        large ``X`` is, a memory-mapped array included. ``output`` is one of
+        :func:`engine.predict_blocks`'s; ``n_padded`` (at least the number of
+        components) sets the components the program carries, where a caller
+        scores many sizes with one program (default: the fits' rule,
+        :func:`parameters.component_bucket`).
         """
         self._check_fitted()
         covariance_type = self._structure_name()
@@ -431,13 +435,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = v.check_array(X, dtype, copy=False, missing=missing)
         v.check_n_features(X, self.n_features_in_, type(self).__name__)
         if missing == "marginalize" and np.isnan(X).any():
+            if output == "criteria":
+                resp = incomplete.predict(self._params(), X, covariance_type, "proba")
+                log_prob = incomplete.predict(self._params(), X, covariance_type, "log_prob_norm")
+                return np.stack([log_prob, np.log(resp.max(axis=1))], axis=1)
             result = incomplete.predict(self._params(), X, covariance_type, output)
             return result[:, :n_components] if output == "proba" else result
         n_samples = X.shape[0]
         chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
         # Padded like the fits (inactive components have weight zero), so that
         # models of every size in a bucket share one compiled program.
-        n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], covariance_type)
+        if n_padded is None:
+            n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], covariance_type)
         block_size, n_blocks = blocks.block_layout(
             chunk_rows, n_padded, X.shape[1], X.dtype.itemsize, covariance_type
         )

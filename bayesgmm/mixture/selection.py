@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bayesgmm import _validation as v
 from bayesgmm import structures
-from bayesgmm.mixture import driver, incomplete
+from bayesgmm.mixture import driver, incomplete, parameters
 from bayesgmm.mixture.estimator import GaussianMixture
 from bayesgmm.mixture.prior import check_prior
 from bayesgmm.mixture.settings import check_settings
@@ -370,20 +370,26 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         model = self._candidate(size, name, start)
         model._set_result(result)
-        log_prob = model.score_samples(X)
-        resp = model.predict_proba(X)
+        # One pass gives log p(x) and the largest responsibility, with every
+        # size of the grid padded alike: one compiled program per structure.
+        scores = model._predict_blocks(X, "criteria", n_padded=self._scoring_components())
         # After the passes over X, which is a plain array by now.
         if hasattr(self, "feature_names_in_"):
             model.feature_names_in_ = self.feature_names_in_
-        log_likelihood = float(np.sum(weights * log_prob))
+        log_likelihood = float(np.sum(weights * scores[:, 0]))
         n_effective = float(np.sum(weights))
         bic = -2.0 * log_likelihood + n_parameters * np.log(n_effective)
-        entropy = -float(np.sum(weights * np.log(np.max(resp, axis=1))))
+        entropy = -float(np.sum(weights * scores[:, 1]))
         return dict(
             row, model=model, log_likelihood=log_likelihood, bic=bic, icl=bic + 2.0 * entropy,
             aic=-2.0 * log_likelihood + 2.0 * n_parameters,
             reason=degeneracy(model, n_effective, self.reg_covar),
         )
+
+    def _scoring_components(self) -> int:
+        """Components the scoring program carries: ``max_components`` up to a multiple of the fits' bucket."""
+        bucket = parameters.COMPONENT_BUCKET
+        return -(-self.max_components // bucket) * bucket
 
     def _warn_if_degenerate_would_win(self) -> None:
         values = self.results_[self.criterion]

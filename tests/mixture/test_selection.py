@@ -280,3 +280,25 @@ def test_the_hierarchical_tree_is_built_once_for_the_grid(blobs, monkeypatch):
     assert model.results_["log_likelihood"][index] >= np.sum(single.score_samples(X)) - 1e-9
     if model.results_["init_params"][index] == "hierarchical":
         np.testing.assert_allclose(model.results_["bic"][index], single.bic(X), rtol=1e-12)
+
+
+def test_every_size_is_scored_by_one_program_per_structure(blobs, monkeypatch):
+    # Past PADDING_WORK_LIMIT (large data; forced here) the fits keep their exact
+    # sizes, but the scoring pass pads every candidate to one layout.
+    from bayesgmm.mixture import engine, parameters
+
+    X, _ = blobs
+    monkeypatch.setattr(parameters, "PADDING_WORK_LIMIT", 0)
+    shapes = []
+    original = engine.predict_blocks
+    monkeypatch.setattr(engine, "predict_blocks", lambda blocks, params, **kw: shapes.append(
+        (blocks.shape, params.weights.shape, kw["output"])) or original(blocks, params, **kw))
+    model = GaussianMixtureIC(1, 4, covariance_type=["VVV", "VII"], **SETTINGS).fit(X)
+    # 4 sizes x 2 starts x 2 structures, all with 16 components and one output.
+    assert len(shapes) == 16 and len(set(shapes)) == 1 and shapes[0][1:] == ((16,), "criteria")
+    for index in range(8):
+        single = GaussianMixture(int(model.results_["param_n_components"][index]),
+                                 covariance_type=model.results_["param_covariance_type"][index],
+                                 init_params=model.results_["init_params"][index], **SETTINGS).fit(X)
+        np.testing.assert_allclose(model.results_["bic"][index], single.bic(X), rtol=1e-10)
+        np.testing.assert_allclose(model.results_["icl"][index], single.icl(X), rtol=1e-10)
