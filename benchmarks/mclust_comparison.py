@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/mclust_comparison.py            # prints the comparison
     python benchmarks/mclust_comparison.py --write    # also writes benchmarks/MCLUST_COMPARISON.md
+    python benchmarks/mclust_comparison.py --prior --write    # benchmarks/MCLUST_PRIOR_COMPARISON.md
 
 For every data set of ``tests/fixtures/mclust`` with more than one feature
 (mclustBIC(X, G = 1:9), mclust 6.0's defaults, all fourteen models), the
@@ -14,6 +15,13 @@ comparison is of optima, not of stopping rules. Per cell, in mclust's sign
 worse (by more than 0.05), or NA on one side (mclust's singular
 covariance, bayesgmm's degenerate flag). Then the chosen model of each.
 No R is needed: the tables are the committed fixtures.
+
+With ``--prior`` the same comparison under mclust's conjugate prior:
+``GaussianMixtureIC(..., prior="default")`` (MAP-EM, scored by the
+log-likelihood at the MAP estimate) against
+``mclustBIC(X, G = 1:9, prior = priorControl())`` of every data set of
+``tests/fixtures/mclust_prior`` (the ten models mclust has a prior for, E
+and V in one dimension).
 """
 
 from __future__ import annotations
@@ -24,32 +32,88 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
-FIXTURES = REPOSITORY / "tests" / "fixtures" / "mclust"
-OUTPUT = REPOSITORY / "benchmarks" / "MCLUST_COMPARISON.md"
 SETTINGS = dict(tol=1e-8, max_iter=2000, random_state=0, reg_covar=1e-10)
 SAME, WORSE = 0.01, 0.05
+# mclust's returnCode of an NA cell (the me* functions of mclust 6.0).
+RETURN_CODES = {-1: "singular covariance", -2: "z column sum fell below threshold",
+                -3: "mixing proportion fell below threshold", -9: "LAPACK SVD failed"}
 
 
-def load(name):
-    reference = json.loads((FIXTURES / f"{name}.json").read_text())
-    X = np.loadtxt(FIXTURES / f"{name}.csv", delimiter=",", skiprows=1, ndmin=2)
+@dataclass(frozen=True)
+class Suite:
+    """One comparison: its fixtures, the estimator's extra settings and its report.
+
+    Attributes
+    ----------
+    fixtures : Path
+        Folder of ``<name>.json`` (mclustBIC's table as ``bic``, its
+        ``return_codes`` and ``best``) and the data.
+    data : str
+        The data file of ``<name>``, a format with ``{name}``.
+    skiprows : int
+        Header lines of the data file.
+    min_features : int
+        Data sets with fewer features are left out.
+    fit : dict
+        Settings of ``GaussianMixtureIC`` and ``GaussianMixture`` beyond ``SETTINGS``.
+    output : Path
+        The markdown file ``--write`` writes.
+    title, source : str
+        The report's heading and the fixtures' folder as the report names it.
+    notes : dict
+        ``(name, model, K) -> why`` found by hand, for cells the script cannot explain itself.
+    findings : str
+        The closing paragraph of the report ('' for none).
+    """
+
+    fixtures: Path
+    data: str
+    skiprows: int
+    min_features: int
+    fit: dict
+    output: Path
+    title: str
+    source: str
+    notes: dict = field(default_factory=dict)
+    findings: str = ""
+
+
+PLAIN = Suite(fixtures=REPOSITORY / "tests" / "fixtures" / "mclust", data="{name}.csv", skiprows=1,
+              min_features=2, fit={}, output=REPOSITORY / "benchmarks" / "MCLUST_COMPARISON.md",
+              title="GaussianMixtureIC against R mclust 6.0 (mclustBIC, G = 1..9, 14 models)",
+              source="tests/fixtures/mclust")
+PRIOR = Suite(fixtures=REPOSITORY / "tests" / "fixtures" / "mclust_prior", data="{name}_X.csv", skiprows=0,
+              min_features=1, fit=dict(prior="default"),
+              output=REPOSITORY / "benchmarks" / "MCLUST_PRIOR_COMPARISON.md",
+              title="GaussianMixtureIC(prior=\"default\") against R mclust 6.0 "
+                    "(mclustBIC with priorControl(), G = 1..9, 10 models)",
+              source="tests/fixtures/mclust_prior")
+
+
+def load(name, suite=PLAIN):
+    reference = json.loads((suite.fixtures / f"{name}.json").read_text())
+    X = np.loadtxt(suite.fixtures / suite.data.format(name=name), delimiter=",",
+                   skiprows=suite.skiprows, ndmin=2)
     return X, reference
 
 
-def compare(name):
+def compare(name, suite=PLAIN):
+    """One data set's grid against mclust's table, cell by cell (BIC in mclust's sign)."""
     from bayesgmm import GaussianMixtureIC
 
-    X, reference = load(name)
+    X, reference = load(name, suite)
+    codes = reference.get("return_codes", {})
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = GaussianMixtureIC(1, 9, covariance_type="all", **SETTINGS).fit(X)
+        model = GaussianMixtureIC(1, 9, covariance_type="all", **SETTINGS, **suite.fit).fit(X)
     seconds = time.perf_counter() - start
     results = model.results_
     cells = []
@@ -73,10 +137,17 @@ def compare(name):
         else:
             verdict = "bayesgmm worse"
         reason = results["degenerate_reason"][index]
+        if theirs is None and structure in codes:
+            # mclust writes NA with no reason in the table; its return code says which failure.
+            code = codes[structure][int(k) - 1]
+            reason = "; ".join(filter(None, [reason, f"mclust's returnCode {code}: {RETURN_CODES.get(code, '?')}"]))
         if verdict == "bayesgmm worse":
-            reason = _why_worse(X, structure, int(k), theirs)
+            reason = _why_worse(X, structure, int(k), theirs, suite)
             if reason.startswith("mclust's optimum is degenerate"):
                 verdict = "mclust degenerate"
+        note = suite.notes.get((name, structure, int(k)))
+        if note:
+            reason = "; ".join(filter(None, [reason, note]))
         cells.append(dict(structure=structure, k=int(k), ours=ours, theirs=theirs,
                           verdict=verdict, reason=reason, start=results["init_params"][index]))
     best = reference["best"][0]
@@ -85,7 +156,7 @@ def compare(name):
                 theirs=(best["model"], best["G"], best["bic"]))
 
 
-def _why_worse(X, structure, k, theirs) -> str:
+def _why_worse(X, structure, k, theirs, suite=PLAIN) -> str:
     """Whether the hierarchical start alone reaches mclust's optimum, and if it is degenerate."""
     from bayesgmm import GaussianMixture
     from bayesgmm.mixture.selection import degeneracy
@@ -94,7 +165,7 @@ def _why_worse(X, structure, k, theirs) -> str:
         warnings.simplefilter("ignore")
         try:
             model = GaussianMixture(k, covariance_type=structure, init_params="hierarchical",
-                                    **SETTINGS).fit(X)
+                                    **SETTINGS, **suite.fit).fit(X)
         except ValueError as error:
             return f"the hierarchical start fails here: {error}"
     bic = -model.bic(X)
@@ -106,11 +177,13 @@ def _why_worse(X, structure, k, theirs) -> str:
     return f"the hierarchical start stops at {bic:.3f}, not at mclust's optimum"
 
 
-def report(comparisons) -> str:
-    lines = ["# GaussianMixtureIC against R mclust 6.0 (mclustBIC, G = 1..9, 14 models)", "",
-             "Written by `python benchmarks/mclust_comparison.py --write` from the committed",
-             "reference tables (`tests/fixtures/mclust`); BIC in mclust's sign (larger is",
-             f"better); settings {SETTINGS}, both starts (hierarchical, k-means).", "",
+def report(comparisons, suite=PLAIN) -> str:
+    """The markdown of :func:`compare`'s results: counts and choices per data set, then the cells that differ."""
+    flag = " --prior" if suite.fit.get("prior") else ""
+    lines = [f"# {suite.title}", "",
+             f"Written by `python benchmarks/mclust_comparison.py{flag} --write` from the committed",
+             f"reference tables (`{suite.source}`); BIC in mclust's sign (larger is",
+             f"better); settings {dict(SETTINGS, **suite.fit)}, both starts (hierarchical, k-means).", "",
              "| data | n x d | mclust's choice | bayesgmm's choice | equal | better | within 0.05 "
              "| worse | mclust degenerate | mclust NA | bayesgmm degenerate | both NA | seconds |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -137,26 +210,32 @@ def report(comparisons) -> str:
             lines.append(f"| {cell['structure']} | {cell['k']} | {theirs} | {cell['ours']:.3f} | "
                          f"{cell['verdict']} | {cell['start']} | {cell['reason'] or ''} |")
         lines.append("")
+    if suite.findings:
+        lines += ["## Findings", "", suite.findings.strip(), ""]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {OUTPUT.name}")
+    parser.add_argument("--prior", action="store_true",
+                        help=f"under mclust's conjugate prior (writes {PRIOR.output.name})")
+    parser.add_argument("--write", action="store_true", help=f"write {PLAIN.output.name} (or, with --prior, "
+                                                             f"{PRIOR.output.name})")
     parser.add_argument("--data", default=None, help="comma-separated data set names")
     args = parser.parse_args(argv)
+    suite = PRIOR if args.prior else PLAIN
     names = args.data.split(",") if args.data else sorted(
-        path.stem for path in FIXTURES.glob("*.json")
-        if json.loads(path.read_text())["d"] > 1)
+        path.stem for path in suite.fixtures.glob("*.json")
+        if json.loads(path.read_text())["d"] >= suite.min_features)
     comparisons = []
     for name in names:
-        comparisons.append(compare(name))
+        comparisons.append(compare(name, suite))
         c = comparisons[-1]
         print(f"{name}: {c['seconds']:.1f} s, mclust {c['theirs']}, bayesgmm {c['ours']}", flush=True)
-    text = report(comparisons)
+    text = report(comparisons, suite)
     print(text)
     if args.write:
-        OUTPUT.write_text(text)
+        suite.output.write_text(text)
     return 0
 
 
