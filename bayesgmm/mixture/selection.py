@@ -38,6 +38,12 @@ CRITERIA = ("bic", "icl", "aic")
 # deviations of 1e6) stay above it.
 FLOOR_RELATIVE = 1e3
 
+# Under a prior a small component is kept (its covariance leans on the
+# prior's scale), but one that EM has emptied carries no data at all: mclust
+# stops such a fit ("mixing proportion fell below threshold") and reports it
+# as missing. Effective points below this count make a component empty.
+EMPTY_POINTS = 1e-8
+
 
 class GaussianMixtureIC(DensityMixin, BaseEstimator):
     """Gaussian mixture with the number of components and covariance structure chosen by an information criterion.
@@ -453,7 +459,8 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
     """Why a fitted candidate cannot be trusted in model choice, or '' if it can.
 
     A component with fewer effective points than its covariance needs
-    (:attr:`CovarianceStructure.min_component_points`), or a covariance with
+    (:attr:`CovarianceStructure.min_component_points`; under a prior, only
+    an empty one, fewer than :data:`EMPTY_POINTS`), or a covariance with
     an eigenvalue that only ``reg_covar`` keeps above zero (the component
     collapsed onto tied or collinear values; its likelihood grows without
     bound as ``reg_covar`` shrinks).
@@ -477,6 +484,12 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
     # Responsibilities of exactly `needed` points may sum to a little less.
     # Under a prior a small component's covariance is mostly the prior's scale
     # (mclust reports such fits): only a collapse counts.
+    if model.prior is not None:
+        empty = np.flatnonzero(points < EMPTY_POINTS)
+        if empty.size:
+            k = int(empty[0])
+            return (f"component {k} is empty ({points[k]:.3g} effective points): mclust reports "
+                    "such a fit as missing")
     small = np.flatnonzero(points < needed * (1.0 - 1e-6)) if model.prior is None else np.array([], int)
     if small.size:
         k = int(small[0])

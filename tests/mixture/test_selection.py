@@ -141,6 +141,32 @@ def test_degeneracy_of_a_component_with_too_few_points():
     )
 
 
+def test_under_a_prior_only_an_empty_component_is_degenerate():
+    X = _tied_values_data()[:200]
+    model = GaussianMixture(2, random_state=0, prior="default").fit(X)
+    # Few points are the prior's to carry (mclust reports such fits)...
+    model.weights_ = np.array([1.0 - 2.5 / len(X), 2.5 / len(X)])
+    assert degeneracy(model, len(X), 1e-6) == ""
+    # ...but a component with no data left is a fit mclust reports as missing.
+    model.weights_ = np.array([1.0 - 1e-17, 1e-17])
+    assert degeneracy(model, len(X), 1e-6) == (
+        "component 1 is empty (2e-15 effective points): mclust reports such a fit as missing"
+    )
+
+
+def test_hierarchical_starts_that_empty_a_component_under_the_prior_are_flagged():
+    # iris, EVI with 8 and 9 components from the hierarchical start: EM empties
+    # a component (mclust's mclustBIC reports these cells as NA, return code -3).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixtureIC(7, 9, covariance_type="EVI", init_params="hierarchical",
+                                  prior="default", tol=1e-8, max_iter=2000, reg_covar=1e-10,
+                                  random_state=0).fit(load_iris().data)
+    reasons = list(model.results_["degenerate_reason"])
+    assert reasons[0] == "" and model.n_components_ == 7
+    assert all(reason.startswith("component ") and "is empty" in reason for reason in reasons[1:])
+
+
 def test_own_orientations_need_more_points_than_features():
     # Ten points of noise in 3-D: EEV with 3 components turns each small
     # cluster's plane onto the shared shape's smallest axis (measured: BIC
