@@ -1,11 +1,44 @@
 """Shared fixtures: small data sets with known structure, and Bayesian fits used by several modules."""
 
 import gc
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+
+# The suite's programs, compiled once per run and read back by every other
+# module, worker and subprocess that needs them (compiling is most of the
+# suite's time, and each module drops its programs, see below). A run
+# starts with an empty directory, so no test sees programs of another run.
+# Set BAYESGMM_COMPILATION_CACHE (or JAX_COMPILATION_CACHE_DIR) to use a
+# directory of your own; set it to an empty string to compile everything.
+_CACHE_VARIABLE = "BAYESGMM_COMPILATION_CACHE"
+
+
+def _run_cache_directory() -> Path:
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"single-{os.getpid()}"
+    return Path(tempfile.gettempdir()) / f"bayesgmm-test-programs-{run}"
+
+
+def pytest_configure(config):
+    if _CACHE_VARIABLE in os.environ or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    directory = _run_cache_directory()
+    os.environ[_CACHE_VARIABLE] = str(directory)
+    # The variable reaches this process's bayesgmm import and every subprocess.
+    config._bayesgmm_program_cache = directory
+
+
+def pytest_unconfigure(config):
+    directory = getattr(config, "_bayesgmm_program_cache", None)
+    # The controller (not a worker) removes the run's directory at the end.
+    if directory is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
