@@ -11,33 +11,35 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-# The suite's programs, compiled once per run and read back by every other
-# module, worker and subprocess that needs them (compiling is most of the
-# suite's time, and each module drops its programs, see below). A run
-# starts with an empty directory, so no test sees programs of another run.
-# Set BAYESGMM_COMPILATION_CACHE (or JAX_COMPILATION_CACHE_DIR) to use a
-# directory of your own; set it to an empty string to compile everything.
+# The suite's programs, compiled once per run and worker and read back by
+# every later module and subprocess that needs them (compiling is most of
+# the suite's time, and each module drops its programs, see below). A run
+# starts with empty directories, so no test sees programs of another run;
+# each worker has its own, because JAX writes an entry in place and another
+# process could read it half-written. Set BAYESGMM_COMPILATION_CACHE (or
+# JAX_COMPILATION_CACHE_DIR) to use a directory of your own; set it to an
+# empty string to compile everything.
 _CACHE_VARIABLE = "BAYESGMM_COMPILATION_CACHE"
-
-
-def _run_cache_directory() -> Path:
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"single-{os.getpid()}"
-    return Path(tempfile.gettempdir()) / f"bayesgmm-test-programs-{run}"
+_RUN_VARIABLE = "BAYESGMM_TEST_RUN_PROGRAMS"  # the run's directory, set by the first process
 
 
 def pytest_configure(config):
-    if _CACHE_VARIABLE in os.environ or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    directory = _run_cache_directory()
-    os.environ[_CACHE_VARIABLE] = str(directory)
+    run = os.environ.get(_RUN_VARIABLE)
+    if run is None:
+        if _CACHE_VARIABLE in os.environ or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            return
+        run = tempfile.mkdtemp(prefix="bayesgmm-test-programs-")
+        os.environ[_RUN_VARIABLE] = run
+        # The process that made it (the controller, or a run without workers) removes it.
+        config._bayesgmm_program_cache = Path(run)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     # The variable reaches this process's bayesgmm import and every subprocess.
-    config._bayesgmm_program_cache = directory
+    os.environ[_CACHE_VARIABLE] = str(Path(run) / worker)
 
 
 def pytest_unconfigure(config):
     directory = getattr(config, "_bayesgmm_program_cache", None)
-    # The controller (not a worker) removes the run's directory at the end.
-    if directory is not None and not hasattr(config, "workerinput"):
+    if directory is not None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
