@@ -482,3 +482,34 @@ def test_docstring_examples():
     with jax.enable_x64(False):
         result = doctest.testmod(_constrained, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 1 and result.failed == 0
+
+
+# -- 5. EVE's and VVE's M-step continued from the previous covariances ----------------------
+
+
+@pytest.mark.parametrize("name", ["EVE", "VVE"])
+def test_the_continued_m_step_reaches_the_fresh_one_in_a_few_steps(name, monkeypatch):
+    nk, means, second = _random_moments(3)
+    nk, means, second = (jnp.asarray(value) for value in (nk, means, second["full"]))
+    m_step = structures.get(name).m_step_covariances
+    assert structures.get(name).m_step_continues and not structures.get("VEE").m_step_continues
+    steps = []
+    iterate = _constrained_full._iterate
+    monkeypatch.setattr(_constrained_full, "_iterate", lambda *args, **kwargs: (
+        lambda out: steps.append(out[0]) or out)(iterate(*args, **kwargs)))
+    fresh = np.asarray(m_step(nk, means, second, 1e-6))
+    scatters = _scatters(*(np.asarray(value) for value in (nk, means, second)), 1e-6)
+    # From the result itself: the orientation is (nearly) the fixed point, so it stays.
+    again = np.asarray(m_step(nk, means, second, 1e-6, previous=jnp.asarray(fresh)))
+    # From a perturbed start (an EM iteration before): the same maximum. Both stop
+    # at a step below sqrt(eps) of a slowly (linearly) converging MM iteration,
+    # which leaves about 1e-5 relative in the smallest entries.
+    rotation = expm(0.05 * (lambda a: a - a.T)(np.random.default_rng(0).normal(size=(4, 4))))
+    nearby = np.einsum("ij,kjl,ml->kim", rotation, fresh, rotation) * np.linspace(0.9, 1.1, 4)[:, None, None]
+    continued = np.asarray(m_step(nk, means, second, 1e-6, previous=jnp.asarray(nearby)))
+    for result in (again, continued):
+        np.testing.assert_allclose(result, fresh, rtol=1e-4, atol=1e-6)
+        _check_constraints(name, result)
+        assert _objective(result, np.asarray(nk), scatters) >= _objective(fresh, np.asarray(nk), scatters) - 1e-8
+    fresh_steps, again_steps, continued_steps = (int(count) for count in steps)
+    assert again_steps <= 3 and continued_steps < fresh_steps, (fresh_steps, continued_steps)

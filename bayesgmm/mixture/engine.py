@@ -91,7 +91,8 @@ def em_step(
     ``active`` (n_components,): the active components, ``prior`` the
     candidate's PriorValues or None (:func:`m_step`).
     """
-    params = m_step(stats, reg_covar, covariance_type, active, prior_about(prior, shift))
+    params = m_step(stats, reg_covar, covariance_type, active, prior_about(prior, shift),
+                    previous=state.params.covariances)
     if shift is not None:
         params = params._replace(means=params.means + shift)
     lower_bound = stats.log_likelihood / stats.total_weight

@@ -22,7 +22,8 @@ from bayesgmm.mixture.parameters import GMMParams, SufficientStats
 
 
 def m_step(
-    stats: SufficientStats, reg_covar: float, covariance_type: str, active=None, prior=None
+    stats: SufficientStats, reg_covar: float, covariance_type: str, active=None, prior=None,
+    previous=None,
 ) -> GMMParams:
     """Maximum-likelihood (or, with ``prior``, MAP) parameters from sufficient statistics.
 
@@ -42,6 +43,10 @@ def m_step(
         ML M-step on prior-augmented statistics (its ``prior_form``). The
         weights have no prior, as in mclust. Without it, nothing of the
         prior is traced.
+    previous : covariances, optional
+        Those of the EM iteration before, for a structure whose M-step
+        iterates from them (:attr:`CovarianceStructure.m_step_continues`);
+        ignored by the others.
 
     Returns
     -------
@@ -55,13 +60,15 @@ def m_step(
         nk = jnp.where(active, nk, 0.0)
         divisor = jnp.where(active, nk, 1.0)
     structure = structures.get(covariance_type)
+    continued = {"previous": previous} if previous is not None and structure.m_step_continues else {}
     if prior is None:
         means = stats.first / divisor[:, None]
-        covariances = structure.m_step_covariances(nk, means, stats.second, reg_covar, active)
+        covariances = structure.m_step_covariances(nk, means, stats.second, reg_covar, active, **continued)
     else:
         means, counts, second = structure.prior_form.augment(nk, stats.first, stats.second, prior, active)
         # The augmented moments are about zero: the ML M-step divides them by mclust's denominators.
-        covariances = structure.m_step_covariances(counts, jnp.zeros_like(means), second, reg_covar, active)
+        covariances = structure.m_step_covariances(counts, jnp.zeros_like(means), second, reg_covar, active,
+                                                   **continued)
     precisions_cholesky = gaussian.precisions_cholesky_from_covariances(
         covariances, covariance_type
     )

@@ -261,6 +261,11 @@ class CovarianceStructure(NamedTuple):
         statistics for :attr:`m_step_covariances`
         (:mod:`bayesgmm.structures._prior`); None where mclust has no prior
         (VEE, EVE, VVE, EVV).
+    m_step_continues : bool
+        True where :attr:`m_step_covariances` is an iteration that takes
+        ``previous=`` (K, D, D), the covariances of the EM iteration before,
+        and starts from them instead of from scratch (EVE, VVE: the common
+        orientation), as mclust's EM carries its inner iteration over.
     """
 
     name: str
@@ -300,6 +305,7 @@ class CovarianceStructure(NamedTuple):
     correlate_noise: Callable
     correlate_noise_host: Callable
     prior_form: PriorForm | None = None
+    m_step_continues: bool = False
 
 
 # -- The table ---------------------------------------------------------------
@@ -489,6 +495,7 @@ def _mclust_entry(name: str, min_component_points) -> CovarianceStructure:
         m_step_covariances=m_step_covariances,
         min_component_points=min_component_points,
         prior_form=PRIOR_FORMS.get(name),
+        m_step_continues=name in _constrained_math.CONTINUED_M_STEPS,
     )
 
 

@@ -115,6 +115,7 @@ __all__ = [
     "vei_m_step_covariances",
     "vev_m_step_covariances",
     "vve_m_step_covariances",
+    "CONTINUED_M_STEPS",
 ]
 
 # -- The tables ------------------------------------------------------------------
@@ -170,3 +171,6 @@ M_STEPS = types.MappingProxyType({
 name -> (representation, ``m_step_covariances``): the representation is the
 existing structure whose shapes, moments and densities the model shares.
 """
+
+CONTINUED_M_STEPS = frozenset({"EVE", "VVE"})
+"""The models whose M-step takes ``previous=`` covariances to start its iteration from."""

@@ -102,7 +102,8 @@ def vee_m_step_covariances(nk, means, second, reg_covar, active=None):
 
 
 def _common_orientation(
-    scatters, counts, active, tol: float, max_iter: int, volumes: str, stop: str = "parameters"
+    scatters, counts, active, tol: float, max_iter: int, volumes: str, stop: str = "parameters",
+    previous=None,
 ):
     """EVE's and VVE's iteration (mclust's ``mseve``, ``msvve``): one orientation ``D``.
 
@@ -127,6 +128,12 @@ def _common_orientation(
     changes by more than ``tol`` relative to ``1 + |value|``;
     ``stop='target'`` is mclust's rule, a change of the target of at most
     ``tol`` relative to ``1 + |target|``.
+
+    ``previous`` (K, D, D), covariances of this form (the EM iteration
+    before), starts the iteration from their orientation, shapes and
+    volumes instead (:func:`_continued_start`), as mclust's ``meeve`` and
+    ``mevve`` carry ``D`` and the shapes from one EM iteration to the next:
+    a few steps then reach the tolerance where hundreds do from ``D = I``.
 
     Returns
     -------
@@ -179,19 +186,39 @@ def _common_orientation(
         return change, new_target, new_orientation, new_shapes, new_volumes
 
     inf = jnp.array(jnp.inf, dtype)
-    start = (jnp.int32(0), inf, inf, identity, jnp.ones(scatters.shape[:2], dtype), jnp.ones_like(counts))
+    if previous is None:
+        begin = (identity, jnp.ones(scatters.shape[:2], dtype), jnp.ones_like(counts))
+    else:
+        begin = _continued_start(previous)
+    start = (jnp.int32(0), inf, inf) + begin
     _, _, _, orientation, shapes, component_volumes = _iterate(step, start, tol, max_iter)
     return orientation, shapes * component_volumes[:, None]
+
+
+def _continued_start(previous):
+    """The orientation, shapes and volumes of covariances ``D G_k D^T`` (K, D, D), to start from.
+
+    ``D`` are the eigenvectors of the first component's covariance (any
+    orthogonal ``D`` is a valid start; with one shared orientation, these
+    are it), and ``G_k = diag(D^T Sigma_k D)`` split into shapes of
+    determinant 1 and volumes.
+    """
+    _, orientation = jnp.linalg.eigh(previous[0])
+    diagonals = jnp.einsum("ij,kil,lj->kj", orientation, previous, orientation)
+    spreads = _geometric_mean(diagonals)
+    return orientation, diagonals / spreads[:, None], spreads
 
 
 def _common_orientation_m_step(volumes: str, stop: str = "parameters"):
     """``m_step_covariances`` of EVE (``volumes='equal'``) or VVE (see :func:`_common_orientation`)."""
 
-    def m_step_covariances(nk, means, second, reg_covar, active=None):
+    def m_step_covariances(nk, means, second, reg_covar, active=None, previous=None):
         scatters = _matrix_scatters(nk, means, second, reg_covar, active)
+        # The previous covariances carry reg_covar, the scatters' scale does not matter:
+        # only their orientation and relative diagonals start the iteration.
         orientation, diagonals = _common_orientation(
             scatters, _counts(nk, active), active, _inner_tolerance(scatters.dtype),
-            MAX_INNER_ITERATIONS, volumes, stop,
+            MAX_INNER_ITERATIONS, volumes, stop, previous,
         )
         orientations = jnp.broadcast_to(orientation, scatters.shape)
         return _identity_where_inactive(_rotated(orientations, diagonals), active)
@@ -203,7 +230,7 @@ _eve = _common_orientation_m_step("equal")
 _vve = _common_orientation_m_step("variable")
 
 
-def eve_m_step_covariances(nk, means, second, reg_covar, active=None):
+def eve_m_step_covariances(nk, means, second, reg_covar, active=None, previous=None):
     """EVE, ``lambda D A_k D^T``: equal volumes, one orientation, shapes of their own (iterative).
 
     mclust's ``mseve``: from ``D = I`` and ``A_k = I``, Browne & McNicholas's
@@ -223,15 +250,18 @@ def eve_m_step_covariances(nk, means, second, reg_covar, active=None):
         'full' moments.
     reg_covar : float
     active : Array of shape (n_components,) of bool, optional
+    previous : Array of shape (n_components, n_features, n_features), optional
+        The covariances of the EM iteration before: the iteration starts
+        from their orientation and shapes (mclust's EM does the same).
 
     Returns
     -------
     covariances : Array of shape (n_components, n_features, n_features)
     """
-    return _eve(nk, means, second, reg_covar, active)
+    return _eve(nk, means, second, reg_covar, active, previous)
 
 
-def vve_m_step_covariances(nk, means, second, reg_covar, active=None):
+def vve_m_step_covariances(nk, means, second, reg_covar, active=None, previous=None):
     """VVE, ``lambda_k D A_k D^T``: one orientation, volumes and shapes of their own (iterative).
 
     The covariances ``D G_k D^T`` with any diagonal ``G_k`` (Flury's common
@@ -256,12 +286,14 @@ def vve_m_step_covariances(nk, means, second, reg_covar, active=None):
         'full' moments.
     reg_covar : float
     active : Array of shape (n_components,) of bool, optional
+    previous : Array of shape (n_components, n_features, n_features), optional
+        As in :func:`eve_m_step_covariances`.
 
     Returns
     -------
     covariances : Array of shape (n_components, n_features, n_features)
     """
-    return _vve(nk, means, second, reg_covar, active)
+    return _vve(nk, means, second, reg_covar, active, previous)
 
 
 def eev_m_step_covariances(nk, means, second, reg_covar, active=None):
