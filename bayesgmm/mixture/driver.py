@@ -299,9 +299,12 @@ def in_memory_pass(X, sample_weight, weights, problem: "Problem", sizes, mesh, m
     """
     settings = problem.settings
     n_samples, n_features = X.shape
+    # One size is padded to its bucket, so that fits of nearby sizes share a
+    # program. A grid of sizes carries its largest (the others padded to it):
+    # still one program for the grid, and no work on components beyond it.
     layout = DataLayout.create(
         n_samples, max(sizes), n_features, mesh, np.dtype(settings.dtype).itemsize,
-        settings.covariance_type, pad_components=True,
+        settings.covariance_type, pad_components=len(sizes) == 1,
     )
     X_blocks = layout.put(X, offset=problem.centre)
     weight_blocks = layout.put(weights)

@@ -132,3 +132,18 @@ def test_verbose_sweep_reports_only_running_candidates(blobs, capsys):
     # K = 1 stops after 2 iterations; its iteration 2 is printed once, not on every later step.
     assert iterations.count(2) == 2 and iterations.count(1) == 2
     assert iterations.count(3) == 1
+
+
+def test_a_grid_of_sizes_carries_its_largest_and_one_size_its_bucket(monkeypatch):
+    X, _ = make_blobs(n_samples=300, centers=3, random_state=0)
+    carried = []
+    create = driver.DataLayout.create
+    monkeypatch.setattr(driver.DataLayout, "create", lambda *args, **kwargs: (
+        lambda layout: carried.append(layout.n_components) or layout)(create(*args, **kwargs)))
+    grid = driver.fit_sweep(X, n_components=[1, 2, 3], random_state=0)
+    single = driver.fit_sweep(X, n_components=[3], random_state=0)
+    assert carried == [3, parameters.COMPONENT_BUCKET]
+    # Padding does not change a fit: the grid's 3-component fit is the one-size fit.
+    np.testing.assert_allclose(grid[2].params.means, single[0].params.means, rtol=1e-10)
+    assert grid[2].n_iter == single[0].n_iter
+    np.testing.assert_allclose(grid[2].lower_bound, single[0].lower_bound, rtol=1e-12)
