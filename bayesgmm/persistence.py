@@ -54,7 +54,6 @@ from bayesgmm._archive import (
     PARAM_PREFIX,
     ZIP_MAGIC,
     ModelFileError,
-    NpzArchive,
     Reader,
     array_digest,
     check_covariances,
@@ -69,7 +68,6 @@ from bayesgmm._archive import (
     check_sizes,
     described_arrays,
     expected_shapes,
-    write_em,
 )
 from bayesgmm._archive_netcdf import (
     BAYES_GROUP,
@@ -81,6 +79,7 @@ from bayesgmm._archive_netcdf import (
     read_nc_metadata,
     write_bayesian,
 )
+from bayesgmm._archive_npz import NpzArchive, write_em
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 

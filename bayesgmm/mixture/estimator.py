@@ -623,7 +623,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Load it back with :func:`bayesgmm.load`.
         """
-        from bayesgmm._archive import write_em
+        from bayesgmm._archive_npz import write_em
 
         write_em(self, path)
 
