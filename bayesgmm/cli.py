@@ -40,9 +40,8 @@ from bayesgmm._commands import (
     CLIError,
     command_demo,
     command_fit,
-    command_impute,
-    command_predict,
 )
+from bayesgmm._commands_predict import command_impute, command_predict
 from bayesgmm._version import __version__
 
 __all__ = ["main", "build_parser"]
