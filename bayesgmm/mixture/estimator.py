@@ -25,6 +25,7 @@ from bayesgmm.mixture import (
     engine,
     forms,
     incomplete,
+    incomplete_predict,
     online,
     parameters,
     sources,
@@ -436,10 +437,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         v.check_n_features(X, self.n_features_in_, type(self).__name__)
         if missing == "marginalize" and np.isnan(X).any():
             if output == "criteria":
-                resp = incomplete.predict(self._params(), X, covariance_type, "proba")
-                log_prob = incomplete.predict(self._params(), X, covariance_type, "log_prob_norm")
+                resp = incomplete_predict.predict(self._params(), X, covariance_type, "proba")
+                log_prob = incomplete_predict.predict(self._params(), X, covariance_type, "log_prob_norm")
                 return np.stack([log_prob, np.log(resp.max(axis=1))], axis=1)
-            result = incomplete.predict(self._params(), X, covariance_type, output)
+            result = incomplete_predict.predict(self._params(), X, covariance_type, output)
             return result[:, :n_components] if output == "proba" else result
         n_samples = X.shape[0]
         chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
@@ -557,7 +558,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if np.isnan(X).all(axis=1).any():
             row = int(np.flatnonzero(np.isnan(X).all(axis=1))[0])
             raise ValueError(f"Row {row} of X has every value missing: there is nothing to condition on.")
-        return incomplete.impute(self._params(), X, self._structure_name(), n_draws, random_state)
+        return incomplete_predict.impute(self._params(), X, self._structure_name(), n_draws, random_state)
 
     # --------------------------------------------------------- model choice
 
