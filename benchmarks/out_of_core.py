@@ -101,7 +101,7 @@ def run_stream(path: str, n_samples: int, passes: int) -> dict:
     import numpy as np
 
     from bayesgmm import GaussianMixture
-    from bayesgmm.mixture import sources, streaming
+    from bayesgmm.mixture import chunks, sources, streaming
 
     timings = {"scan": [], "pass": []}
 
@@ -126,7 +126,7 @@ def run_stream(path: str, n_samples: int, passes: int) -> dict:
         model = GaussianMixture(N_COMPONENTS, max_iter=passes, tol=0.0, random_state=0).fit(X)
     total = time.perf_counter() - start
     rows = sources.default_rows(N_FEATURES, np.float64, streaming.DEFAULT_CHUNK_BYTES)
-    layout = streaming.ChunkLayout.create(rows, n_samples, N_COMPONENTS, N_FEATURES)
+    layout = chunks.ChunkLayout.create(rows, n_samples, N_COMPONENTS, N_FEATURES)
     warm = timings["pass"][1:] or timings["pass"]
     return {
         "fit_seconds": total,

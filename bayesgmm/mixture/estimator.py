@@ -1,7 +1,9 @@
 """``GaussianMixture``: a scikit-learn estimator over the pure EM core.
 
 This is the only place that holds fitted state for the maximum-likelihood
-half. It never imports NumPyro or ArviZ.
+half. It never imports NumPyro or ArviZ. Its methods delegate the work:
+the fits to :mod:`bayesgmm.mixture.fitting`, the predictions and
+imputation to :mod:`bayesgmm.mixture.prediction`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import os
 import warnings
 from typing import Self
 
-import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, DensityMixin
@@ -19,21 +20,7 @@ from sklearn.utils import check_random_state
 
 from bayesgmm import _validation as v
 from bayesgmm import gaussian, structures
-from bayesgmm.mixture import (
-    blocks,
-    driver,
-    engine,
-    forms,
-    incomplete,
-    online,
-    parameters,
-    sources,
-    streaming,
-)
-from bayesgmm.mixture.prior import check_prior
-
-# Rows per device call of predict / predict_proba / score_samples.
-PREDICT_CHUNK_ROWS = 1 << 20
+from bayesgmm.mixture import fitting, parameters, prediction
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -246,30 +233,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        self._check_fit_parameters()
-        warm = self.warm_start and hasattr(self, "converged_")
-        if warm:
-            self._check_n_features(X)
-        v.check_feature_names(self, X, reset=True)
-        chunked = sources.is_chunked(X)
-        if chunked and self.prior is not None:
-            raise ValueError(
-                "A prior is not supported for chunked (streamed) data. Fit an in-memory array "
-                "(numpy.asarray(X)), or set prior=None."
-            )
-        fit_function, options = (streaming.fit_streaming, {}) if chunked else (driver.fit_gmm, {"prior": self.prior})
-        result = fit_function(
-            X,
-            sample_weight,
-            **self._model_options(X),
-            **options,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            warm_start=(self._params(), self.lower_bound_) if warm else None,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
-            devices=self.devices,
-        )
+        result = fitting.fit(self, X, sample_weight)
         self._set_result(result)
         if not result.converged and self.max_iter > 0:
             warnings.warn(
@@ -320,62 +284,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             mean log-likelihood (stepwise average of the batches' values)
             and ``converged_`` says whether it changed by less than ``tol``.
         """
-        self._check_fit_parameters()
-        if self.prior is not None:
-            raise ValueError(
-                "partial_fit does not support a prior (online EM has no MAP form here). Use fit, "
-                "or set prior=None."
-            )
-        if hasattr(self, "means_"):
-            self._check_n_features(X)
-        v.check_feature_names(self, X, reset=not hasattr(self, "means_"))
-        options = self._model_options(X)
-        if hasattr(self, "means_"):  # later batches keep the precision of the first
-            options["dtype"] = self.means_.dtype
-        result, self._online_state_ = online.partial_fit_batch(
-            X,
-            sample_weight,
-            state=getattr(self, "_online_state_", None),
-            fitted=self._params() if hasattr(self, "means_") else None,
-            **options,
-        )
+        result, self._online_state_ = fitting.partial_fit(self, X, sample_weight)
         self._set_result(result)
         return self
-
-    def _check_n_features(self, X) -> None:
-        """Raise scikit-learn's error when a 2-D ``X`` has other columns than in fit.
-
-        Chunked input is checked by :mod:`bayesgmm.mixture.sources` as it reads it.
-        """
-        if not sources.is_chunked(X) and np.ndim(X) == 2:
-            v.check_n_features(
-                np.empty((0, np.shape(X)[1])), self.n_features_in_, type(self).__name__
-            )
-
-    def _check_fit_parameters(self) -> None:
-        """The parameters that only the estimator reads (the driver checks the others)."""
-        v.check_int("verbose", self.verbose, 0)
-        v.check_int("verbose_interval", self.verbose_interval, 1)
-        v.check_bool("warm_start", self.warm_start)
-        check_prior(self.prior)
-        incomplete.check_missing(self.missing)
-        if isinstance(self.devices, (bool, np.bool_)):
-            raise v.InvalidParameterError(
-                f"Invalid value for 'devices': {self.devices!r}. It must be None, 'all', an "
-                "int, a non-empty list of jax devices or a Mesh."
-            )
-
-    def _model_options(self, X) -> dict:
-        """The settings shared by every way of fitting (batch, streaming, online).
-
-        ``dtype`` is resolved against ``X`` (:func:`bayesgmm._validation.data_dtype`).
-        """
-        names = (
-            "n_components", "covariance_type", "tol", "reg_covar", "init_params",
-            "random_state", "weights_init", "means_init", "precisions_init", "missing",
-        )
-        options = {name: getattr(self, name) for name in names}
-        return dict(options, dtype=v.data_dtype(self.dtype, X))
 
     def _set_result(self, result: parameters.EMResult) -> None:
         params = result.params
@@ -415,62 +326,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return hasattr(self, "means_")
 
     def _predict_blocks(self, X, output: str, n_padded: int | None = None):
-        """Validate ``X`` and run one prediction on the device, chunk by chunk.
-
-        Rows go to the device in chunks of at most :data:`PREDICT_CHUNK_ROWS`
-        (every chunk padded to the same layout, so one compiled program serves
-        them all): the extra memory of a prediction stays bounded however
-        large ``X`` is, a memory-mapped array included. ``output`` is one of
-        :func:`engine.predict_blocks`'s; ``n_padded`` (at least the number of
-        components) sets the components the program carries, where a caller
-        scores many sizes with one program (default: the fits' rule,
-        :func:`parameters.component_bucket`).
-        """
-        self._check_fitted()
-        covariance_type = self._structure_name()
-        n_components = self.weights_.shape[0]
-        v.check_feature_names(self, X, reset=False)
-        dtype = self.means_.dtype
-        missing = incomplete.check_missing(self.missing)
-        X = v.check_array(X, dtype, copy=False, missing=missing)
-        v.check_n_features(X, self.n_features_in_, type(self).__name__)
-        if missing == "marginalize" and np.isnan(X).any():
-            if output == "criteria":
-                resp = incomplete.predict(self._params(), X, covariance_type, "proba")
-                log_prob = incomplete.predict(self._params(), X, covariance_type, "log_prob_norm")
-                return np.stack([log_prob, np.log(resp.max(axis=1))], axis=1)
-            result = incomplete.predict(self._params(), X, covariance_type, output)
-            return result[:, :n_components] if output == "proba" else result
-        n_samples = X.shape[0]
-        chunk_rows = min(n_samples, PREDICT_CHUNK_ROWS)
-        # Padded like the fits (inactive components have weight zero), so that
-        # models of every size in a bucket share one compiled program.
-        if n_padded is None:
-            n_padded = parameters.component_bucket(n_components, chunk_rows, X.shape[1], covariance_type)
-        block_size, n_blocks = blocks.block_layout(
-            chunk_rows, n_padded, X.shape[1], X.dtype.itemsize, covariance_type
-        )
-        # The E-step expects centred data: shift data and means alike.
-        centre = (self.weights_ @ self.means_).astype(dtype)
-        params = self._params()._replace(means=self.means_ - centre)
-        form = forms.form_for(params, covariance_type, dtype)
-        params = parameters.pad_components(params, n_padded, covariance_type)
-        parts = []
-        with parameters.precision_scope(dtype):
-            params = parameters.GMMParams(*(jnp.asarray(leaf) for leaf in params))
-            for start in range(0, n_samples, chunk_rows):
-                chunk = np.asarray(X[start : start + chunk_rows])
-                result = engine.predict_blocks(
-                    blocks.to_device(blocks.to_blocks(chunk, block_size, n_blocks, offset=centre)),
-                    params,
-                    covariance_type=covariance_type,
-                    output=output,
-                    form=form,
-                )
-                part = blocks.from_blocks(result, chunk.shape[0])
-                parts.append(part[:, :n_components] if output == "proba" else part)
-        # A writable array of the rows the caller gave (device buffers are read-only).
-        return np.array(parts[0]) if len(parts) == 1 else np.concatenate(parts)
+        """Validate ``X`` and run one prediction on the device, chunk by chunk (:func:`prediction.predict`)."""
+        return prediction.predict(self, X, output, n_padded)
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Log of the weighted sum of the component densities, per sample.
@@ -548,16 +405,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         >>> bool(0.7 < filled[0, 1] < 1.1)
         True
         """
-        self._check_fitted()
-        v.check_feature_names(self, X, reset=False)
-        X = v.check_array(X, self.means_.dtype, missing="marginalize")
-        v.check_n_features(X, self.n_features_in_, type(self).__name__)
-        if n_draws is not None:
-            n_draws = v.check_int("n_draws", n_draws, 1)
-        if np.isnan(X).all(axis=1).any():
-            row = int(np.flatnonzero(np.isnan(X).all(axis=1))[0])
-            raise ValueError(f"Row {row} of X has every value missing: there is nothing to condition on.")
-        return incomplete.impute(self._params(), X, self._structure_name(), n_draws, random_state)
+        return prediction.impute(self, X, n_draws, random_state)
 
     # --------------------------------------------------------- model choice
 

@@ -1,4 +1,4 @@
-"""EM, predictions and imputation for data with values missing at random.
+"""EM for data with values missing at random.
 
 The rows of a fit are split once, on the host: complete rows go through the
 fast path of every fit unchanged (:func:`bayesgmm.mixture.forms.accumulate_statistics`
@@ -39,7 +39,8 @@ quadratic features, which are linear in ``x x^T``), so every structure's
 M-step consumes them unchanged. The statistics computation is a value
 passed to the engine (:func:`incomplete_statistics`, the ``statistics=``
 of :func:`bayesgmm.mixture.engine.run_em`); the data it reads are an
-:class:`IncompleteData`.
+:class:`IncompleteData`. Predictions and imputation on rows with missing
+values use the same tiles (:mod:`bayesgmm.mixture.incomplete_predict`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import _program_cache, marginal, structures
-from bayesgmm.mixture.blocks import DataLayout, count_bucket, to_host
+from bayesgmm import marginal, structures
+from bayesgmm.mixture.blocks import DataLayout, count_bucket
 from bayesgmm.mixture.data_pass import DataPass, in_memory_run
 from bayesgmm.mixture.forms import EXPANDED, EStepForm, accumulate_statistics, normalise
 from bayesgmm.mixture.parameters import GMMParams, SufficientStats
@@ -245,8 +246,12 @@ def pattern_factors(tiles: PatternTiles, params: GMMParams, covariance_type: str
     return jax.vmap(marginal.marginal_factors, in_axes=(None, 0))(covariances, tiles.observed)
 
 
-def _tile_terms(X, weights, pattern, observed, factors, params: GMMParams):
-    """One tile's E-step: log p(x_o), responsibilities, conditional deviations, factors."""
+def tile_terms(X, weights, pattern, observed, factors, params: GMMParams):
+    """One tile's E-step: log p(x_o), responsibilities, conditional deviations, factors.
+
+    Shared by the M-step's moments and the predictions
+    (:mod:`bayesgmm.mixture.incomplete_predict`).
+    """
     own = jax.tree_util.tree_map(lambda leaf: leaf[pattern], factors)
     mask = observed[pattern]
     whitened = marginal.whitened_residuals(X, mask, params.means, own)
@@ -260,7 +265,7 @@ def _tile_terms(X, weights, pattern, observed, factors, params: GMMParams):
 
 def _tile_moments(X, weights, pattern, observed, factors, params: GMMParams):
     """Moments of one tile about each component's mean: N (K,), first (K, D), second (K, D, D), ll, weight."""
-    _, log_prob_norm, resp, deviations, own = _tile_terms(X, weights, pattern, observed, factors, params)
+    _, log_prob_norm, resp, deviations, own = tile_terms(X, weights, pattern, observed, factors, params)
     weighted_resp = resp * weights[:, None]
     nk = jnp.sum(weighted_resp, axis=0)
     first = jnp.einsum("tk,tkd->kd", weighted_resp, deviations)
@@ -511,130 +516,3 @@ def in_memory_pass(X, sample_weight, weights, problem, sizes, mesh, multi_proces
         init_layout.put(filled, offset=problem.centre), init_layout.put(weights), run,
         n_init_batches(len(sizes) * settings.n_init, init_layout, init_layout.n_components, n_features),
     )
-
-
-# --------------------------------------------------------------------------
-# Predictions and imputation
-# --------------------------------------------------------------------------
-
-
-def _tile_outputs(X, weights, pattern, observed, factors, params: GMMParams, output: str):
-    weighted, log_prob_norm, resp, deviations, _ = _tile_terms(X, weights, pattern, observed, factors, params)
-    if output == "labels":
-        return jnp.argmax(weighted, axis=1).astype(jnp.int32)
-    if output == "proba":
-        return resp
-    if output == "log_prob_norm":
-        return log_prob_norm
-    # 'impute': responsibilities and every component's conditional deviation.
-    return resp, deviations
-
-
-@_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type", "output"))
-def predict_tiles(tiles: PatternTiles, params: GMMParams, *, covariance_type: str, output: str):
-    """One prediction per row of every tile group (shaped like the groups' weights, plus trailing axes)."""
-    factors = pattern_factors(tiles, params, covariance_type)
-    one_tile = functools.partial(
-        _tile_outputs, observed=tiles.observed, factors=factors, params=params, output=output
-    )
-    return tuple(
-        lax.map(lambda arrays: jax.vmap(one_tile)(*arrays), (X, weights, pattern))
-        for X, weights, pattern in zip(tiles.X, tiles.weights, tiles.pattern)
-    )
-
-
-def _scatter(results, rows, n_rows: int):
-    """Per-tile results back in the order of the rows (padding dropped)."""
-    first = np.asarray(results[0])
-    out = np.empty((n_rows,) + first.shape[rows[0].ndim:], first.dtype)
-    for result, where in zip(results, rows):
-        result = np.asarray(result)
-        valid = where >= 0
-        out[where[valid]] = result[valid]
-    return out
-
-
-def predict(params: GMMParams, X: np.ndarray, covariance_type: str, output: str):
-    """A prediction on rows with missing values (NaN), each from its marginal on the observed coordinates.
-
-    Parameters
-    ----------
-    params : GMMParams
-        Host parameters of a fitted model (not centred).
-    X : ndarray of shape (n_samples, n_features)
-    covariance_type : str
-        The structure's entry name.
-    output : {'proba', 'labels', 'log_prob_norm', 'impute'}
-        As :func:`bayesgmm.mixture.engine.predict_blocks`; 'impute' gives the
-        responsibilities (n, K) and the conditional means (n, K, D).
-    """
-    from bayesgmm.mixture.parameters import precision_scope
-
-    dtype = params.means.dtype
-    centre = (params.weights @ params.means).astype(dtype)
-    centred = params._replace(means=params.means - centre)
-    tiles, rows = tile_rows(X, np.ones(X.shape[0], dtype), centre,
-                            TILE_SIZES[-1:] if X.shape[0] < SMALL_ROWS else TILE_SIZES)
-    with precision_scope(dtype):
-        device_params = GMMParams(*(jnp.asarray(leaf) for leaf in centred))
-        results = predict_tiles(
-            jax.device_put(tiles), device_params, covariance_type=covariance_type,
-            output=output,
-        )
-        results = jax.tree_util.tree_map(to_host, results)
-    if output != "impute":
-        return _scatter(results, rows, X.shape[0])
-    resp = _scatter([r for r, _ in results], rows, X.shape[0])
-    deviations = _scatter([d for _, d in results], rows, X.shape[0])
-    return resp, deviations + params.means
-
-
-def impute(params: GMMParams, X: np.ndarray, covariance_type: str, n_draws=None, random_state=None):
-    """``X`` with each missing entry replaced by its conditional mean, or ``n_draws`` draws of it.
-
-    The conditional mean of a row is ``sum_k p(k | x_o) E[x | x_o, k]``. A
-    draw first draws the component from ``p(k | x_o)``, then the missing
-    coordinates from ``N(E[x_m | x_o, k], Cov[x_m | x_o, k])``.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
-    """
-    from sklearn.utils import check_random_state
-
-    missing = np.isnan(X)
-    if not missing.any():
-        return np.array(X, copy=True) if n_draws is None else np.repeat(X[None], n_draws, axis=0)
-    rows = np.flatnonzero(missing.any(axis=1))
-    resp, means = predict(params, X[rows], covariance_type, "impute")
-    if n_draws is None:
-        filled = np.einsum("nk,nkd->nd", resp, means)
-        out = np.array(X, copy=True)
-        out[rows] = np.where(missing[rows], filled, X[rows])
-        return out
-    rng = check_random_state(random_state)
-    n_components, n_features = params.means.shape
-    sub_missing = missing[rows]
-    patterns, inverse = np.unique(sub_missing, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    with jax.enable_x64(params.means.dtype == np.float64):
-        covariances = marginal.dense_covariances(
-            jnp.asarray(params.precisions_cholesky), covariance_type, n_components, n_features
-        )
-        conditional = np.asarray(jax.vmap(marginal.marginal_factors, in_axes=(None, 0))(
-            covariances, jnp.asarray(~patterns)
-        ).conditional_covariance, np.float64)  # (n_patterns, K, D, D), zero on observed coordinates
-    # Factors of the conditional covariances, with ones on the observed diagonal (noise there is masked).
-    eye = np.eye(n_features)
-    factors = np.linalg.cholesky(conditional + eye * ~patterns[:, None, :, None])
-    draws = np.repeat(np.array(X, copy=True)[None], n_draws, axis=0)
-    cumulative = np.cumsum(resp.astype(np.float64), axis=1)
-    for draw in range(n_draws):
-        uniform = rng.uniform(size=(rows.shape[0], 1)) * cumulative[:, -1:]
-        labels = np.minimum((uniform > cumulative).sum(axis=1), n_components - 1)
-        values = means[np.arange(rows.shape[0]), labels].astype(np.float64)
-        noise = rng.standard_normal(values.shape)
-        values += np.einsum("nde,ne->nd", factors[inverse, labels], noise)
-        draws[draw][rows] = np.where(sub_missing, values, X[rows])
-    return draws.astype(X.dtype, copy=False)

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bayesgmm import _validation as v
 from bayesgmm import structures
-from bayesgmm.mixture import driver, incomplete, parameters
+from bayesgmm.mixture import driver, fitting, incomplete, parameters
 from bayesgmm.mixture.estimator import GaussianMixture
 from bayesgmm.mixture.prior import check_prior
 from bayesgmm.mixture.settings import check_settings
@@ -291,7 +291,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         starts = self._starts()
         # Every candidate's settings are checked before any start is drawn.
         for name in names:
-            self._candidate(sizes[-1], name, starts[0])._check_fit_parameters()
+            fitting.check_parameters(self._candidate(sizes[-1], name, starts[0]))
             for start in starts:
                 check_settings(sizes, covariance_type=name, tol=self.tol, reg_covar=self.reg_covar,
                                max_iter=self.max_iter, n_init=self.n_init, init_params=start,

@@ -299,26 +299,6 @@ def test_long_fits_show_a_progress_bar_on_a_terminal_only(blobs_2d, capsys, monk
     assert "EM:" in err and ("it/s" in err or "s/it" in err)
 
 
-def test_predictions_in_chunks_equal_one_call(blobs_8d, monkeypatch, tmp_path):
-    # Large inputs (memory-mapped ones included) are predicted chunk by chunk
-    # through one compiled program; the results must not depend on the chunking.
-    from bayesgmm.mixture import estimator
-
-    X, _ = blobs_8d
-    model = GaussianMixture(3, random_state=0).fit(X)
-    whole = (model.predict_proba(X), model.predict(X), model.score_samples(X))
-    path = tmp_path / "X.npy"
-    np.save(path, X)
-    mapped = np.load(path, mmap_mode="r")
-    monkeypatch.setattr(estimator, "PREDICT_CHUNK_ROWS", 97)  # uneven last chunk
-    before = engine.predict_blocks._cache_size()
-    chunked = (model.predict_proba(mapped), model.predict(mapped), model.score_samples(mapped))
-    assert engine.predict_blocks._cache_size() == before + 3  # one program per output, not per chunk
-    for expected, actual in zip(whole, chunked):
-        assert actual.shape == expected.shape and actual.flags.writeable
-        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-300)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weighted_column_sum_equals_the_matrix_product(dtype):
     # The host-side centring sum avoids BLAS (whose spinning threads would
@@ -362,17 +342,6 @@ def test_feature_names_are_kept_and_checked_as_scikit_learn_does(blobs_2d):
     with pytest.warns(UserWarning, match="X has feature names, but GaussianMixture was "
                       "fitted without feature names"):
         model.predict(frame)
-
-
-def test_partial_fit_checks_feature_names_from_its_first_batch(blobs_2d):
-    pandas = pytest.importorskip("pandas")
-    frame = pandas.DataFrame(blobs_2d[0], columns=["a", "b"])
-    model = GaussianMixture(2, random_state=0).partial_fit(frame[:100])
-    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b"])
-    model.partial_fit(frame[100:200])
-    with pytest.raises(ValueError, match=NAMES_DIFFER):
-        model.partial_fit(frame[200:][["b", "a"]])
-    assert model.n_iter_ == 2  # the refused batch left the model as it was
 
 
 # ------------------------------------------------------------ the scale of weights
@@ -528,26 +497,6 @@ def test_dtype_follows_the_data_unless_given(blobs_2d):
     assert GaussianMixture(2, random_state=0, dtype="float64").fit(X32).means_.dtype == np.float64
     online = GaussianMixture(2, random_state=0).partial_fit(X32[:100]).partial_fit(X[100:])
     assert online.means_.dtype == np.float32
-
-
-@pytest.mark.parametrize(
-    "params, message",
-    [
-        (dict(verbose="yes"), "Invalid value for 'verbose': 'yes'. It must be an integer >= 0."),
-        (dict(warm_start="no"), "Invalid value for 'warm_start': 'no'. It must be True or False."),
-        (dict(devices=True), "Invalid value for 'devices': True. It must be None, 'all', an int"),
-        (dict(tol="x"), "Invalid value for 'tol': 'x'. It must be a finite number >= 0."),
-        (dict(covariance_type="ful"), "Invalid value for 'covariance_type': 'ful'."),
-        (dict(dtype="float16"), "dtype must be 'float64' or 'float32', got 'float16'."),
-    ],
-)
-def test_parameter_errors_are_scikit_learns_invalid_parameter_error(blobs_2d, params, message):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    for fit in ("fit", "partial_fit"):
-        with pytest.raises(InvalidParameterError, match=message) as raised:
-            getattr(GaussianMixture(2, **params), fit)(blobs_2d[0])
-        assert isinstance(raised.value, ValueError)
 
 
 def test_complex_weights_and_float32_overflow_are_named(blobs_2d):

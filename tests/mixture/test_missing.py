@@ -278,18 +278,6 @@ def test_bad_data_messages():
         GaussianMixture(2, missing="marginalize").fit(X)
 
 
-def test_predictions_of_a_model_fitted_on_complete_data():
-    X, rng = _mixture()
-    model = GaussianMixture(2, random_state=0, missing="marginalize").fit(X)
-    incomplete_X = _remove(X, rng, 0.3)
-    np.testing.assert_allclose(model.score(incomplete_X), _observed_log_likelihood(model, incomplete_X), rtol=1e-10)
-    proba = model.predict_proba(incomplete_X)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(model.predict(incomplete_X), proba.argmax(axis=1))
-    with pytest.raises(ValueError, match="missing='marginalize'"):
-        GaussianMixture(2, random_state=0).fit(X).predict(incomplete_X)
-
-
 def test_pattern_tiles_cover_every_row_once():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 6))

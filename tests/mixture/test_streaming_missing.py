@@ -13,6 +13,7 @@ import pytest
 
 from bayesgmm import GaussianMixture
 from bayesgmm.mixture import forms, incomplete, parameters, sources, streaming
+from bayesgmm.mixture.chunks import ChunkLayout, staged_chunks
 from tests.mixture.chunked import ChunkedArray, CountingStream, write_memmap
 from tests.mixture.test_streaming import assert_same_fit
 
@@ -129,9 +130,9 @@ def _compare_statistics(holes, weights, form):
         jnp.asarray(covariances),
         jnp.asarray(np.linalg.cholesky(np.linalg.inv(covariances))),
     )
-    layout = streaming.ChunkLayout.create(128, holes.shape[0], n_components, n_features)
-    chunks = streaming.staged_chunks(sources.ArraySource(holes, weights), layout, centre, holes.shape[0],
-                                     np.float64, missing=True)
+    layout = ChunkLayout.create(128, holes.shape[0], n_components, n_features)
+    chunks = staged_chunks(sources.ArraySource(holes, weights), layout, centre, holes.shape[0],
+                           np.float64, missing=True)
     streamed = streaming.statistics_pass(chunks, jax.tree_util.tree_map(lambda leaf: leaf[None], params),
                                          "full", form)
     data, weight_blocks = incomplete.put_incomplete(holes, weights, centre, n_components, "full")
