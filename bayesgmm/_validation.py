@@ -461,20 +461,11 @@ def check_means(means, n_components: int, n_features: int, dtype: np.dtype) -> n
     return means
 
 
-def _is_symmetric_positive_definite(matrix: np.ndarray) -> bool:
-    if not np.allclose(matrix, matrix.T):
-        return False
-    return bool(np.all(np.linalg.eigvalsh(matrix) > 0.0))
-
-
-def precisions_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
-    """The shape of precisions / covariances for ``covariance_type``."""
-    return {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }[covariance_type]
+# scikit-learn's words for what precisions need, by the structure's requirement on covariances.
+_PRECISION_REQUIREMENT = {
+    "symmetric positive definite matrices": "symmetric, positive-definite",
+    "strictly positive variances": "positive",
+}
 
 
 def check_precisions(
@@ -482,22 +473,27 @@ def check_precisions(
 ) -> np.ndarray:
     """Validate user-provided precisions for ``covariance_type``.
 
-    Shapes: 'full' (n_components, n_features, n_features), 'tied'
-    (n_features, n_features), 'diag' (n_components, n_features), 'spherical'
-    (n_components,). Matrices must be symmetric positive definite, and
-    diagonal or spherical precisions strictly positive.
+    The shape is the structure's parameter shape (that of its
+    ``covariances_``): (n_components, n_features, n_features) for 'full' and
+    mclust's structures stored as full matrices, (n_features, n_features)
+    for 'tied' and those stored as one shared matrix, (n_components,
+    n_features) for 'diag' and its kin, (n_components,) for 'spherical' and
+    its kin. Matrices must be symmetric positive definite, and diagonal or
+    spherical precisions strictly positive. Like scikit-learn's, they are
+    the starting values of the first E-step: mclust's constraints (equal
+    volumes, shapes or orientations) need not hold in them; the first
+    M-step imposes them.
     """
+    # Imported here: the table brings in JAX, which the command line's
+    # argument checks do without.
+    from bayesgmm import structures
+
+    structure = structures.get(covariance_type)
     name = f"{covariance_type} precision"
     precisions = _as_float_array(precisions, name, dtype)
-    _check_shape(precisions, precisions_shape(covariance_type, n_components, n_features), name)
-    if covariance_type in ("diag", "spherical"):
-        if np.any(precisions <= 0.0):
-            raise ValueError(f"'{covariance_type} precision' should be positive.")
-    else:
-        matrices = precisions[None] if covariance_type == "tied" else precisions
-        if not all(_is_symmetric_positive_definite(m) for m in matrices):
-            raise ValueError(
-                f"'{covariance_type} precision' should be symmetric, "
-                "positive-definite."
-            )
+    _check_shape(precisions, structure.parameter_shape(n_components, n_features), name)
+    # A precision needs what a covariance needs: positive variances, or
+    # symmetric positive definite matrices.
+    if not structure.positive_definite(np.asarray(precisions, dtype=np.float64)):
+        raise ValueError(f"'{name}' should be {_PRECISION_REQUIREMENT[structure.covariance_requirement]}.")
     return precisions

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from bayesgmm import structures
-from bayesgmm._validation import COVARIANCE_TYPES, check_choice, check_int, precisions_shape
+from bayesgmm._validation import COVARIANCE_TYPES, check_choice, check_int
 
 __all__ = [
     "MixtureParams",
@@ -217,13 +217,13 @@ def _check_mixture_params(weights, means, covariances, covariance_type) -> Mixtu
             f"means must have shape (n_components, n_features) = ({n_components}, "
             f"n_features) to match weights, got shape {means.shape}."
         )
-    expected = precisions_shape(covariance_type, n_components, means.shape[1])
+    structure = structures.get(covariance_type)
+    expected = structure.parameter_shape(n_components, means.shape[1])
     if covariances.shape != expected:
         raise ValueError(
             f"covariances for covariance_type={covariance_type!r} must have shape "
             f"{expected}, got {covariances.shape}."
         )
-    structure = structures.get(covariance_type)
     if not structure.positive_definite(covariances):
         raise ValueError(
             f"{covariance_type!r} covariances must be {structure.covariance_requirement}."

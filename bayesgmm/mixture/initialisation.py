@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesgmm import gaussian
+from bayesgmm import gaussian, structures
 from bayesgmm.mixture.blocks import DataLayout
 from bayesgmm.mixture.forms import EXPANDED, EStepForm
 from bayesgmm.mixture.mstep import initial_params_from_responsibilities
@@ -161,6 +162,66 @@ def hierarchical_start(
         full[candidates[start.rows]] = own
         labels[size] = full
     return labels
+
+
+# The starts that seed each component with one point and leave every other row unassigned.
+SEEDED_STARTS = ("k-means++", "random_from_data")
+
+
+def scikit_learn_seeded_start(params: GMMParams, labels: np.ndarray, rows: np.ndarray,
+                              row_weights: np.ndarray | None, covariance_type: str) -> GMMParams:
+    """The initial values scikit-learn computes from seeded starts, where they differ.
+
+    After 'k-means++' or 'random_from_data' (:data:`SEEDED_STARTS`: one
+    point seeds each component, every other row has no responsibility at
+    all) scikit-learn's initial M-step divides the seeds' weights by the
+    number of rows, not by the seeds' weight, so they sum to less than one
+    (which changes the first lower bound, and so when EM stops), and its
+    tied M-step, ``(X^T X - sum_k n_k mu_k mu_k^T) / sum_k n_k`` over every
+    row, adds the unassigned rows' uncentred scatter ``sum x x^T / sum_k n_k``
+    to the seeds' own covariance
+    (:attr:`~bayesgmm.structures.CovarianceStructure.scatter_of_unassigned_rows`).
+    The same fit as scikit-learn's needs the same start.
+
+    Parameters
+    ----------
+    params : GMMParams
+        The batch's initial parameters (leading axis n_candidates), from the
+        seeds' responsibilities.
+    labels : ndarray of shape (n_rows, n_candidates), int32
+        Each candidate's seeds, -1 for rows no component holds.
+    rows : ndarray of shape (n_rows, n_features)
+        The rows as given (not centred: scikit-learn's sum is of raw rows).
+    row_weights : ndarray of shape (n_rows,) or None
+    covariance_type : str
+
+    Returns
+    -------
+    GMMParams
+    """
+    structure = structures.get(covariance_type)
+    rows = np.asarray(rows, dtype=np.float64)
+    # Rows with missing values are a case scikit-learn does not fit.
+    if labels.ndim != 2 or not np.isfinite(rows).all():
+        return params
+    weights = np.ones(rows.shape[0]) if row_weights is None else np.asarray(row_weights, np.float64)
+    seeded = [np.flatnonzero(labels[:, candidate] >= 0) for candidate in range(labels.shape[1])]
+    seed_weights = np.array([weights[seeds].sum() for seeds in seeded])
+    dtype = np.asarray(params.weights).dtype
+    scaled = np.asarray(params.weights, np.float64) * (seed_weights / weights.sum())[:, None]
+    params = params._replace(weights=jnp.asarray(scaled, dtype))
+    if not structure.scatter_of_unassigned_rows:
+        return params
+    # einsum, not a BLAS product: OpenBLAS's threads would spin into the EM loop.
+    every_row = np.einsum("n,ni,nj->ij", weights, rows, rows)
+    covariances = np.array(params.covariances, dtype=np.float64)
+    for candidate, seeds in enumerate(seeded):
+        own = np.einsum("n,ni,nj->ij", weights[seeds], rows[seeds], rows[seeds])
+        covariances[candidate] += (every_row - own) / seed_weights[candidate]
+    with precision_scope(dtype):
+        covariances = jnp.asarray(covariances, dtype)
+        factors = jax.vmap(structure.precisions_cholesky_from_covariances)(covariances)
+    return params._replace(covariances=covariances, precisions_cholesky=factors)
 
 
 def copy_random_state(random_state: np.random.RandomState) -> np.random.RandomState:

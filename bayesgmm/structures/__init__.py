@@ -266,6 +266,13 @@ class CovarianceStructure(NamedTuple):
         ``previous=`` (K, D, D), the covariances of the EM iteration before,
         and starts from them instead of from scratch (EVE, VVE: the common
         orientation), as mclust's EM carries its inner iteration over.
+    scatter_of_unassigned_rows : bool
+        True for 'tied' alone: scikit-learn's tied M-step sums ``x x^T`` over
+        every row, also rows that no component holds, so the starts that
+        seed each component with one point ('k-means++',
+        'random_from_data') begin from a covariance that adds those rows'
+        uncentred scatter (:func:`bayesgmm.mixture.initialisation.scikit_learn_seeded_start`);
+        the same fit as scikit-learn's needs the same start.
     """
 
     name: str
@@ -306,6 +313,7 @@ class CovarianceStructure(NamedTuple):
     correlate_noise_host: Callable
     prior_form: PriorForm | None = None
     m_step_continues: bool = False
+    scatter_of_unassigned_rows: bool = False
 
 
 # -- The table ---------------------------------------------------------------
@@ -393,6 +401,7 @@ _TIED = CovarianceStructure(
     ),
     correlate_noise_host=_tied_correlate_noise_host,
     prior_form=PRIOR_FORMS["tied"],
+    scatter_of_unassigned_rows=True,
 )
 
 
@@ -496,6 +505,7 @@ def _mclust_entry(name: str, min_component_points) -> CovarianceStructure:
         min_component_points=min_component_points,
         prior_form=PRIOR_FORMS.get(name),
         m_step_continues=name in _constrained_math.CONTINUED_M_STEPS,
+        scatter_of_unassigned_rows=False,
     )
 
 
@@ -543,6 +553,25 @@ orientation), and its names for one feature, 'E' (one variance) and 'V'
 
 NAMES = tuple(STRUCTURES) + tuple(ALIASES)
 """Every name :func:`get` accepts."""
+
+ONE_FEATURE_NAMES = types.MappingProxyType({"E": "EII", "V": "VII"})
+"""mclust's names for one feature, and the name of the same model in several."""
+
+
+def check_n_features(name, n_features: int) -> None:
+    """Refuse mclust's one-feature names on data of several features, as mclust does.
+
+    Raises
+    ------
+    ValueError
+        For 'E' or 'V' with ``n_features > 1``, naming the structure to use.
+    """
+    if isinstance(name, str) and name in ONE_FEATURE_NAMES and n_features > 1:
+        raise ValueError(
+            f"covariance_type={name!r} is mclust's name for data of one feature, but X has "
+            f"{n_features} features. Use {ONE_FEATURE_NAMES[name]!r}, the same model in "
+            "several dimensions, or another structure."
+        )
 
 
 def get(name) -> CovarianceStructure:

@@ -129,3 +129,38 @@ def test_bayesian_half_refuses_the_constrained_structures():
     with pytest.raises(ValueError, match="Invalid value for 'covariance_type': 'VEV' is one of mclust's "
                                          "constrained structures, which GaussianMixture fits"):
         BayesianGaussianMixture(2, covariance_type="VEV").fit(np.zeros((10, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", NEW)
+def test_precisions_init_starts_the_first_e_step(name):
+    # Given precisions in the representation's shape, different per component
+    # (the constraint need not hold in them): after one iteration the means and
+    # weights are those of a 'full' fit from the same matrices, so the first
+    # E-step used them as given; the M-step imposes the constraint.
+    rng = np.random.default_rng(0)
+    X = _sample(_true_covariances("VVV", rng), 400, rng)
+    structure = structures.get(name)
+    shape = structure.parameter_shape(3, 3)
+    precisions = {
+        (3,): np.array([0.5, 1.0, 2.0]),
+        (3, 3): np.array([[0.5, 1.0, 2.0], [1.0, 0.3, 1.5], [2.0, 2.0, 0.7]]),
+        (3, 3, 3): np.linalg.inv(_true_covariances("VVV", rng)),
+    }[shape]
+    start = dict(weights_init=WEIGHTS, means_init=MEANS + 0.5, max_iter=1)
+    one = GaussianMixture(3, covariance_type=name, precisions_init=precisions, **start).fit(X)
+    full = GaussianMixture(3, covariance_type="full", **start,
+                           precisions_init=structure.full_matrices(precisions, 3, 3)).fit(X)
+    np.testing.assert_allclose(one.means_, full.means_, rtol=1e-12)
+    np.testing.assert_allclose(one.weights_, full.weights_, rtol=1e-12)
+    _check_constraints(name, _full(one), loose=0.0)
+
+
+def test_precisions_init_of_a_structure_is_checked_in_its_shape():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match=r"'EII precision' should have the shape of \(3,\), but got \(2,\)"):
+        GaussianMixture(3, covariance_type="EII", precisions_init=np.ones(2)).fit(X)
+    with pytest.raises(ValueError, match="'VEI precision' should be positive"):
+        GaussianMixture(3, covariance_type="VEI", precisions_init=-np.ones((3, 2))).fit(X)
+    with pytest.raises(ValueError, match="'EEV precision' should be symmetric, positive-definite"):
+        GaussianMixture(3, covariance_type="EEV", precisions_init=-np.stack([np.eye(2)] * 3)).fit(X)

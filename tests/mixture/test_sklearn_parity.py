@@ -75,6 +75,38 @@ def test_same_random_state_gives_same_fit(blobs_8d, init_params):
     _assert_same_fit(reference, ours)
 
 
+@pytest.mark.parametrize("init_params", ["k-means++", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_seeded_starts_give_the_same_fit_for_every_structure(unequal_3d, init_params, covariance_type):
+    # These starts seed each component with one point and leave the other rows
+    # unassigned; scikit-learn's tied M-step still sums x x^T over every row,
+    # so its first tied covariance is much wider than the seeds' own.
+    X, _ = unequal_3d
+    reference, ours = _fit_both(
+        X, n_components=3, covariance_type=covariance_type, init_params=init_params,
+        random_state=0, n_init=2, max_iter=50,
+    )
+    _assert_same_fit(reference, ours)
+
+
+def test_seeded_start_with_weights_is_that_of_repeated_rows(unequal_3d):
+    # scikit-learn's start from seeds, with integer weights read as repeated
+    # rows: weights n_k / n, the tied covariance (X^T X - sum_k n_k mu_k mu_k^T) / sum_k n_k.
+    X, _ = unequal_3d
+    counts = np.random.default_rng(3).integers(1, 3, size=len(X)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = GaussianMixture(3, covariance_type="tied", init_params="random_from_data", max_iter=0,
+                                random_state=0).fit(X, sample_weight=counts)
+    seeds = [int(np.argmin(np.sum((X - mean) ** 2, axis=1))) for mean in start.means_]
+    np.testing.assert_allclose(start.means_, X[seeds], atol=1e-12)
+    n_k = counts[seeds]
+    np.testing.assert_allclose(start.weights_, n_k / counts.sum(), rtol=1e-12)
+    repeated = np.repeat(X, counts.astype(int), axis=0)
+    expected = (repeated.T @ repeated - (n_k[:, None] * X[seeds]).T @ X[seeds]) / n_k.sum()
+    np.testing.assert_allclose(start.covariances_, expected + 1e-6 * np.eye(3), rtol=1e-9)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_sample_matches_sklearn(unequal_3d, covariance_type):
     X, _ = unequal_3d
