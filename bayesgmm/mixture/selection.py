@@ -29,13 +29,21 @@ from bayesgmm.mixture.settings import check_settings
 
 CRITERIA = ("bic", "icl", "aic")
 
+# Criteria this close (relative) are equal: candidates that are one model
+# (with one component, VVV, EEE, VEV...) differ by rounding only.
+CRITERION_TIE = 1e-10
+
 # An eigenvalue of a covariance, less reg_covar, below this many epsilons of
-# the dtype times its largest one: the covariance collapsed onto a subspace
-# (tied or collinear values), where only reg_covar and rounding keep it
-# positive definite, so its likelihood grows as reg_covar shrinks. Rounding
-# leaves a collapsed direction a few hundred epsilons of the largest
-# variance; features of very different scales (a ratio of standard
-# deviations of 1e6) stay above it.
+# the dtype times the scale its scatter was computed at: the covariance
+# collapsed onto a subspace (tied or collinear values), where only reg_covar
+# and rounding keep it positive definite, so its likelihood grows as
+# reg_covar shrinks. Rounding leaves a collapsed direction a few hundred
+# epsilons of that scale; features of very different scales (a ratio of
+# standard deviations of 1e6) stay above it. The scale is the largest of the
+# component's own largest variance, the data's (the mixture's total
+# covariance) and the squared distance of its mean from the data's: a
+# component collapsed in every direction (a spherical one on tied rows, one
+# point per component) has no large variance of its own to compare with.
 FLOOR_RELATIVE = 1e3
 
 # Under a prior a small component is kept (its covariance leans on the
@@ -201,6 +209,8 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         for name in names:
             v.check_choice("covariance_type", name, structures.NAMES)
+            if n_features is not None:
+                structures.check_n_features(name, n_features)
         if len({structures.get(name).name for name in names}) != len(names):
             raise v.InvalidParameterError(
                 f"Invalid value for 'covariance_type': {value!r} names a structure twice."
@@ -497,10 +507,12 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
             f"component {k} has {points[k]:.4g} effective points, fewer than the {needed} "
             "its covariance needs"
         )
-    matrices = structure.full_matrices(model.covariances_, n_components, n_features)
-    eigenvalues = np.linalg.eigvalsh(np.asarray(matrices, dtype=np.float64))
+    matrices = np.asarray(structure.full_matrices(model.covariances_, n_components, n_features),
+                          dtype=np.float64)
+    eigenvalues = np.linalg.eigvalsh(matrices)
     resolution = np.finfo(model.means_.dtype).eps
-    floor = eigenvalues - reg_covar <= FLOOR_RELATIVE * resolution * eigenvalues[:, -1:]
+    floor = eigenvalues - reg_covar <= FLOOR_RELATIVE * resolution * _scatter_scales(
+        model, matrices, eigenvalues)[:, None]
     collapsed = np.flatnonzero(floor.any(axis=1))
     if collapsed.size:
         k = int(collapsed[0])
@@ -512,10 +524,42 @@ def degeneracy(model: GaussianMixture, n_effective: float, reg_covar: float) -> 
     return ""
 
 
+def _scatter_scales(model: GaussianMixture, matrices: np.ndarray, eigenvalues: np.ndarray) -> np.ndarray:
+    """The scale each component's scatter was computed at, shape (K,) (see :data:`FLOOR_RELATIVE`).
+
+    The data's mean and covariance are the mixture's (at a maximum of the
+    likelihood they are the weighted data's, by the law of total variance).
+    """
+    weights = np.asarray(model.weights_, dtype=np.float64)
+    means = np.asarray(model.means_, dtype=np.float64)
+    distances = means - weights @ means
+    total = np.einsum("k,kij->ij", weights, matrices) + np.einsum("k,ki,kj->ij", weights, distances, distances)
+    data_scale = np.linalg.eigvalsh(total)[-1]
+    return np.maximum(np.maximum(eigenvalues[:, -1], data_scale), np.sum(distances**2, axis=1))
+
+
 def _best_start(cell: list[dict]) -> dict:
     """The row a cell keeps among its starts: sound fits first, then the highest likelihood."""
     return min(cell, key=lambda row: (row["reason"] != "", -np.nan_to_num(row["log_likelihood"],
                                                                         nan=-np.inf)))
+
+
+def _tie_keys(values: np.ndarray) -> np.ndarray:
+    """``values`` with each run of values within :data:`CRITERION_TIE` of its smallest set to it.
+
+    With one component several structures are one model (VVV, EEE, VEV...
+    all fit one full covariance) and their criteria differ by rounding
+    only; the tie rule, not the rounding, must choose among them.
+    """
+    keys = values.copy()
+    order = np.argsort(values, kind="stable")
+    start = None
+    for index in order:
+        value = values[index]
+        if start is None or not value - start <= CRITERION_TIE * max(1.0, abs(start)):
+            start = value
+        keys[index] = start
+    return keys
 
 
 def _results_table(rows: list[dict], criterion: str) -> dict:
@@ -523,7 +567,7 @@ def _results_table(rows: list[dict], criterion: str) -> dict:
     degenerate = np.array([row["reason"] != "" for row in rows])
     values = np.array([row[criterion] for row in rows], dtype=np.float64)
     # Sound candidates by value (ties: the earlier, simpler one), then the degenerate ones.
-    order = np.lexsort((np.arange(len(rows)), np.nan_to_num(values, nan=np.inf), degenerate))
+    order = np.lexsort((np.arange(len(rows)), _tie_keys(np.nan_to_num(values, nan=np.inf)), degenerate))
     rank = np.empty(len(rows), dtype=np.int64)
     rank[order] = np.arange(1, len(rows) + 1)
     return {

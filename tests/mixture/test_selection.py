@@ -131,6 +131,46 @@ def test_collapsed_covariance_is_flagged_and_never_chosen():
     assert results["rank"][lowest] > np.sum(~results["degenerate"])
 
 
+def test_a_component_collapsed_in_every_direction_is_flagged():
+    # 15 tied rows: a spherical or diagonal component on them has every
+    # variance at reg_covar, with no larger one of its own to compare with.
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(200, 2)), np.tile([[3.0, 3.0]], (15, 1))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixtureIC(1, 3, covariance_type=["VII", "VVI"], **SETTINGS).fit(X)
+    results = model.results_
+    lowest = int(np.argmin(results["bic"]))
+    assert results["param_n_components"][lowest] > 1
+    assert "collapsed to the reg_covar floor (smallest variance 1e-06)" in results["degenerate_reason"][lowest]
+    assert model.n_components_ == 1
+    # One feature: mclust's V on the same kind of data.
+    line = np.r_[rng.normal(size=200), np.full(15, 3.0)].reshape(-1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixtureIC(1, 3, covariance_type=["E", "V"], **SETTINGS).fit(line)
+    assert np.min(model.best_estimator_.covariances_) > 1e-3
+    assert np.all(model.results_["degenerate"][model.results_["bic"] < model.criterion_])
+
+
+def test_one_point_per_component_is_degenerate_whatever_the_structure():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    model = GaussianMixture(6, covariance_type="EII", random_state=0).fit(X)
+    assert degeneracy(model, len(X), 1e-6).startswith("component 0's covariance collapsed")
+
+
+def test_one_component_structures_that_are_one_model_tie_to_mclusts_first():
+    # With one component VVV, EEE, VEV... are one model (so are the diagonal
+    # and the spherical ones): their criteria differ by rounding only.
+    X, _ = make_blobs(n_samples=300, centers=3, random_state=0)
+    model = GaussianMixtureIC(1, 1, **SETTINGS).fit(X)
+    assert model.covariance_type_ == "EEE"
+    results = model.results_
+    order = [str(name) for name in results["param_covariance_type"][np.argsort(results["rank"])]]
+    assert order == ["EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV", "EII", "VII",
+                     "EEI", "VEI", "EVI", "VVI"]
+
+
 def test_degeneracy_of_a_component_with_too_few_points():
     X = _tied_values_data()[:200]
     model = GaussianMixture(2, random_state=0).fit(X)

@@ -57,3 +57,22 @@ def test_the_command_line_knows_the_table_names():
     assert cli.MCLUST_TYPES == structures.MCLUST_NAMES
     assert set(cli.COVARIANCE_TYPES) | set(cli.MCLUST_TYPES) | set(cli.ONE_FEATURE_TYPES) == set(
         structures.NAMES)
+
+
+@pytest.mark.parametrize("name, instead", [("E", "EII"), ("V", "VII")])
+def test_one_feature_names_are_refused_on_several_features(X, name, instead):
+    from bayesgmm import GaussianMixtureIC
+
+    message = (f"covariance_type='{name}' is mclust's name for data of one feature, but X has 3 "
+               f"features. Use '{instead}'")
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, covariance_type=name).fit(X)
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, covariance_type=name).partial_fit(X)
+    with pytest.raises(ValueError, match=message):
+        GaussianMixtureIC(1, 2, covariance_type=["VVV", name]).fit(X)
+    # One feature: the model mclust fits under that name.
+    line = X[:, :1]
+    one = GaussianMixture(2, covariance_type=name, random_state=0).fit(line)
+    same = GaussianMixture(2, covariance_type=instead, random_state=0).fit(line)
+    np.testing.assert_array_equal(one.covariances_, same.covariances_)
