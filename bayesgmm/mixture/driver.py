@@ -203,6 +203,7 @@ def fit_sweep(
     missing = incomplete.check_missing(missing)
     X = v.check_array(X, dtype, min_samples=1 if multi_process else 2, copy=False, missing=missing)
     n_samples, n_features = X.shape
+    structures.check_n_features(covariance_type, n_features)
     weights = fit_sample_weight(sample_weight, n_samples, dtype)
     has_missing = missing == "marginalize" and bool(np.isnan(X).any())
     if has_missing:

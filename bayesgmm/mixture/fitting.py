@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from bayesgmm import _validation as v
-from bayesgmm import structures
 from bayesgmm.mixture import driver, incomplete, online, sources, streaming
 from bayesgmm.mixture.parameters import EMResult
 from bayesgmm.mixture.prior import check_prior
@@ -67,8 +66,6 @@ def fit(model, X, sample_weight) -> EMResult:
         check_n_features(model, X)
     v.check_feature_names(model, X, reset=True)
     chunked = sources.is_chunked(X)
-    if not chunked and np.ndim(X) == 2:
-        structures.check_n_features(model.covariance_type, np.shape(X)[1])
     if chunked and model.prior is not None:
         raise ValueError(
             "A prior is not supported for chunked (streamed) data. Fit an in-memory array "
@@ -100,8 +97,6 @@ def partial_fit(model, X, sample_weight):
     if hasattr(model, "means_"):
         check_n_features(model, X)
     v.check_feature_names(model, X, reset=not hasattr(model, "means_"))
-    if np.ndim(X) == 2:
-        structures.check_n_features(model.covariance_type, np.shape(X)[1])
     options = model_options(model, X)
     if hasattr(model, "means_"):  # later batches keep the precision of the first
         options["dtype"] = model.means_.dtype

@@ -6,14 +6,14 @@ from typing import Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from bayesgmm import _validation as v
 from bayesgmm.mixture.estimator import GaussianMixture
 
 
-class MixtureImputer(TransformerMixin, BaseEstimator):
+class MixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Impute missing values (NaN) by their conditional mean under a Gaussian mixture.
 
     ``fit`` fits a :class:`bayesgmm.GaussianMixture` with

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesgmm import _program_cache
+from bayesgmm import _program_cache, structures
 from bayesgmm import _validation as v
 from bayesgmm.mixture import (
     blocks,
@@ -202,10 +202,11 @@ def partial_fit_batch(
         max_iter=1, n_init=1, init_params=init_params, dtype=dtype,
     )
     dtype, tol, reg_covar = settings.dtype, settings.tol, settings.reg_covar
-    covariance_type = settings.covariance_type
+    requested, covariance_type = covariance_type, settings.covariance_type
     resume = state is not None and fitted is not None and state.means is fitted.means
     missing = incomplete.check_missing(missing)
     X = v.check_array(X, dtype, min_samples=1 if fitted is not None else 2, missing=missing)
+    structures.check_n_features(requested, X.shape[1])
     # Scaled per batch: a batch's statistics are taken per unit of its weight.
     weights = fit_sample_weight(sample_weight, X.shape[0], dtype)
     has_missing = missing == "marginalize" and bool(np.isnan(X).any())

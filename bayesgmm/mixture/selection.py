@@ -432,6 +432,16 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "best_estimator_")
 
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray:
+        """Fit, then return the labels of ``X`` under the chosen fit.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Labels of ``X`` under the chosen fit; see :meth:`GaussianMixture.predict`."""
         return self._best().predict(X)

@@ -461,6 +461,7 @@ def fit_streaming(
         missing=missing == "marginalize",
     )
     given = given or initial_values_for(summary.n_features)
+    structures.check_n_features(covariance_type, summary.n_features)
     if warm_start is not None:
         v.check_n_features(np.empty((0, summary.n_features)), np.shape(warm_start[0].means)[1])
     problem = driver.Problem(settings, summary.centre, given, verbose, verbose_interval)

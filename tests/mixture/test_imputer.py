@@ -55,6 +55,17 @@ def test_in_a_pipeline():
     assert pipeline.score(X_missing, y) > 0.95
 
 
+def test_feature_names_out_and_pandas_output():
+    pd = pytest.importorskip("pandas")
+    _, X_missing, _, _ = _clustered()
+    frame = pd.DataFrame(X_missing, columns=["a", "b", "c"])
+    imputer = MixtureImputer(3, random_state=0).set_output(transform="pandas")
+    filled = imputer.fit_transform(frame)
+    assert list(imputer.get_feature_names_out()) == ["a", "b", "c"]
+    assert isinstance(filled, pd.DataFrame) and list(filled.columns) == ["a", "b", "c"]
+    np.testing.assert_array_equal(filled.to_numpy(), MixtureImputer(3, random_state=0).fit_transform(X_missing))
+
+
 def test_errors():
     _, X_missing, _, _ = _clustered()
     model = GaussianMixture(3, random_state=0, missing="marginalize").fit(X_missing)

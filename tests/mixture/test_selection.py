@@ -86,6 +86,13 @@ def test_methods_delegate_to_the_chosen_fit(blobs, fitted):
     assert fitted.n_features_in_ == 2
 
 
+def test_fit_predict_is_fit_then_predict(blobs, fitted):
+    X, _ = blobs
+    model = clone(fitted)
+    np.testing.assert_array_equal(model.fit_predict(X), fitted.predict(X))
+    assert model.n_components_ == fitted.n_components_
+
+
 def test_icl_is_bic_plus_twice_the_classification_entropy(blobs):
     X, _ = blobs
     # Overlapping components: the entropy term is not zero.
