@@ -200,17 +200,17 @@ def scikit_learn_seeded_start(params: GMMParams, labels: np.ndarray, rows: np.nd
     GMMParams
     """
     structure = structures.get(covariance_type)
-    rows = np.asarray(rows, dtype=np.float64)
-    # Rows with missing values are a case scikit-learn does not fit.
-    if labels.ndim != 2 or not np.isfinite(rows).all():
+    if labels.ndim != 2:
         return params
-    weights = np.ones(rows.shape[0]) if row_weights is None else np.asarray(row_weights, np.float64)
+    weights = np.ones(labels.shape[0]) if row_weights is None else np.asarray(row_weights, np.float64)
     seeded = [np.flatnonzero(labels[:, candidate] >= 0) for candidate in range(labels.shape[1])]
     seed_weights = np.array([weights[seeds].sum() for seeds in seeded])
     dtype = np.asarray(params.weights).dtype
     scaled = np.asarray(params.weights, np.float64) * (seed_weights / weights.sum())[:, None]
     params = params._replace(weights=jnp.asarray(scaled, dtype))
-    if not structure.scatter_of_unassigned_rows:
+    rows = np.asarray(rows, dtype=np.float64)
+    # Rows with missing values are a case scikit-learn does not fit.
+    if not structure.scatter_of_unassigned_rows or not np.isfinite(rows).all():
         return params
     # einsum, not a BLAS product: OpenBLAS's threads would spin into the EM loop.
     every_row = np.einsum("n,ni,nj->ij", weights, rows, rows)
