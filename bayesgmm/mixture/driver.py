@@ -43,7 +43,6 @@ from bayesgmm.mixture.engine import (
 )
 from bayesgmm.mixture.forms import DIRECT, EXPANDED
 from bayesgmm.mixture.initialisation import (
-    SEEDED_STARTS,
     copy_random_state,
     hierarchical_start,
     initial_params,
@@ -351,8 +350,8 @@ def _process_zero_initialisation(X, sample_weight, weights, problem, n_component
             covariance_type=covariance_type, reg_covar=settings.reg_covar,
             **centred_initial_values(problem.given, problem.centre),
         )
-        if resp is not None and settings.init_params in SEEDED_STARTS and problem.given["precisions_init"] is None:
-            params = scikit_learn_seeded_start(params, resp, X, sample_weight, covariance_type)
+        params = scikit_learn_seeded_start(params, resp, X, sample_weight, covariance_type,
+                                           init_params=settings.init_params, given=problem.given)
         params = GMMParams(*(np.asarray(leaf[0]) for leaf in params))
     else:
         shape = structures.get(covariance_type).parameter_shape(n_components, n_features)
@@ -589,10 +588,10 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
             covariance_type=settings.covariance_type, reg_covar=settings.reg_covar,
             form=form, prior=prior, **given,
         )
-        if (resp and settings.init_params in SEEDED_STARTS and prior is None
-                and given["precisions_init"] is None):
-            params = scikit_learn_seeded_start(params, np.stack(resp, axis=1), data.rows,
-                                             data.row_weights, settings.covariance_type)
+        params = scikit_learn_seeded_start(
+            params, np.stack(resp, axis=1) if resp else None, data.rows, data.row_weights,
+            settings.covariance_type, init_params=settings.init_params, given=given, prior=prior,
+        )
         states = data.run(params, np.full((len(batch),), -np.inf), active, form, reporter, prior)
         for index, (group, _) in enumerate(batch):
             finals[group].append(jax.tree_util.tree_map(lambda leaf: leaf[index], states))

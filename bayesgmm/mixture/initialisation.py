@@ -168,8 +168,9 @@ def hierarchical_start(
 SEEDED_STARTS = ("k-means++", "random_from_data")
 
 
-def scikit_learn_seeded_start(params: GMMParams, labels: np.ndarray, rows: np.ndarray,
-                              row_weights: np.ndarray | None, covariance_type: str) -> GMMParams:
+def scikit_learn_seeded_start(params: GMMParams, labels, rows: np.ndarray, row_weights: np.ndarray | None,
+                              covariance_type: str, *, init_params: str, given: dict,
+                              prior=None) -> GMMParams:
     """The initial values scikit-learn computes from seeded starts, where they differ.
 
     After 'k-means++' or 'random_from_data' (:data:`SEEDED_STARTS`: one
@@ -181,36 +182,46 @@ def scikit_learn_seeded_start(params: GMMParams, labels: np.ndarray, rows: np.nd
     row, adds the unassigned rows' uncentred scatter ``sum x x^T / sum_k n_k``
     to the seeds' own covariance
     (:attr:`~bayesgmm.structures.CovarianceStructure.scatter_of_unassigned_rows`).
-    The same fit as scikit-learn's needs the same start.
+    The same fit as scikit-learn's needs the same start. User-given
+    weights or precisions are kept as given, and a MAP start (``prior``)
+    is mclust's, not scikit-learn's.
 
     Parameters
     ----------
     params : GMMParams
         The batch's initial parameters (leading axis n_candidates), from the
         seeds' responsibilities.
-    labels : ndarray of shape (n_rows, n_candidates), int32
-        Each candidate's seeds, -1 for rows no component holds.
+    labels : ndarray of shape (n_rows, n_candidates), int32, or None
+        Each candidate's seeds, -1 for rows no component holds (None: no
+        responsibilities were drawn).
     rows : ndarray of shape (n_rows, n_features)
         The rows as given (not centred: scikit-learn's sum is of raw rows).
     row_weights : ndarray of shape (n_rows,) or None
     covariance_type : str
+    init_params : str
+    given : dict
+        The user's ``weights_init``, ``means_init``, ``precisions_init`` (None where not given).
+    prior : optional
 
     Returns
     -------
     GMMParams
     """
     structure = structures.get(covariance_type)
-    if labels.ndim != 2:
+    if init_params not in SEEDED_STARTS or prior is not None or labels is None or np.ndim(labels) != 2:
         return params
     weights = np.ones(labels.shape[0]) if row_weights is None else np.asarray(row_weights, np.float64)
     seeded = [np.flatnonzero(labels[:, candidate] >= 0) for candidate in range(labels.shape[1])]
     seed_weights = np.array([weights[seeds].sum() for seeds in seeded])
     dtype = np.asarray(params.weights).dtype
-    scaled = np.asarray(params.weights, np.float64) * (seed_weights / weights.sum())[:, None]
-    params = params._replace(weights=jnp.asarray(scaled, dtype))
+    if given["weights_init"] is None:
+        scaled = np.asarray(params.weights, np.float64) * (seed_weights / weights.sum())[:, None]
+        params = params._replace(weights=jnp.asarray(scaled, dtype))
+    if not structure.scatter_of_unassigned_rows or given["precisions_init"] is not None:
+        return params
     rows = np.asarray(rows, dtype=np.float64)
     # Rows with missing values are a case scikit-learn does not fit.
-    if not structure.scatter_of_unassigned_rows or not np.isfinite(rows).all():
+    if not np.isfinite(rows).all():
         return params
     # einsum, not a BLAS product: OpenBLAS's threads would spin into the EM loop.
     every_row = np.einsum("n,ni,nj->ij", weights, rows, rows)

@@ -89,6 +89,17 @@ def test_seeded_starts_give_the_same_fit_for_every_structure(unequal_3d, init_pa
     _assert_same_fit(reference, ours)
 
 
+@pytest.mark.parametrize("given", ["weights_init", "means_init"])
+def test_seeded_tied_start_keeps_the_given_values_as_scikit_learn_does(unequal_3d, given):
+    X, _ = unequal_3d
+    value = {"weights_init": np.array([0.2, 0.3, 0.5]), "means_init": X[:3]}[given]
+    reference, ours = _fit_both(
+        X, n_components=3, covariance_type="tied", init_params="k-means++", random_state=0,
+        max_iter=50, **{given: value},
+    )
+    _assert_same_fit(reference, ours)
+
+
 def test_seeded_start_with_weights_is_that_of_repeated_rows(unequal_3d):
     # scikit-learn's start from seeds, with integer weights read as repeated
     # rows: weights n_k / n, the tied covariance (X^T X - sum_k n_k mu_k mu_k^T) / sum_k n_k.
