@@ -156,28 +156,50 @@ def test_covariances_match_mclust(case, name):
     np.testing.assert_allclose(np.array(mclust[name]["pro"]), nk / nk.sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["VEE", "EVE", "VVE"])
-def test_mclust_stopping_rule_reproduces_mclust(case, name):
-    # With mclust's own rule (the relative change of its target) and, for
-    # VVE, its shapes in place of the covariances' eigenvalues in the
-    # orientation steps, the iterations are mclust's to rounding: the same
-    # start, the same updates, the same number of steps.
+def test_mclust_stopping_rule_reproduces_mclust(case):
+    # With mclust's own rule (the relative change of its target) VEE's
+    # iterations are mclust's to rounding: the same start, the same updates,
+    # the same number of steps.
     X, z, mclust = case
     nk, means, second = _moments(X, z)
-    if name == "VEE":
-        def m_step(nk, means, second, reg_covar, active=None):
-            scatters = _constrained_pooling._matrix_scatters(nk, means, second, reg_covar, active)
-            return _constrained_full._vee(
-                scatters, nk, None, _constrained_pooling._inner_tolerance(scatters.dtype),
-                _constrained_pooling.MAX_INNER_ITERATIONS, stop="target",
-            )
-    else:
-        m_step = _constrained_full._common_orientation_m_step(
-            {"EVE": "equal", "VVE": "mclust"}[name], stop="target"
-        )
+    scatters = _constrained_pooling._matrix_scatters(
+        *(jnp.asarray(value) for value in (nk, means, second["full"])), 0.0, None
+    )
+    got = np.asarray(_constrained_full._vee(
+        scatters, jnp.asarray(nk), None, _constrained_pooling._inner_tolerance(scatters.dtype),
+        _constrained_pooling.MAX_INNER_ITERATIONS, stop="target",
+    ))
+    expected = np.array(mclust["VEE"]["sigma"])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ROUNDING * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name", ["EVE", "VVE"])
+def test_common_orientation_reaches_mclusts_optimum_and_beyond(case, name):
+    # EVE's and VVE's orientation steps are plane rotations, not mclust's
+    # minorise-maximise steps, so mclust's early stop is not reproduced step
+    # for step. What must hold: with mclust's objective (for VVE, its shapes
+    # in place of the covariances' eigenvalues in the orientation steps) the
+    # iterations go to mclust's optimum, within mclust's own distance from it
+    # (it stops on a 1e-5 relative change of its target), and no worse.
+    X, z, mclust = case
+    nk, means, second = _moments(X, z)
+    volumes = {"EVE": "equal", "VVE": "mclust"}[name]
+    m_step = _constrained_full._common_orientation_m_step(volumes)
     got = np.asarray(m_step(*(jnp.asarray(value) for value in (nk, means, second["full"])), 0.0))
     expected = np.array(mclust[name]["sigma"])
-    np.testing.assert_allclose(got, expected, rtol=0, atol=ROUNDING * np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-4 * np.abs(expected).max())
+    scatters = _scatters(nk, means, second["full"])
+    if name == "EVE":
+        assert _objective(got, nk, scatters) >= _objective(expected, nk, scatters) - 1e-9
+    else:
+        # mclust's VVE target: sum_k tr(D^T W_k D A_k^-1) over its own D, at its shapes.
+        def target(covariances):
+            orientation = np.linalg.eigh(covariances[0])[1]
+            diagonals = np.einsum("ij,kil,lj->kj", orientation, scatters, orientation)
+            shapes = diagonals / np.exp(np.log(diagonals).mean(axis=1))[:, None]
+            return np.sum(diagonals / shapes)
+
+        assert target(got) <= target(expected) * (1 + 1e-9)
 
 
 def test_vve_improves_on_mclust(case):

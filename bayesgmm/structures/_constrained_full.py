@@ -9,6 +9,8 @@ here follows.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 from jax.scipy.linalg import cho_solve
 
 from bayesgmm.structures._constrained_pooling import (
@@ -101,18 +103,95 @@ def vee_m_step_covariances(nk, means, second, reg_covar, active=None):
     return _identity_where_inactive(covariances, active)
 
 
+def _round_robin(n_features: int) -> np.ndarray:
+    """Pairs of axes, (n_rounds, n_pairs, 2): every pair once, the pairs of a round disjoint.
+
+    The circle method of round-robin tournaments (an odd count gets a dummy
+    axis ``n_features``, whose pairs are dropped by :func:`_jacobi_sweep`).
+    """
+    n = n_features + n_features % 2
+    players = list(range(n))
+    rounds = []
+    for _ in range(max(n - 1, 1)):
+        rounds.append([(players[i], players[n - 1 - i]) for i in range(n // 2)])
+        players = [players[0], players[-1]] + players[1:-1]
+    return np.sort(np.asarray(rounds, dtype=np.int32), axis=-1)
+
+
+def _jacobi_sweep(orientation, scatters, inverse, rounds):
+    """One sweep of plane rotations lowering ``sum_k tr(D^T W_k D G_k^-1)`` over orthogonal ``D``.
+
+    The target is a sum over the columns ``d_j`` of ``sum_k g_kj^-1 d_j^T W_k
+    d_j``, so a rotation by ``theta`` in the plane of ``d_j, d_l`` changes
+    only their terms, by ``a cos 2 theta + b sin 2 theta`` up to a constant:
+    the best rotation is closed-form, and the disjoint pairs of a round are
+    rotated at once. Every pair's step is exact, so no sweep raises the
+    target; unlike Browne and McNicholas's minorise-maximise steps, whose
+    bounds are loose where the ``W_k`` are far from spherical, it is not
+    slowed by the spread of their eigenvalues.
+
+    Parameters
+    ----------
+    orientation : Array of shape (D, D)
+        Columns the current axes.
+    scatters : Array of shape (K, D, D)
+    inverse : Array of shape (K, D)
+        ``G_k^-1``; zero for components that must not count.
+    rounds : Array of shape (n_rounds, n_pairs, 2), int
+        :func:`_round_robin`.
+
+    Returns
+    -------
+    orientation : Array of shape (D, D)
+    """
+    n_features = orientation.shape[0]
+    # An odd D gets a dummy axis (a zero row and column) whose pairs never rotate.
+    padded = rounds.shape[1] * 2 > n_features
+    if padded:
+        orientation = jnp.pad(orientation, ((0, 1), (0, 1)))
+        scatters = jnp.pad(scatters, ((0, 0), (0, 1), (0, 1)))
+        inverse = jnp.pad(inverse, ((0, 0), (0, 1)))
+
+    def rotate(orientation, pairs):
+        first, second = orientation[:, pairs[:, 0]], orientation[:, pairs[:, 1]]  # (D, P)
+        mapped_first = jnp.einsum("kij,jp->kip", scatters, first)
+        mapped_second = jnp.einsum("kij,jp->kip", scatters, second)
+        t11 = jnp.einsum("ip,kip->kp", first, mapped_first)
+        t22 = jnp.einsum("ip,kip->kp", second, mapped_second)
+        t12 = jnp.einsum("ip,kip->kp", first, mapped_second)
+        difference = inverse[:, pairs[:, 0]] - inverse[:, pairs[:, 1]]  # (K, P)
+        a = 0.5 * jnp.sum(difference * (t11 - t22), axis=0)
+        b = jnp.sum(difference * t12, axis=0)
+        radius = jnp.hypot(a, b)
+        moving = (radius > 0) & (pairs[:, 1] < n_features)
+        safe = jnp.where(moving, radius, 1.0)
+        cos_double = jnp.where(moving, -a / safe, 1.0)
+        sin_double = jnp.where(moving, -b / safe, 0.0)
+        cos = jnp.sqrt(jnp.maximum(0.5 * (1.0 + cos_double), 0.0))
+        sin = jnp.where(sin_double < 0, -1.0, 1.0) * jnp.sqrt(jnp.maximum(0.5 * (1.0 - cos_double), 0.0))
+        orientation = orientation.at[:, pairs[:, 0]].set(cos * first + sin * second)
+        orientation = orientation.at[:, pairs[:, 1]].set(cos * second - sin * first)
+        return orientation, None
+
+    orientation, _ = lax.scan(rotate, orientation, rounds)
+    if padded:
+        orientation = orientation[:n_features, :n_features]
+    return orientation
+
+
 def _common_orientation(
     scatters, counts, active, tol: float, max_iter: int, volumes: str, stop: str = "parameters",
     previous=None,
 ):
     """EVE's and VVE's iteration (mclust's ``mseve``, ``msvve``): one orientation ``D``.
 
-    From ``D = I`` and unit diagonals ``G_k``, each iteration takes Browne &
-    McNicholas's (2014) two minorise-maximise steps for the ``D`` that
-    minimises ``sum_k tr(W_k D G_k^-1 D^T)`` (MM1 bounds each ``W_k`` by its
-    largest eigenvalue, MM2 each ``G_k^-1`` by its largest entry; each step is
-    one SVD), then the diagonals given ``D`` from ``diag(D^T W_k D)``, split
-    into shapes ``A_k`` (det 1) and volumes ``lambda_k``.
+    From ``D = I`` and unit diagonals ``G_k``, each iteration lowers ``sum_k
+    tr(W_k D G_k^-1 D^T)`` over ``D`` by one sweep of exact plane rotations
+    (:func:`_jacobi_sweep`; mclust takes Browne and McNicholas's (2014)
+    minorise-maximise steps for the same target, which go to the same
+    optimum but slowly where the ``W_k`` are far from spherical), then
+    takes the diagonals given ``D`` from ``diag(D^T W_k D)``, split into
+    shapes ``A_k`` (det 1) and volumes ``lambda_k``.
 
     ``volumes``:
 
@@ -133,7 +212,7 @@ def _common_orientation(
     before), starts the iteration from their orientation, shapes and
     volumes instead (:func:`_continued_start`), as mclust's ``meeve`` and
     ``mevve`` carry ``D`` and the shapes from one EM iteration to the next:
-    a few steps then reach the tolerance where hundreds do from ``D = I``.
+    a few steps then reach the tolerance where many more do from ``D = I``.
 
     Returns
     -------
@@ -144,23 +223,13 @@ def _common_orientation(
     dtype = scatters.dtype
     identity = jnp.eye(n_features, dtype=dtype)
     total = _pool(counts, active)
-    largest = jnp.linalg.eigvalsh(scatters)[:, -1]
+
+    rounds = jnp.asarray(_round_robin(n_features))
 
     def step(target, orientation, shapes, component_volumes):
         weights = shapes * component_volumes[:, None] if volumes == "variable" else shapes
-        inverse = 1.0 / weights
-        # MM1: F = sum_k G_k^-1 D^T (W_k - omega_k I) = P B R^T gives D = R P^T.
-        projected = jnp.einsum("ij,kil->kjl", orientation, scatters)
-        bound = projected - largest[:, None, None] * orientation.T
-        left, _, right = jnp.linalg.svd(_pool(inverse[:, :, None] * bound, active))
-        new_orientation = (left @ right).T
-        # MM2: F = sum_k W_k D (G_k^-1 - max(G_k^-1) I) = P B R^T gives D = P R^T.
-        # (Both are the majorisers' minimisers up to the sign of D, which no
-        # covariance sees.)
-        mapped = jnp.einsum("kij,jl->kil", scatters, new_orientation)
-        excess = inverse - inverse.max(axis=1, keepdims=True)
-        left, _, right = jnp.linalg.svd(_pool(mapped * excess[:, None, :], active))
-        new_orientation = left @ right
+        inverse = jnp.where(active[:, None], 1.0 / weights, 0.0) if active is not None else 1.0 / weights
+        new_orientation = _jacobi_sweep(orientation, scatters, inverse, rounds)
         diagonals = jnp.einsum("ij,kil,lj->kj", new_orientation, scatters, new_orientation)
         spreads = _geometric_mean(diagonals)
         new_shapes = diagonals / spreads[:, None]
@@ -198,12 +267,21 @@ def _common_orientation(
 def _continued_start(previous):
     """The orientation, shapes and volumes of covariances ``D G_k D^T`` (K, D, D), to start from.
 
-    ``D`` are the eigenvectors of the first component's covariance (any
-    orthogonal ``D`` is a valid start; with one shared orientation, these
-    are it), and ``G_k = diag(D^T Sigma_k D)`` split into shapes of
-    determinant 1 and volumes.
+    ``D`` are the eigenvectors of ``sum_k c_k Sigma_k / tr(Sigma_k)`` with
+    distinct weights ``c_k``: every such combination is ``D (sum_k c_k G_k /
+    tr G_k) D^T``, and for distinct ``c_k`` its eigenvalues are distinct
+    unless two axes have equal entries in every ``G_k`` (and then any
+    rotation between them is as good). One component's eigenvectors would
+    not do: where that component is nearly spherical they are arbitrary,
+    and every M-step would start far from the last one's orientation.
+    ``G_k = diag(D^T Sigma_k D)``, split into shapes of determinant 1 and
+    volumes.
     """
-    _, orientation = jnp.linalg.eigh(previous[0])
+    n_components = previous.shape[0]
+    scales = jnp.trace(previous, axis1=-2, axis2=-1)
+    # Distinct and irrational-ish weights, so no two components' terms cancel by accident.
+    weights = 1.0 + jnp.sqrt(2.0 + jnp.arange(n_components, dtype=previous.dtype))
+    _, orientation = jnp.linalg.eigh(jnp.einsum("k,kij->ij", weights / scales, previous))
     diagonals = jnp.einsum("ij,kil,lj->kj", orientation, previous, orientation)
     spreads = _geometric_mean(diagonals)
     return orientation, diagonals / spreads[:, None], spreads
@@ -233,8 +311,9 @@ _vve = _common_orientation_m_step("variable")
 def eve_m_step_covariances(nk, means, second, reg_covar, active=None, previous=None):
     """EVE, ``lambda D A_k D^T``: equal volumes, one orientation, shapes of their own (iterative).
 
-    mclust's ``mseve``: from ``D = I`` and ``A_k = I``, Browne & McNicholas's
-    MM steps for ``D`` given the shapes, then ``A_k`` from ``diag(D^T W_k D)``
+    As mclust's ``mseve``, from ``D = I`` and ``A_k = I``: steps for ``D``
+    given the shapes (plane rotations where mclust takes Browne and
+    McNicholas's MM steps), then ``A_k`` from ``diag(D^T W_k D)``
     scaled to det 1, and ``lambda = sum_k tr(D^T W_k D A_k^-1) / (n D)``;
     stops when no shape entry, entry of ``D`` or the volume changes by more
     than ``sqrt(eps)`` relative to ``1 + |value|``, or after
@@ -266,7 +345,8 @@ def vve_m_step_covariances(nk, means, second, reg_covar, active=None, previous=N
 
     The covariances ``D G_k D^T`` with any diagonal ``G_k`` (Flury's common
     principal components). As mclust's ``msvve``, from ``D = I`` and ``G_k =
-    I``, Browne & McNicholas's MM steps for ``D`` given the ``G_k``, then
+    I``, steps for ``D`` given the ``G_k`` (plane rotations, see
+    :func:`_common_orientation`), then
     ``G_k = diag(D^T W_k D) / nk_k``; stops when no volume, shape entry or
     entry of ``D`` changes by more than ``sqrt(eps)`` relative to ``1 +
     |value|``, or after :data:`MAX_INNER_ITERATIONS`.

@@ -29,9 +29,9 @@ MAX_INNER_ITERATIONS = 1000
 """Cap on the inner iterations of VEI, VEE, EVE, VVE and VEV.
 
 mclust has none (``.Machine$integer.max``). The default tolerance stops VEI,
-VEE and VEV after 5 to 30 iterations on ordinary data, EVE and VVE (whose
-orientation steps are minorise-maximise steps, linearly convergent) after 20
-to a few hundred. The cap bounds the work of a pathological fit (a loop that
+VEE and VEV after 5 to 30 iterations on ordinary data, EVE and VVE after 20
+to a few hundred from ``D = I`` and a few to tens when continued from the
+last EM iteration's orientation. The cap bounds the work of a pathological fit (a loop that
 meets a NaN stops at once); under ``vmap`` every member of a batch runs as
 long as the slowest.
 """
