@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bayesgmm import _program_cache, _progress, structures
+from bayesgmm import _progress
 from bayesgmm.mixture import quadratic
 from bayesgmm.mixture.blocks import _axis_name, _over_mesh
+from bayesgmm.mixture.compilation import CPU_COMPILER_OPTIONS, CompiledPerVariant, pass_work
 from bayesgmm.mixture.forms import EXPANDED, EStepForm, accumulate_statistics, normalise
 from bayesgmm.mixture.mstep import m_step, prior_about
 from bayesgmm.mixture.parameters import EMState, GMMParams, SufficientStats
@@ -367,70 +368,16 @@ def best_candidate(lower_bounds) -> int:
 
 _RUN_EM_STATIC = ("covariance_type", "tol", "reg_covar", "max_iter", "report", "mesh", "form", "statistics")
 
-_YNN = "xla_cpu_experimental_ynn_fusion_type"
-
-# XLA:CPU hands matrix products and reductions to YNNPACK by default. What is
-# fastest depends on the dtype and on the width of the features (measured per
-# E-step pass at N=1M, D=16, K=16 on 2 cores, medians of 21 interleaved runs):
-# - float32: XLA's own emitter for everything ('full' 86 vs 102 ms; 'diag' and
-#   'spherical' equal, 30 and 28 ms).
-# - float64 'diag' and 'spherical': YNNPACK for the elementwise fusions too
-#   (the exponential of the responsibilities and the feature build):
-#   'diag' 50 vs 53 ms, 'spherical' 37 vs 45 ms.
-# - float64 'full' and 'tied': the default (160 ms; 210 with elementwise YNN).
-# Other backends ignore these options.
-CPU_COMPILER_OPTIONS = {
-    "float32": {_YNN: ""},
-    "float64-narrow": {
-        _YNN: "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"
-    },
-}
+run_em = CompiledPerVariant(_run_em, _RUN_EM_STATIC, CPU_COMPILER_OPTIONS)
 
 
-def cpu_variant(dtype, covariance_type: str) -> str | None:
-    """The key of ``CPU_COMPILER_OPTIONS`` for a fit, or None for XLA's defaults."""
-    if np.dtype(dtype) == np.float32:
-        return "float32"
-    if structures.get(covariance_type).narrow_features:
-        return "float64-narrow"
-    return None
-
-
-class _CompiledPerVariant:
-    """``jax.jit`` of one function with compiler options chosen by the data's
-    dtype, the covariance type and the platform, called like the function itself."""
-
-    def __init__(self, fn, static_argnames, cpu_options):
-        self._default = _program_cache.register(jax.jit(fn, static_argnames=static_argnames))
-        self._cpu = {
-            name: _program_cache.register(
-                jax.jit(fn, static_argnames=static_argnames, compiler_options=options)
-            )
-            for name, options in cpu_options.items()
-        }
-        functools.update_wrapper(self, fn)
-
-    def _variant(self, data, covariance_type):
-        platforms = {device.platform for device in getattr(data, "devices", lambda: ())()}
-        on_cpu = platforms == {"cpu"} if platforms else jax.default_backend() == "cpu"
-        name = cpu_variant(data.dtype, covariance_type) if on_cpu else None
-        return self._default if name is None else self._cpu[name]
-
-    def __call__(self, data, *args, covariance_type, **kwargs):
-        jitted = self._variant(data, covariance_type)
-        _program_cache.release_if_full(jitted)
-        return jitted(data, *args, covariance_type=covariance_type, **kwargs)
-
-    def _cache_size(self) -> int:
-        """Compiled programs held (all variants), for tests that count compilations."""
-        return self._default._cache_size() + sum(fn._cache_size() for fn in self._cpu.values())
-
-
-run_em = _CompiledPerVariant(_run_em, _RUN_EM_STATIC, CPU_COMPILER_OPTIONS)
-
-
-@_program_cache.bounded
-@functools.partial(jax.jit, static_argnames=("covariance_type", "output", "form"))
+@functools.partial(
+    CompiledPerVariant,
+    static_argnames=("covariance_type", "output", "form"),
+    one_pass_work=lambda X_blocks, params, covariance_type, **_: pass_work(
+        X_blocks, params.means.shape[0], covariance_type
+    ),
+)
 def predict_blocks(
     X_blocks, params: GMMParams, *, covariance_type: str, output: str, form: EStepForm = EXPANDED
 ):
@@ -464,3 +411,4 @@ def predict_blocks(
         return resp if output == "proba" else log_prob_norm
 
     return lax.map(block, X_blocks)
+

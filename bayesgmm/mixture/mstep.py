@@ -7,8 +7,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from bayesgmm import _program_cache, gaussian, structures
+from bayesgmm import gaussian, structures
 from bayesgmm.mixture.blocks import _axis_name, _over_mesh
+from bayesgmm.mixture.compilation import CompiledPerVariant, pass_work
 from bayesgmm.mixture.forms import (
     EXPANDED,
     EStepForm,
@@ -137,9 +138,13 @@ def prior_about(prior, shift):
     return prior if prior is None or shift is None else prior._replace(mean=prior.mean - shift)
 
 
-@_program_cache.bounded
 @functools.partial(
-    jax.jit, static_argnames=("reg_covar", "covariance_type", "n_components", "mesh", "form")
+    CompiledPerVariant,
+    static_argnames=("reg_covar", "covariance_type", "n_components", "mesh", "form"),
+    # Every candidate's components: ``active`` is (n_candidates, n_components).
+    one_pass_work=lambda X_blocks, weight_blocks, resp_blocks, active, prior=None, *, covariance_type, **_: (
+        pass_work(X_blocks, active.size, covariance_type)
+    ),
 )
 def initial_params_from_responsibilities(
     X_blocks,

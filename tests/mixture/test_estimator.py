@@ -159,9 +159,9 @@ def test_refits_restarts_and_nearby_sizes_do_not_recompile(blobs_8d):
 
 def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
     # float32 fits on the CPU are compiled without YNNPACK dots (faster there,
-    # see engine.CPU_COMPILER_OPTIONS); float64 'full' keeps XLA's defaults. Both agree.
+    # see compilation.CPU_COMPILER_OPTIONS); float64 'full' keeps XLA's defaults. Both agree.
     X = blobs_8d[0][:-3, :7]  # a shape no other test compiles
-    default, float32_cpu = engine.run_em._default, engine.run_em._cpu["float32"]
+    default, float32_cpu = engine.run_em.variant(None), engine.run_em.variant("float32")
     before = (default._cache_size(), float32_cpu._cache_size())
     single = GaussianMixture(4, dtype="float32", random_state=0, tol=1e-6).fit(X)
     assert float32_cpu._cache_size() == before[1] + 1
@@ -176,11 +176,11 @@ def test_float32_on_cpu_compiles_with_its_own_options(blobs_8d):
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_float64_narrow_features_compile_with_elementwise_ynn(blobs_8d, covariance_type):
     X = blobs_8d[0][:-5, :6]  # a shape no other test compiles
-    narrow = engine.run_em._cpu["float64-narrow"]
-    before = (narrow._cache_size(), engine.run_em._default._cache_size())
+    narrow = engine.run_em.variant("float64-narrow")
+    before = (narrow._cache_size(), engine.run_em.variant(None)._cache_size())
     GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
     assert narrow._cache_size() == before[0] + 1
-    assert engine.run_em._default._cache_size() == before[1]
+    assert engine.run_em.variant(None)._cache_size() == before[1]
     GaussianMixture(4, covariance_type="full", random_state=0).fit(X)
     assert narrow._cache_size() == before[0] + 1
 
