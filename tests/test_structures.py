@@ -58,6 +58,26 @@ def test_module_functions_reject_unknown_names(bad):
         gaussian.precisions_cholesky_from_covariances(jnp.ones(3), bad)
 
 
+@pytest.mark.parametrize("name", structures.NAMES)
+def test_representation_holds_everything_a_prediction_uses(name):
+    # Predictions are compiled for the representation (one program for all
+    # of mclust's 'full' models), so they must use nothing else of the entry.
+    entry = structures.get(name)
+    representation = structures.representation(name)
+    assert representation in structures.STRUCTURES_SKLEARN
+    assert structures.representation(entry) == representation
+    base = structures.get(representation)
+    for field in ("parameter_shape", "features", "feature_count", "coefficients", "log_det_cholesky",
+                  "squared_mahalanobis", "mean_distances", "precisions_cholesky_from_covariances",
+                  "narrow_features", "component_axis"):
+        assert getattr(entry, field) is getattr(base, field), field
+
+
+def test_representation_of_unknown_names_names_the_choices():
+    with pytest.raises(ValueError, match="Invalid value for 'covariance_type': 'VVX'"):
+        structures.representation("VVX")
+
+
 def test_flags():
     assert [structures.get(name).component_axis for name in NAMES] == [True, False, True, True]
     assert [structures.get(name).narrow_features for name in NAMES] == [False, False, True, True]

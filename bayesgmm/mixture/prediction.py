@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesgmm import _validation as v
+from bayesgmm import structures
 from bayesgmm.mixture import blocks, engine, forms, incomplete, incomplete_predict, parameters
 
 # Rows per device call of predict / predict_proba / score_samples.
@@ -68,7 +69,8 @@ def predict(model, X, output: str, n_padded: int | None = None) -> np.ndarray:
             result = engine.predict_blocks(
                 blocks.to_device(blocks.to_blocks(chunk, block_size, n_blocks, offset=centre)),
                 params,
-                covariance_type=covariance_type,
+                # mclust's models predict as their representation: one program serves them all.
+                covariance_type=structures.representation(covariance_type),
                 output=output,
                 form=form,
             )

@@ -122,7 +122,7 @@ from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KIN
 __all__ = [
     "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "MCLUST_NAMES", "NAMES", "SITE_KINDS",
     "STRUCTURES", "STRUCTURES_SKLEARN",
-    "CovarianceStructure", "Site", "get", "n_parameters", "packed_index",
+    "CovarianceStructure", "Site", "get", "n_parameters", "packed_index", "representation",
 ]
 
 
@@ -411,6 +411,31 @@ def get(name) -> CovarianceStructure:
         f"Invalid value for 'covariance_type': {name!r}. It must be one of "
         f"{', '.join(repr(choice) for choice in NAMES)}."
     )
+
+
+def representation(structure_or_name) -> str:
+    """The scikit-learn structure whose shapes and density a structure uses.
+
+    mclust's models store their covariances as one of scikit-learn's four
+    structures and differ from it only in the M-step and the parameter
+    count, so every computation but those two (the E-step, predictions)
+    is the representation's, and programs compiled for it serve them all.
+
+    Parameters
+    ----------
+    structure_or_name : str or CovarianceStructure
+
+    Returns
+    -------
+    {'full', 'tied', 'diag', 'spherical'}
+
+    Examples
+    --------
+    >>> representation("VEV"), representation("EEE"), representation("VII")
+    ('full', 'tied', 'spherical')
+    """
+    name = get(structure_or_name).name
+    return name if name in STRUCTURES_SKLEARN else _constrained_math.M_STEPS[name][0]
 
 
 def n_parameters(structure_or_name, n_components: int, n_features: int) -> int:
