@@ -19,6 +19,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayesgmm import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC, MixtureImputer
+from bayesgmm.bayes import nuts
 
 WEIGHTED_INIT = (
     "sample_weight is not equivalent to removing/repeating samples: the "
@@ -46,6 +47,21 @@ ESTIMATORS = [
         num_samples=10, max_tree_depth=3, progress_bar=False,
     ),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_row_bucket_for_the_checks_data():
+    """NUTS carries every data set of the checks (10 to 150 rows) on 160 rows.
+
+    The sampler is compiled per row bucket (:func:`bayesgmm.bayes.nuts.row_bucket`),
+    and the checks' data of 2 features (21, 80 and 100 rows) and of 4 features
+    (15 and 150 rows) then share one program each instead of compiling three more.
+    The padding rows have weight exactly zero and change nothing the checks see
+    (tests/bayes/test_nuts.py pins that a padded fit is the unpadded one).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nuts, "ROW_BUCKET_MIN_ROWS", 160)
+        yield
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda _: EXPECTED_FAILURES)
