@@ -132,15 +132,36 @@ def test_inference_data_works_with_arviz(fitted, mixture):
 # --------------------------------------------------------------------------- variants
 
 
+OTHER_COVARIANCES = {"tied": np.array([[1.0, 0.2], [0.2, 0.5]]),
+                     "diag": np.array([[1.0, 0.5], [0.4, 1.2]]), "spherical": np.array([0.5, 1.0])}
+
+
+@pytest.fixture(scope="module")
+def other_fits():
+    """``fit(covariance_type) -> (X, model)``: 400 points of that structure, fitted once.
+
+    Shared by test_other_covariance_types_recover_the_means and
+    test_posterior_of_every_covariance_type_holds_only_free_quantities, which
+    only read the fit.
+    """
+    fits = {}
+
+    def fit(covariance_type):
+        if covariance_type not in fits:
+            X, _, _ = make_mixture(400, [0.5, 0.5], TRUE_MEANS, OTHER_COVARIANCES[covariance_type],
+                                   covariance_type, random_state=1)
+            # The settings of test_small_weight_concentration_empties_spare_components,
+            # whose 'diag' sampler (400 points, K padded to 8) this one then reuses.
+            fits[covariance_type] = X, _fit(X, n_components=2, covariance_type=covariance_type,
+                                            num_samples=150)
+        return fits[covariance_type]
+
+    return fit
+
+
 @pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
-def test_other_covariance_types_recover_the_means(covariance_type):
-    covariances = {"tied": np.array([[1.0, 0.2], [0.2, 0.5]]), "diag": np.array([[1.0, 0.5],
-                   [0.4, 1.2]]), "spherical": np.array([0.5, 1.0])}[covariance_type]
-    X, _, _ = make_mixture(400, [0.5, 0.5], TRUE_MEANS, covariances, covariance_type,
-                           random_state=1)
-    # The settings of test_small_weight_concentration_empties_spare_components,
-    # whose 'diag' sampler (400 points, K padded to 8) this one then reuses.
-    model = _fit(X, n_components=2, covariance_type=covariance_type, num_samples=150)
+def test_other_covariance_types_recover_the_means(other_fits, covariance_type):
+    X, model = other_fits(covariance_type)
     order = _truth_order(model.means_)
     sd = model.posterior_params_.means.std(axis=0)[order]
     np.testing.assert_array_less(np.abs(model.means_[order] - TRUE_MEANS), 4 * sd)
@@ -206,20 +227,22 @@ def test_small_weight_concentration_empties_spare_components():
 
 def test_refit_with_same_shapes_does_not_recompile(mixture):
     X, _, _ = mixture
-    settings = dict(n_components=2, num_warmup=50, num_samples=50, random_state=0)
-    _fit(X[:200], **settings)
+    # The shapes and settings of ``fitted``: its compiled sampler (running it
+    # twice costs less than compiling one of its own).
+    _fit(X, n_components=2)
     with CompileCounter() as compilations:
-        _fit(X[200:400] + 1.0, **dict(settings, random_state=1, weight_concentration=0.5))
+        _fit(X[::-1] + 1.0, n_components=2, random_state=1, weight_concentration=0.5)
     assert compilations.count == 0
 
 
 def test_posterior_predictive_on_request(mixture):
     X, _, _ = mixture
-    model = _fit(X[:200], n_components=2, num_warmup=50, num_samples=50,
-                 posterior_predictive=True)
+    # The settings of ``fitted`` (its sampler, and the replicates program of
+    # test_sample_posterior_predictive_adds_what_plot_ppc_needs).
+    model = _fit(X, n_components=2, posterior_predictive=True)
     replicates = model.inference_data_.posterior_predictive["x"]
-    assert replicates.shape == (2, 50, 200, 2)
-    np.testing.assert_allclose(replicates.values.mean(axis=(0, 1, 2)), X[:200].mean(axis=0),
+    assert replicates.shape == (2, 200, len(X), 2)
+    np.testing.assert_allclose(replicates.values.mean(axis=(0, 1, 2)), X.mean(axis=0),
                                atol=0.3)
 
 
@@ -306,11 +329,11 @@ def test_diagnostic_warnings_say_what_to_change():
 @pytest.mark.filterwarnings("ignore::bayesgmm.bayes.diagnostics.SamplingWarning")
 def test_fit_warns_on_low_ess(mixture):
     X, _, _ = mixture
-    # 2 x 50 draws cannot reach 100 effective draws per chain (the same shapes as
-    # the refit test above, so nothing is compiled again).
+    # 2 x 50 draws cannot reach 100 effective draws per chain (the shapes and
+    # settings of test_init_prior_and_chain_methods, so nothing is compiled again).
     with pytest.warns(diagnostics.LowESSWarning, match="effective sample size"):
-        BayesianGaussianMixture(2, random_state=0, num_warmup=50, num_samples=50, num_chains=2,
-                                progress_bar=False).fit(X[:200])
+        BayesianGaussianMixture(1, init="prior", random_state=0, num_warmup=100, num_samples=50,
+                                num_chains=2, progress_bar=False).fit(X[:200])
 
 
 # --------------------------------------------------------------------------- bad input
@@ -455,13 +478,9 @@ def test_posterior_holds_only_free_quantities(fitted):
 
 
 @pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
-def test_posterior_of_every_covariance_type_holds_only_free_quantities(covariance_type):
-    covariances = {"tied": np.array([[1.0, 0.2], [0.2, 0.5]]), "diag": np.array([[1.0, 0.5],
-                   [0.4, 1.2]]), "spherical": np.array([0.5, 1.0])}[covariance_type]
-    X, _, _ = make_mixture(400, [0.5, 0.5], TRUE_MEANS, covariances, covariance_type,
-                           random_state=1)
-    # The fits of test_other_covariance_types_recover_the_means: its compiled samplers.
-    model = _fit(X, n_components=2, covariance_type=covariance_type, num_samples=150)
+def test_posterior_of_every_covariance_type_holds_only_free_quantities(other_fits, covariance_type):
+    # The fits of test_other_covariance_types_recover_the_means.
+    _, model = other_fits(covariance_type)
     for idata in (model.inference_data_, model.raw_inference_data_):
         assert _arviz_noise(idata) == ([], [], [])
     if covariance_type == "tied":
