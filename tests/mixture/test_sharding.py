@@ -18,7 +18,9 @@ SCRIPT = Path(__file__).parent / "scripts" / "multi_device_fit.py"
 
 @pytest.fixture(scope="module")
 def report():
-    environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    # Added to the suite's own flags (tests/conftest.py), as the script does.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
+    environment = dict(os.environ, XLA_FLAGS=flags)
     completed = subprocess.run(
         [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=300, env=environment
     )

@@ -8,7 +8,9 @@ import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+# Added to the flags it was given (the suite's, see tests/conftest.py).
+if "--xla_force_host_platform_device_count=4" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
