@@ -49,7 +49,7 @@ def in_memory_run(X_blocks, weight_blocks, settings: Settings, **run_settings) -
     ``run_settings`` go to :func:`bayesgmm.mixture.engine.run_em` (``mesh``, ``statistics``).
     """
     run_settings = dict(
-        covariance_type=settings.covariance_type, tol=settings.tol, reg_covar=settings.reg_covar,
+        covariance_type=settings.program_structure, tol=settings.tol, reg_covar=settings.reg_covar,
         max_iter=settings.max_iter, **run_settings,
     )
 
@@ -57,7 +57,8 @@ def in_memory_run(X_blocks, weight_blocks, settings: Settings, **run_settings) -
         bounds, active = np.asarray(bounds, X_blocks.dtype), np.asarray(active)
         with _progress.registered(reporter if reporter.active else None) as token:
             states = iterate(
-                X_blocks, weight_blocks, params, bounds, active, token, prior, form=form,
+                X_blocks, weight_blocks, params, bounds, active, token, prior,
+                None if settings.structure_choice is None else np.int32(settings.structure_choice), form=form,
                 report=reporter.active, **run_settings,
             )
             return jax.tree_util.tree_map(to_host, states)

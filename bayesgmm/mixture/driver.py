@@ -116,6 +116,7 @@ def fit_sweep(
     start_labels: dict | None = None,
     prior=None,
     missing: str = "raise",
+    family=None,
 ) -> list[EMResult]:
     """Fit mixtures of several sizes, each with ``n_init`` restarts, in one compiled run.
 
@@ -159,6 +160,12 @@ def fit_sweep(
         mclust's conjugate prior: MAP-EM (:mod:`bayesgmm.mixture.prior`),
         its defaults computed from ``X`` for each size. Not with several
         processes.
+    family : structures.Family, optional
+        Structures of ``covariance_type``'s representation, it among them,
+        that share one compiled program (a traced index picks the M-step):
+        a grid over them compiles one program where it would compile one per
+        structure. The fits are those of each structure's own program, to
+        rounding.
     devices : None, int, 'all', list of jax.Device or jax.sharding.Mesh
         Shard the samples over these devices (see :func:`resolve_mesh`).
         Results equal the single-device fit up to rounding. With several
@@ -183,7 +190,7 @@ def fit_sweep(
         n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
         max_iter=max_iter, n_init=n_init, init_params=init_params, dtype=dtype,
         warm_start=warm_start, weights_init=weights_init, means_init=means_init,
-        precisions_init=precisions_init, prior=prior,
+        precisions_init=precisions_init, prior=prior, family=family,
     )
     dtype = settings.dtype
     X, data_mesh = local_rows(X)
@@ -585,8 +592,8 @@ def _fresh_candidates(data: DataPass, problem: Problem, sizes, random_states, fo
         params = initial_params(
             data.init_layout, data.init_blocks, data.init_weight_blocks,
             np.stack(resp, axis=1) if resp else None, active,
-            covariance_type=settings.covariance_type, reg_covar=settings.reg_covar,
-            form=form, prior=prior, **given,
+            covariance_type=settings.program_structure, reg_covar=settings.reg_covar,
+            form=form, prior=prior, choice=settings.structure_choice, **given,
         )
         params = scikit_learn_seeded_start(
             params, np.stack(resp, axis=1) if resp else None, data.rows, data.row_weights,

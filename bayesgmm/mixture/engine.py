@@ -80,7 +80,7 @@ def initial_state(params: GMMParams, initial_lower_bound, max_iter: int) -> EMSt
 
 def em_step(
     state: EMState, stats: SufficientStats, *, covariance_type: str, tol: float, reg_covar: float,
-    shift=None, active=None, prior=None,
+    shift=None, active=None, prior=None, choice=None,
 ) -> EMState:
     """One EM update of one restart from the statistics of its E-step.
 
@@ -90,10 +90,11 @@ def em_step(
     ``shift`` (n_components, n_features): the points the statistics' moments
     were taken about (:func:`centred_sums`), added back to the means.
     ``active`` (n_components,): the active components, ``prior`` the
-    candidate's PriorValues or None (:func:`m_step`).
+    candidate's PriorValues or None, ``choice`` the member of a
+    :class:`~bayesgmm.structures.Family` (:func:`m_step`).
     """
     params = m_step(stats, reg_covar, covariance_type, active, prior_about(prior, shift),
-                    previous=state.params.covariances)
+                    previous=state.params.covariances, choice=choice)
     if shift is not None:
         params = params._replace(means=params.means + shift)
     lower_bound = stats.log_likelihood / stats.total_weight
@@ -173,7 +174,8 @@ def _uncommitted(leaf):
 
 
 def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, active,
-            report_token=_progress.NO_REPORTER, prior=None, *, max_iter: int, **settings) -> EMState:
+            report_token=_progress.NO_REPORTER, prior=None, choice=None, *, max_iter: int,
+            **settings) -> EMState:
     """Run EM for a batch of candidates to convergence, in interruptible stretches.
 
     Takes the arguments of :func:`run_em` with the initial ``params`` and
@@ -189,7 +191,7 @@ def iterate(X_blocks, weight_blocks, params: GMMParams, initial_lower_bound, act
     while True:
         stop = min(stop + stretch, max_iter)
         start = time.perf_counter()
-        states = run_em(X_blocks, weight_blocks, states, active, np.int32(stop), report_token, prior,
+        states = run_em(X_blocks, weight_blocks, states, active, np.int32(stop), report_token, prior, choice,
                         max_iter=max_iter, **settings)
         running = (
             (np.asarray(states.n_iter) < max_iter)
@@ -215,6 +217,7 @@ def _em_loop(
     stop_at,
     report_token,
     prior,
+    choice,
     *,
     covariance_type: str,
     tol: float,
@@ -232,6 +235,7 @@ def _em_loop(
         new_state = em_step(
             state, stats, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
             shift=state.params.means if form.centred else None, active=active, prior=prior,
+            choice=choice,
         )
         if report:
             change = new_state.lower_bound - state.lower_bound
@@ -258,6 +262,7 @@ def _run_em(
     stop_at,
     report_token=_progress.NO_REPORTER,
     prior=None,
+    choice=None,
     *,
     covariance_type: str,
     tol: float,
@@ -294,6 +299,10 @@ def _run_em(
         Each candidate's conjugate prior (leaves with a leading axis
         n_init, batched like ``active``): MAP-EM (:func:`m_step`). None, an
         empty pytree, traces the maximum-likelihood program unchanged.
+    choice : int32 Array of shape (), optional
+        With a :class:`~bayesgmm.structures.Family` as ``covariance_type``,
+        the member every candidate of the call fits (:func:`m_step`): the
+        members share the program.
     covariance_type, tol, reg_covar, max_iter, report : static
         ``report`` sends every iteration's bound to the reporter of
         ``report_token`` on the host (verbose printing, progress bar).
@@ -332,10 +341,10 @@ def _run_em(
         form=form,
         statistics=statistics,
     )
-    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, None, None, 0))
-    return _over_mesh(batched, mesh, 2, 5)(
+    batched = jax.vmap(loop, in_axes=(None, None, 0, 0, None, None, 0, None))
+    return _over_mesh(batched, mesh, 2, 6)(
         X_blocks, weight_blocks, states, active, jnp.asarray(stop_at, jnp.int32),
-        jnp.asarray(report_token, jnp.int32), prior,
+        jnp.asarray(report_token, jnp.int32), prior, choice,
     )
 
 

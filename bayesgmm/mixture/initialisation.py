@@ -325,6 +325,7 @@ def initial_params(
     precisions_init=None,
     form: EStepForm = EXPANDED,
     prior=None,
+    choice=None,
 ) -> GMMParams:
     """Initial parameters for a batch of candidates, user-given values taking precedence.
 
@@ -346,6 +347,9 @@ def initial_params(
     prior : PriorValues, optional
         Each candidate's prior (leading axis n_candidates): the initial
         M-step is then MAP, as mclust's ``me`` starts from ``z``.
+    choice : int, optional
+        With a :class:`~bayesgmm.structures.Family` as ``covariance_type``,
+        the member whose M-step runs.
 
     Returns
     -------
@@ -361,6 +365,7 @@ def initial_params(
             layout.put(resp),
             jnp.asarray(active),
             prior,
+            None if choice is None else np.int32(choice),
             reg_covar=reg_covar,
             covariance_type=covariance_type,
             n_components=n_padded,

@@ -6,6 +6,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from bayesgmm import gaussian, structures
 from bayesgmm.mixture.blocks import _axis_name, _over_mesh
@@ -24,7 +25,7 @@ from bayesgmm.mixture.parameters import GMMParams, SufficientStats
 
 def m_step(
     stats: SufficientStats, reg_covar: float, covariance_type: str, active=None, prior=None,
-    previous=None,
+    previous=None, choice=None,
 ) -> GMMParams:
     """Maximum-likelihood (or, with ``prior``, MAP) parameters from sufficient statistics.
 
@@ -48,12 +49,22 @@ def m_step(
         Those of the EM iteration before, for a structure whose M-step
         iterates from them (:attr:`CovarianceStructure.m_step_continues`);
         ignored by the others.
+    choice : int Array of shape (), optional
+        With a :class:`~bayesgmm.structures.Family` as ``covariance_type``:
+        the member whose M-step runs (``lax.switch``; not batched, so only
+        that member's M-step runs).
 
     Returns
     -------
     GMMParams; ``precisions_cholesky`` holds NaN where a covariance is not
     positive definite.
     """
+    if isinstance(covariance_type, structures.Family):
+        branches = [
+            functools.partial(_member_m_step, reg_covar=reg_covar, covariance_type=name)
+            for name in covariance_type.names
+        ]
+        return lax.switch(choice, branches, stats, active, prior, previous)
     dtype = stats.first.dtype
     nk = stats.weight_sum + 10 * jnp.finfo(dtype).eps
     divisor = nk
@@ -76,6 +87,10 @@ def m_step(
     return GMMParams(nk / nk.sum(), means, covariances, precisions_cholesky)
 
 
+def _member_m_step(stats, active, prior, previous, *, reg_covar, covariance_type):
+    return m_step(stats, reg_covar, covariance_type, active, prior, previous)
+
+
 def params_from_responsibilities(
     X_blocks,
     weight_blocks,
@@ -87,6 +102,7 @@ def params_from_responsibilities(
     form: EStepForm = EXPANDED,
     active=None,
     prior=None,
+    choice=None,
 ) -> GMMParams:
     """M-step from given responsibilities (the initialisation).
 
@@ -94,7 +110,7 @@ def params_from_responsibilities(
     or (n_blocks, block_size) integer labels (-1: no component), expanded to
     one-hot rows one block at a time. With a ``centred`` form, a second pass takes
     the second moments about the means of the first (:func:`centred_sums`),
-    as the direct-form EM loop does. ``active``, ``prior``: see :func:`m_step`.
+    as the direct-form EM loop does. ``active``, ``prior``, ``choice``: see :func:`m_step`.
     """
     def dense(resp):
         if jnp.issubdtype(resp.dtype, jnp.integer):
@@ -109,7 +125,8 @@ def params_from_responsibilities(
         axis_name=axis_name,
     )
     params = m_step(
-        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active, prior
+        to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active, prior,
+        choice=choice,
     )
     if not form.centred:
         return params
@@ -125,7 +142,7 @@ def params_from_responsibilities(
     )
     params = m_step(
         to_statistics(sums, X_blocks.shape[-1], covariance_type), reg_covar, covariance_type, active,
-        prior_about(prior, shift),
+        prior_about(prior, shift), choice=choice,
     )
     return params._replace(means=params.means + shift)
 
@@ -142,7 +159,7 @@ def prior_about(prior, shift):
     CompiledPerVariant,
     static_argnames=("reg_covar", "covariance_type", "n_components", "mesh", "form"),
     # Every candidate's components: ``active`` is (n_candidates, n_components).
-    one_pass_work=lambda X_blocks, weight_blocks, resp_blocks, active, prior=None, *, covariance_type, **_: (
+    one_pass_work=lambda X_blocks, weight_blocks, resp_blocks, active, *_, covariance_type, **__: (
         pass_work(X_blocks, active.size, covariance_type)
     ),
 )
@@ -152,6 +169,7 @@ def initial_params_from_responsibilities(
     resp_blocks,
     active,
     prior=None,
+    choice=None,
     *,
     reg_covar: float,
     covariance_type: str,
@@ -165,16 +183,17 @@ def initial_params_from_responsibilities(
     (n_blocks, block_size, n_init) integer labels, so that it shards along the
     block axis like the data; ``active`` (n_init, n_components) marks each
     restart's active components and ``prior`` (PriorValues with a leading
-    axis n_init, or None) its prior (:func:`m_step`).
+    axis n_init, or None) its prior; ``choice`` (shared by the batch) the
+    member of a :class:`~bayesgmm.structures.Family` (:func:`m_step`).
     """
 
-    def batched(X_blocks, weight_blocks, resp_blocks, active, prior):
+    def batched(X_blocks, weight_blocks, resp_blocks, active, prior, choice):
         return jax.vmap(
             lambda resp, mask, own_prior: params_from_responsibilities(
                 X_blocks, weight_blocks, resp, reg_covar, covariance_type, n_components,
-                _axis_name(mesh), form, mask, own_prior,
+                _axis_name(mesh), form, mask, own_prior, choice,
             ),
             in_axes=(2, 0, 0),
         )(resp_blocks, active, prior)
 
-    return _over_mesh(batched, mesh, 3, 2)(X_blocks, weight_blocks, resp_blocks, active, prior)
+    return _over_mesh(batched, mesh, 3, 3)(X_blocks, weight_blocks, resp_blocks, active, prior, choice)

@@ -311,13 +311,15 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         labels = {start: self._start_labels(starts_from, sample_weight, sizes, start, len(starts) > 1)
                   for start in starts}
         starts = [start for start in starts if labels[start] is not None]
+        families = _families(names)
         rows = []
         for name in names:
             if self.verbose:
                 print(f"GaussianMixtureIC: {name}, {len(sizes)} numbers of components")
             cells = [[] for _ in sizes]
             for start in starts:
-                results = self._sweep(X, sample_weight, sizes, name, start, dtype, labels[start])
+                results = self._sweep(X, sample_weight, sizes, name, start, dtype, labels[start],
+                                      families[name])
                 for cell, size, result in zip(cells, sizes, results):
                     cell.append(self._evaluate(X, weights, size, name, start, result))
             rows.extend(_best_start(cell) for cell in cells)
@@ -362,14 +364,14 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             warnings.warn(f"The hierarchical start was skipped: {error}", UserWarning, stacklevel=3)
             return None
 
-    def _sweep(self, X, sample_weight, sizes, name, start, dtype, start_labels):
-        """Every size of one structure from one start, in one batched run."""
+    def _sweep(self, X, sample_weight, sizes, name, start, dtype, start_labels, family=None):
+        """Every size of one structure from one start, in one batched run (``family``'s program)."""
         return driver.fit_sweep(
             X, sample_weight, n_components=sizes, covariance_type=name, tol=self.tol,
             reg_covar=self.reg_covar, max_iter=self.max_iter,
             n_init=1 if start == "hierarchical" else self.n_init, init_params=start,
             random_state=self.random_state, dtype=dtype, devices=self.devices,
-            start_labels=start_labels, prior=self.prior, missing=self.missing,
+            start_labels=start_labels, prior=self.prior, missing=self.missing, family=family,
         )
 
     def _evaluate(self, X, weights, size, name, start, result) -> dict:
@@ -546,6 +548,24 @@ def _scatter_scales(model: GaussianMixture, matrices: np.ndarray, eigenvalues: n
     total = np.einsum("k,kij->ij", weights, matrices) + np.einsum("k,ki,kj->ij", weights, distances, distances)
     data_scale = np.linalg.eigvalsh(total)[-1]
     return np.maximum(np.maximum(eigenvalues[:, -1], data_scale), np.sum(distances**2, axis=1))
+
+
+def _families(names) -> dict:
+    """Each structure's :class:`~bayesgmm.structures.Family`: the grid's structures of its representation.
+
+    One program then fits all of them (the M-step a traced choice), where
+    each would compile its own: the E-step, the statistics and the loop,
+    most of a program's compilation, are the representation's. None for a
+    structure alone in its representation.
+    """
+    groups = {}
+    for name in names:
+        groups.setdefault(structures.representation(name), []).append(name)
+    return {
+        name: structures.family(groups[structures.representation(name)])
+        if len(groups[structures.representation(name)]) > 1 else None
+        for name in names
+    }
 
 
 def _best_start(cell: list[dict]) -> dict:

@@ -33,13 +33,30 @@ class Settings(NamedTuple):
     dtype: np.dtype
     # The validated conjugate prior (bayesgmm.mixture.prior), None for maximum likelihood.
     prior: object = None
+    # The structures.Family whose one program fits this structure, or None: its own programs.
+    family: object = None
+
+    @property
+    def program_structure(self):
+        """The structure the compiled programs are specialised to: the family, else the structure."""
+        return self.covariance_type if self.family is None else self.family
+
+    @property
+    def structure_choice(self):
+        """This structure's index in its family (the programs' traced choice), or None."""
+        return None if self.family is None else self.family.index(self.covariance_type)
 
 
 def check_settings(
     n_components, *, covariance_type, tol, reg_covar, max_iter, n_init, init_params, dtype,
     warm_start=None, weights_init=None, means_init=None, precisions_init=None, prior=None,
+    family=None,
 ) -> tuple[list[int], Settings]:
     """Validate a fit's settings before any data are read.
+
+    ``family``: a :class:`~bayesgmm.structures.Family` holding
+    ``covariance_type``, whose program (one for all its members) the fit
+    runs, or None.
 
     Returns
     -------
@@ -66,6 +83,10 @@ def check_settings(
     v.check_choice("init_params", init_params, v.INIT_PARAMS)
     prior = check_prior(prior)
     check_prior_structure(prior, covariance_type)
+    if family is not None and (
+        not isinstance(family, structures.Family) or covariance_type not in family.names
+    ):
+        raise ValueError(f"family={family!r} is not a structures.Family holding {covariance_type!r}.")
     settings = Settings(
         covariance_type,
         v.check_nonnegative_float("tol", tol),
@@ -75,6 +96,7 @@ def check_settings(
         init_params,
         dtype,
         prior,
+        family,
     )
     given = (weights_init, means_init, precisions_init)
     if len(sizes) != 1 and (warm_start is not None or any(value is not None for value in given)):

@@ -48,6 +48,7 @@ False
 from __future__ import annotations
 
 import types
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -122,7 +123,7 @@ from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KIN
 __all__ = [
     "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "MCLUST_NAMES", "NAMES", "SITE_KINDS",
     "STRUCTURES", "STRUCTURES_SKLEARN",
-    "CovarianceStructure", "Site", "get", "n_parameters", "packed_index", "representation",
+    "CovarianceStructure", "Family", "Site", "family", "get", "n_parameters", "packed_index", "representation",
 ]
 
 
@@ -389,10 +390,10 @@ def get(name) -> CovarianceStructure:
 
     Parameters
     ----------
-    name : str or CovarianceStructure
+    name : str, CovarianceStructure or Family
         One of :data:`NAMES` (an mclust name of :data:`ALIASES` gives the
         entry it names); an entry is returned as it is, so that callers may
-        accept either.
+        accept either; a :class:`Family` gives its representation's entry.
 
     Returns
     -------
@@ -405,12 +406,61 @@ def get(name) -> CovarianceStructure:
     """
     if isinstance(name, CovarianceStructure):
         return name
+    if isinstance(name, Family):
+        return STRUCTURES[name.representation]
     if isinstance(name, str) and ALIASES.get(name, name) in STRUCTURES:
         return STRUCTURES[ALIASES.get(name, name)]
     raise ValueError(
         f"Invalid value for 'covariance_type': {name!r}. It must be one of "
         f"{', '.join(repr(choice) for choice in NAMES)}."
     )
+
+
+class Family(NamedTuple):
+    """Structures of one representation compiled into one program (:func:`family`).
+
+    A static argument in place of a structure's name: everything but the
+    M-step is the representation's (:func:`get` gives its entry), and the
+    M-step is the member a traced index picks
+    (:func:`bayesgmm.mixture.mstep.m_step`), so that a grid over the
+    members compiles one program instead of one per member.
+    """
+
+    names: tuple
+    representation: str
+
+    def index(self, name) -> int:
+        """The position of ``name`` (a name or an alias of a member) among the members."""
+        return self.names.index(get(name).name)
+
+
+def family(names) -> Family:
+    """The :class:`Family` of ``names``, which must share one representation.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Structure names or aliases; repeats are dropped, the order kept.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or names of different representations.
+
+    Examples
+    --------
+    >>> family(["VEV", "VVV", "full"])
+    Family(names=('VEV', 'full'), representation='full')
+    """
+    members = tuple(dict.fromkeys(get(name).name for name in names))
+    kinds = {representation(name) for name in members}
+    if len(kinds) != 1:
+        raise ValueError(f"A family's structures share one representation; got {sorted(kinds)}.")
+    return Family(members, kinds.pop())
 
 
 def representation(structure_or_name) -> str:
@@ -434,6 +484,8 @@ def representation(structure_or_name) -> str:
     >>> representation("VEV"), representation("EEE"), representation("VII")
     ('full', 'tied', 'spherical')
     """
+    if isinstance(structure_or_name, Family):
+        return structure_or_name.representation
     name = get(structure_or_name).name
     return name if name in STRUCTURES_SKLEARN else _constrained_math.M_STEPS[name][0]
 

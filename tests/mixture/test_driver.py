@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-from bayesgmm import GaussianMixture
+from bayesgmm import GaussianMixture, structures
 from bayesgmm.mixture import driver, engine, parameters
 from tests.compilations import CompileCounter
 
@@ -147,3 +147,38 @@ def test_a_grid_of_sizes_carries_its_largest_and_one_size_its_bucket(monkeypatch
     np.testing.assert_allclose(grid[2].params.means, single[0].params.means, rtol=1e-10)
     assert grid[2].n_iter == single[0].n_iter
     np.testing.assert_allclose(grid[2].lower_bound, single[0].lower_bound, rtol=1e-12)
+
+
+@pytest.mark.parametrize("names", [["VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "full"], ["EEI", "VEI", "EVI", "diag"]])
+def test_a_family_fits_each_member_as_its_own_program_and_compiles_once(blobs, names):
+    X = blobs[:-9] * np.array([1.0, 3.0, 0.5])  # a sample count no other module compiles
+    family = structures.family(names)
+    sizes = [1, 2, 3, 4]
+    own = {name: driver.fit_sweep(X, n_components=sizes, covariance_type=name, random_state=0) for name in names}
+    driver.fit_sweep(X, n_components=sizes, covariance_type=names[0], random_state=0, family=family)
+    with CompileCounter() as compilations:
+        shared = {
+            name: driver.fit_sweep(X, n_components=sizes, covariance_type=name, random_state=0, family=family)
+            for name in names
+        }
+    assert compilations.count == 0  # the first member's call compiled the family's programs
+    for name in names:
+        for mine, theirs in zip(shared[name], own[name]):
+            assert mine.n_iter == theirs.n_iter and mine.converged == theirs.converged
+            np.testing.assert_allclose(mine.lower_bounds, theirs.lower_bounds, rtol=1e-12)
+            np.testing.assert_allclose(mine.params.covariances, theirs.params.covariances, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(mine.params.means, theirs.params.means, rtol=1e-10, atol=1e-12)
+    # Members differ: the traced choice does pick each one's M-step.
+    assert not np.allclose(shared[names[0]][-1].params.covariances, shared[names[-1]][-1].params.covariances)
+
+
+def test_family_validation(blobs):
+    with pytest.raises(ValueError, match=r"A family's structures share one representation; got \['diag', 'full'\]"):
+        structures.family(["VEV", "VVI"])
+    with pytest.raises(ValueError, match="Invalid value for 'covariance_type': 'XYZ'"):
+        structures.family(["VEV", "XYZ"])
+    family = structures.family(["VVV", "VEV", "full"])
+    assert family.names == ("full", "VEV") and family.index("VVV") == 0 and family.index("VEV") == 1
+    assert structures.get(family) is structures.get("full") and structures.representation(family) == "full"
+    with pytest.raises(ValueError, match=r"family=.* is not a structures.Family holding 'EVE'"):
+        driver.fit_sweep(blobs, n_components=[1, 2], covariance_type="EVE", family=family)

@@ -8,6 +8,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_iris, make_blobs
 
 from bayesgmm import GaussianMixture, GaussianMixtureIC
+from bayesgmm.mixture import engine
 from bayesgmm.mixture.selection import degeneracy
 
 SETTINGS = dict(random_state=0, tol=1e-6)
@@ -170,7 +171,10 @@ def test_one_component_structures_that_are_one_model_tie_to_mclusts_first():
     # With one component VVV, EEE, VEV... are one model (so are the diagonal
     # and the spherical ones): their criteria differ by rounding only.
     X, _ = make_blobs(n_samples=300, centers=3, random_state=0)
+    programs = engine.run_em._cache_size()
     model = GaussianMixtureIC(1, 1, **SETTINGS).fit(X)
+    # The 14 structures are fitted by one EM program per representation (structures.Family).
+    assert engine.run_em._cache_size() - programs <= 4
     assert model.covariance_type_ == "EEE"
     results = model.results_
     order = [str(name) for name in results["param_covariance_type"][np.argsort(results["rank"])]]
