@@ -18,7 +18,7 @@ MODULES = {
     "bayesgmm.mixture.online": 1,
     "bayesgmm.mixture.selection": 1,
     "bayesgmm.mixture.hierarchical": 1,
-    "bayesgmm.structures": 1,
+    "bayesgmm.structures": 4,  # representation, family, families and the table's example
     "bayesgmm.datasets": 1,
     "bayesgmm.metrics": 4,
     "bayesgmm.alignment": 1,

@@ -311,7 +311,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         labels = {start: self._start_labels(starts_from, sample_weight, sizes, start, len(starts) > 1)
                   for start in starts}
         starts = [start for start in starts if labels[start] is not None]
-        families = _families(names)
+        families = structures.families(names)
         rows = []
         for name in names:
             if self.verbose:
@@ -548,24 +548,6 @@ def _scatter_scales(model: GaussianMixture, matrices: np.ndarray, eigenvalues: n
     total = np.einsum("k,kij->ij", weights, matrices) + np.einsum("k,ki,kj->ij", weights, distances, distances)
     data_scale = np.linalg.eigvalsh(total)[-1]
     return np.maximum(np.maximum(eigenvalues[:, -1], data_scale), np.sum(distances**2, axis=1))
-
-
-def _families(names) -> dict:
-    """Each structure's :class:`~bayesgmm.structures.Family`: the grid's structures of its representation.
-
-    One program then fits all of them (the M-step a traced choice), where
-    each would compile its own: the E-step, the statistics and the loop,
-    most of a program's compilation, are the representation's. None for a
-    structure alone in its representation.
-    """
-    groups = {}
-    for name in names:
-        groups.setdefault(structures.representation(name), []).append(name)
-    return {
-        name: structures.family(groups[structures.representation(name)])
-        if len(groups[structures.representation(name)]) > 1 else None
-        for name in names
-    }
 
 
 def _best_start(cell: list[dict]) -> dict:

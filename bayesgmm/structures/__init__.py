@@ -123,7 +123,8 @@ from bayesgmm.structures._sites import COMPONENT, FEATURE, FEATURE_BIS, SITE_KIN
 __all__ = [
     "ALIASES", "COMPONENT", "FEATURE", "FEATURE_BIS", "LOG_2PI", "MCLUST_NAMES", "NAMES", "SITE_KINDS",
     "STRUCTURES", "STRUCTURES_SKLEARN",
-    "CovarianceStructure", "Family", "Site", "family", "get", "n_parameters", "packed_index", "representation",
+    "CovarianceStructure", "Family", "Site", "families", "family", "get", "n_parameters", "packed_index",
+    "representation",
 ]
 
 
@@ -461,6 +462,32 @@ def family(names) -> Family:
     if len(kinds) != 1:
         raise ValueError(f"A family's structures share one representation; got {sorted(kinds)}.")
     return Family(members, kinds.pop())
+
+
+def families(names) -> dict:
+    """Each of ``names``' :class:`Family`: the structures of ``names`` that share its representation.
+
+    One program then fits all of them (the M-step a traced choice), where
+    each would compile its own: the E-step, the statistics and the loop,
+    most of a program's compilation, are the representation's.
+
+    Returns
+    -------
+    dict of str to Family or None
+        None for a structure alone in its representation among ``names``.
+
+    Examples
+    --------
+    >>> families(["VVV", "VEV", "EII"])["VEV"]
+    Family(names=('full', 'VEV'), representation='full')
+    """
+    groups = {}
+    for name in names:
+        groups.setdefault(representation(name), []).append(name)
+    return {
+        name: family(groups[representation(name)]) if len(groups[representation(name)]) > 1 else None
+        for name in names
+    }
 
 
 def representation(structure_or_name) -> str:

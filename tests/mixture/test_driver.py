@@ -180,5 +180,9 @@ def test_family_validation(blobs):
     family = structures.family(["VVV", "VEV", "full"])
     assert family.names == ("full", "VEV") and family.index("VVV") == 0 and family.index("VEV") == 1
     assert structures.get(family) is structures.get("full") and structures.representation(family) == "full"
+    grid = structures.families(["VVV", "EII", "VEV", "VII", "EEE"])
+    assert grid["VVV"] == grid["VEV"] == structures.Family(("full", "VEV"), "full")
+    assert grid["EII"] == grid["VII"] == structures.Family(("EII", "spherical"), "spherical")
+    assert grid["EEE"] is None  # alone in its representation: its own programs
     with pytest.raises(ValueError, match=r"family=.* is not a structures.Family holding 'EVE'"):
         driver.fit_sweep(blobs, n_components=[1, 2], covariance_type="EVE", family=family)
