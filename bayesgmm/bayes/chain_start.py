@@ -40,15 +40,19 @@ EM_START_RESTARTS = 3
 # NUTS fits carry their components padded to a multiple of COMPONENT_BUCKET
 # (inactive ones with weight exactly zero), so that a sweep over n_components
 # = 1..8 compiles one sampler instead of eight; compiling one costs 10-15 s on
-# 2 CPU cores. Every gradient then evaluates the padded components, which was
-# measured at about 30 ns per point and component ('full', D = 2): padding
-# applies only while n_samples * bucket * width (the structure's
-# work_per_component: D**2 for 'full', D otherwise) stays below
-# PADDING_WORK_LIMIT, where a default fit (4 chains x 1000 iterations) pays at
-# most a few seconds for it.
+# 2 CPU cores. Every gradient then evaluates the padded components, over every
+# leapfrog step of every iteration of every chain: padding applies only while
+# n_samples * bucket * width (the structure's work_per_component: D**2 for
+# 'full', D otherwise) times the chains' iterations stays within
+# PADDING_WORK_LIMIT. The limit is from benchmarks/loo_sweep.py (RESULTS.md):
+# a LOO comparison over K = 2..5 of the document's 800 points in 2-D 'full'
+# with the defaults (4 chains x 1000 iterations, 1.0e8 on this scale) took
+# 356 s padded and 265 s unpadded, the padded components costing about four
+# times the compilations they saved; at a quarter of that work they break
+# even.
 COMPONENT_BUCKET = 8
 
-PADDING_WORK_LIMIT = 1 << 15
+PADDING_WORK_LIMIT = 1 << 25
 
 
 # --------------------------------------------------------------------------
@@ -159,13 +163,13 @@ def permute_chain_start(start: ChainStart, perms, covariance_type: str) -> Chain
 
 
 def component_bucket(n_components: int, n_samples: int, n_features: int,
-                     covariance_type: str) -> int:
+                     covariance_type: str, n_iterations: int) -> int:
     """The size of the component axis a NUTS fit of ``n_components`` carries.
 
     ``n_components`` rounded up to a multiple of :data:`COMPONENT_BUCKET`
-    while the padded likelihood work per gradient, ``n_samples * bucket *
-    width`` (``width``: the structure's ``work_per_component``, D**2 for
-    'full', D otherwise), stays within
+    while the padded likelihood work of the run, ``n_samples * bucket *
+    width * n_iterations`` (``width``: the structure's
+    ``work_per_component``, D**2 for 'full', D otherwise), stays within
     :data:`PADDING_WORK_LIMIT`; beyond it the padded components would cost
     more sampling time than the compilation they save, and ``n_components``
     is kept. Every ``n_components`` of one bucket shares one compiled sampler.
@@ -176,6 +180,9 @@ def component_bucket(n_components: int, n_samples: int, n_features: int,
     n_samples, n_features : int
         The training data's shape.
     covariance_type : str
+    n_iterations : int
+        Iterations of all chains together, ``num_chains * (num_warmup +
+        num_samples)``.
 
     Returns
     -------
@@ -183,7 +190,7 @@ def component_bucket(n_components: int, n_samples: int, n_features: int,
     """
     padded = -(-int(n_components) // COMPONENT_BUCKET) * COMPONENT_BUCKET
     width = structures.get(covariance_type).work_per_component(n_features)
-    if n_samples * padded * width > PADDING_WORK_LIMIT:
+    if n_samples * padded * width * max(int(n_iterations), 1) > PADDING_WORK_LIMIT:
         return int(n_components)
     return padded
 

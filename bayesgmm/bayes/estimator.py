@@ -82,12 +82,14 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         by the sampler (the posterior and the sampler's dynamics are those of
         K components; all results have K components), so that fits of one
         covariance type with K = 1..8 reuse one compiled sampler: a sweep
-        over K compiles once. Larger fits (``n_samples * 8 * D**2`` above
-        2**15 for 'full', ``n_samples * 8 * D`` for the others: about 1000
-        points in 2-D 'full'; see :func:`bayesgmm.bayes.chain_start.component_bucket`)
-        keep K exactly, as sampling the padding would cost more than a
-        compilation. Likewise the rows: NUTS fits of up to 4096 points carry
-        them padded to a bucket (:func:`bayesgmm.bayes.nuts.row_bucket`: at
+        over K compiles once. Longer runs (``n_samples * 8 * D**2`` for
+        'full', ``n_samples * 8 * D`` for the others, times ``num_chains *
+        (num_warmup + num_samples)``, above 2**25: with the defaults, about
+        260 points in 2-D 'full'; see
+        :func:`bayesgmm.bayes.chain_start.component_bucket`) keep K exactly,
+        as sampling the padding would cost more than a compilation.
+        Likewise the rows: NUTS fits of up to 4096 points carry them
+        padded to a bucket (:func:`bayesgmm.bayes.nuts.row_bucket`: at
         least 64 rows, then steps of at most 12.5 %) with weight exactly
         zero, so that refits on other ``n_samples`` of the bucket reuse the
         compiled sampler; everything reported is about the real rows.

@@ -186,8 +186,10 @@ def _sample(estimator, X, weights, prior, em_params, chain_method, seed):
     """
     covariance_type = estimator._structure_name()
     n_components = int(estimator.n_components)
-    n_padded = chain_start.component_bucket(n_components, X.shape[0], X.shape[1],
-                                            covariance_type)
+    n_padded = chain_start.component_bucket(
+        n_components, X.shape[0], X.shape[1], covariance_type,
+        int(estimator.num_chains) * (int(estimator.num_warmup) + int(estimator.num_samples)),
+    )
     total_weight = X.shape[0] if weights is None else float(weights.sum())
     start = reference = None
     if em_params is not None:

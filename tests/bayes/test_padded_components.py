@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from bayesgmm.mixture.parameters import precision_scope
 from numpyro import handlers
 from numpyro.distributions.transforms import StickBreakingTransform
 from numpyro.infer.util import potential_energy, unconstrain_fn
@@ -31,6 +30,7 @@ from bayesgmm.bayes.model import (
     padded_sticks,
 )
 from bayesgmm.datasets import make_mixture
+from bayesgmm.mixture.parameters import precision_scope
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -195,11 +195,15 @@ def test_padded_potential_is_the_unpadded_one(data, covariance_type, n_active, n
 
 
 def test_component_bucket_pads_small_fits_only():
-    assert [chain_start.component_bucket(k, 400, 2, "full") for k in (1, 2, 5, 8, 9)] == [
+    short = 2 * (100 + 100)  # iterations of all chains
+    assert [chain_start.component_bucket(k, 400, 2, "full", short) for k in (1, 2, 5, 8, 9)] == [
         8, 8, 8, 8, 16]
     # Past PADDING_WORK_LIMIT the padded work would outweigh a compilation.
-    assert chain_start.component_bucket(3, 100_000, 2, "diag") == 3
-    assert chain_start.component_bucket(3, 1000, 10, "full") == 3
+    assert chain_start.component_bucket(3, 100_000, 2, "diag", short) == 3
+    assert chain_start.component_bucket(3, 1000, 10, "full", short) == 3
+    # The document's 800 points with the defaults (4 x (500 + 500)): measured slower padded.
+    assert chain_start.component_bucket(3, 800, 2, "full", 4 * 1000) == 3
+    assert chain_start.component_bucket(3, 200, 2, "full", 4 * 1000) == 8
 
 
 # --------------------------------------------------------------------------- sampling
