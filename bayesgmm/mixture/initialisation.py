@@ -79,7 +79,9 @@ def kmeans_labels(X: np.ndarray, sample_weight, n_components: int, random_state)
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float32 or float64
+    X : ndarray of shape (n_samples, n_features)
+        Finite, at least ``n_components`` rows (the estimators check both);
+        float32 stays float32, any other dtype becomes float64, as in ``KMeans``.
     sample_weight : ndarray of shape (n_samples,) or None
     n_components : int
     random_state : numpy.random.RandomState
@@ -98,7 +100,8 @@ def kmeans_labels(X: np.ndarray, sample_weight, n_components: int, random_state)
             kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
             return kmeans.fit(X, sample_weight=sample_weight).labels_.astype(np.int32)
     kmeans_plusplus, single_lloyd, tolerance, effective_threads, row_norms = kernels
-    X = np.array(X, order="C")  # a copy: centred below, as KMeans centres its copy
+    # A copy (centred below, as KMeans centres its copy), in KMeans's dtypes.
+    X = np.array(X, dtype=X.dtype if X.dtype in (np.float32, np.float64) else np.float64, order="C")
     weights = (
         np.ones(X.shape[0], dtype=X.dtype) if sample_weight is None else np.asarray(sample_weight, X.dtype)
     )

@@ -69,3 +69,10 @@ def test_without_scikit_learns_kernels_kmeans_itself_runs(monkeypatch):
     monkeypatch.setattr(initialisation, "_sklearn_lloyd", lambda: None)
     slow = initialisation.kmeans_labels(X, None, 4, np.random.RandomState(7))
     np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float16])
+def test_kmeans_labels_take_other_dtypes_as_kmeans(dtype):
+    X = np.random.default_rng(2).integers(0, 10, size=(200, 2)).astype(dtype)
+    expected = KMeans(3, n_init=1, random_state=0).fit(X).labels_
+    np.testing.assert_array_equal(initialisation.kmeans_labels(X, None, 3, np.random.RandomState(0)), expected)
