@@ -38,7 +38,7 @@ CPU_COMPILER_OPTIONS = {
     },
 }
 
-# A program that runs once per fit (the initial M-step, a prediction) and
+# A program that runs once per fit (the initial M-step) and
 # whose one pass is at most this many multiply-adds is compiled without
 # LLVM's optimisations on the CPU: that halves its compilation (0.5-0.7 s
 # for a batch of 'full' candidates) and costs at most some tens of
